@@ -1,0 +1,70 @@
+"""Progress reporting: a bar on a terminal, JSON lines for the add-on, or nothing.
+
+JSON mode prints one object per line on stdout: ``{"stage": ..., "done": ..., "total": ...}`` and a
+final ``{"stage": "done", ...}``. Human-readable logs go to stderr in every mode.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Callable, Optional, TextIO
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class Progress:
+    """Callable ``progress(stage, done, total)``; rate-limited so hot loops can call it freely."""
+
+    def __init__(self, mode: str = "bar", stream: Optional[TextIO] = None, min_interval: float = 0.1):
+        if mode not in ("bar", "json", "none"):
+            raise ValueError(f"unknown progress mode {mode!r}")
+        if mode == "bar" and not (stream or sys.stderr).isatty():
+            mode = "none"
+        self.mode = mode
+        self.stream = stream or (sys.stdout if mode == "json" else sys.stderr)
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._stage = None
+        self._t0 = time.monotonic()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        new_stage = stage != self._stage
+        final = done >= total
+        if not (new_stage or final or now - self._last >= self.min_interval):
+            return
+        if new_stage:
+            if self.mode == "bar" and self._stage is not None:
+                self.stream.write("\n")
+            self._stage = stage
+            self._t0 = now
+        self._last = now
+        if self.mode == "json":
+            self.stream.write(json.dumps({"stage": stage, "done": int(done), "total": int(total)}) + "\n")
+            self.stream.flush()
+        elif self.mode == "bar":
+            frac = 0.0 if total <= 0 else min(1.0, done / total)
+            width = 30
+            fill = int(round(frac * width))
+            rate = done / max(1e-6, now - self._t0)
+            self.stream.write(
+                f"\r{stage:<12} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} ({rate:.1f}/s)"
+            )
+            self.stream.flush()
+
+    def message(self, **fields) -> None:
+        """A free-form JSON event (JSON mode only), e.g. the final summary."""
+        if self.mode == "json":
+            self.stream.write(json.dumps(fields) + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.mode == "bar" and self._stage is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._stage = None
+
+
+def null_progress(stage: str, done: int, total: int) -> None:
+    return None

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates .venv (or reuses it) and installs the engine with its test extras.
+# The CPU build of torch goes in first, so that no CUDA packages are pulled in.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
+  "$VPY" -m pip install -q --upgrade pip
+  "$VPY" -m pip install -q "torch==2.13.0"
+fi
+"$VPY" -m pip install -q -e ".[body,test]"
+"$VPY" weights/fetch_mediapipe_models.py --check
