@@ -1,0 +1,145 @@
+"""The result file: the contract between the engine and the Blender add-on (schema version 1).
+
+See docs/RESULT_FORMAT.md for the field-by-field description. One ``.npz`` that loads with
+``allow_pickle=False``; metadata is a JSON string under ``meta_json``. Written atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .errors import UserError
+from .fileio import atomic_path
+
+SCHEMA_VERSION = 1
+N_SMPL_JOINTS = 24
+SMPL_JOINT_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
+    "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand",
+)
+SMPL_PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21])
+
+
+class ResultFormatError(UserError):
+    """A result file is missing fields, has wrong shapes, or is of another schema version."""
+
+
+@dataclass(frozen=True)
+class PersonResult:
+    """One person's motion, rig and mesh. T frames, B bones, V vertices, S shape values."""
+
+    track_id: int
+    frames: np.ndarray  # (T,) int frame indices into the video
+    global_orient: np.ndarray  # (T, 3) axis-angle; body canonical -> world
+    body_pose: np.ndarray  # (T, 23, 3) axis-angle, SMPL local joint rotations
+    transl: np.ndarray  # (T, 3) metres, world (smplx convention: added after rotation about the pelvis)
+    shape: np.ndarray  # (S,) Anny phenotype or SMPL betas
+    joints: np.ndarray  # (T, 24, 3) world joint positions, metres
+    bone_names: tuple[str, ...]  # (B,) the first 24 are SMPL_JOINT_NAMES-compatible where the model has them
+    bone_parents: np.ndarray  # (B,) int, -1 for the root
+    bone_heads: np.ndarray  # (B, 3) rest, world
+    bone_tails: np.ndarray  # (B, 3) rest, world
+    bone_matrices: np.ndarray  # (B, 3, 3) rest orientation (columns x, y, z), world
+    bone_rotations: np.ndarray  # (T, B, 4) pose-bone quaternions (w, x, y, z) in each bone's rest frame
+    root_location: np.ndarray  # (T, 3) pose-bone location of bone 0, in its rest frame
+    rest_vertices: np.ndarray  # (V, 3) rest mesh, world
+    skin_indices: np.ndarray  # (V, 4) int bone indices
+    skin_weights: np.ndarray  # (V, 4) float, rows sum to 1
+    extras: dict = field(default_factory=dict)  # optional per-person arrays, e.g. contacts (T, 2) bool
+
+    def validate(self) -> None:
+        T = len(self.frames)
+        B = len(self.bone_names)
+        V = len(self.rest_vertices)
+        expect = {
+            "global_orient": (T, 3), "body_pose": (T, 23, 3), "transl": (T, 3), "joints": (T, N_SMPL_JOINTS, 3),
+            "bone_parents": (B,), "bone_heads": (B, 3), "bone_tails": (B, 3), "bone_matrices": (B, 3, 3),
+            "bone_rotations": (T, B, 4), "root_location": (T, 3), "skin_indices": (V, 4), "skin_weights": (V, 4),
+        }
+        for name, shape in expect.items():
+            got = tuple(np.shape(getattr(self, name)))
+            if got != shape:
+                raise ResultFormatError(f"person {self.track_id}: {name} has shape {got}, expected {shape}")
+        if T == 0:
+            raise ResultFormatError(f"person {self.track_id}: no frames")
+        if np.any(np.diff(self.frames) <= 0):
+            raise ResultFormatError(f"person {self.track_id}: frame indices must increase")
+        if self.shape.ndim != 1:
+            raise ResultFormatError(f"person {self.track_id}: shape must be 1-D")
+
+
+@dataclass(frozen=True)
+class Result:
+    meta: dict
+    people: tuple[PersonResult, ...]
+    faces: np.ndarray  # (F, 3) int, shared mesh topology
+
+
+_ARRAY_FIELDS = [f.name for f in fields(PersonResult) if f.name not in ("track_id", "bone_names", "extras")]
+_FLOAT_FIELDS = {"global_orient", "body_pose", "transl", "shape", "joints", "bone_heads", "bone_tails",
+                 "bone_matrices", "bone_rotations", "root_location", "rest_vertices", "skin_weights"}
+
+
+def write_result(path: str | os.PathLike, result: Result) -> None:
+    """Validate and write atomically: a crash or cancel never leaves a partial file or harms an old one."""
+    meta = dict(result.meta)
+    meta["schema_version"] = SCHEMA_VERSION
+    given = list(meta.get("people") or [])
+    meta["people"] = []
+    for i, p in enumerate(result.people):
+        entry = dict(given[i]) if i < len(given) else {}
+        entry.update(index=i, track_id=int(p.track_id), n_frames=int(len(p.frames)),
+                     first_frame=int(p.frames[0]), last_frame=int(p.frames[-1]))
+        entry.setdefault("name", f"Person {int(p.track_id)}")
+        meta["people"].append(entry)
+    arrays: dict[str, np.ndarray] = {"meta_json": np.array(json.dumps(meta)), "faces": np.asarray(result.faces, np.int32)}
+    for i, p in enumerate(result.people):
+        p.validate()
+        for name in _ARRAY_FIELDS:
+            a = np.asarray(getattr(p, name))
+            if name in _FLOAT_FIELDS:
+                a = a.astype(np.float32)
+            elif name in ("frames", "bone_parents", "skin_indices"):
+                a = a.astype(np.int32)
+            arrays[f"p{i}_{name}"] = a
+        arrays[f"p{i}_bone_names"] = np.array(p.bone_names, dtype=np.str_)
+        for k, v in p.extras.items():
+            arrays[f"p{i}_x_{k}"] = np.asarray(v)
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def read_result(path: str | os.PathLike) -> Result:
+    """Load and validate a result file (never unpickles)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ResultFormatError(f"result file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise ResultFormatError(f"not a Doppel result file ({exc}): {path}") from None
+    if "meta_json" not in data:
+        raise ResultFormatError(f"not a Doppel result file (no meta_json): {path}")
+    meta = json.loads(str(data["meta_json"]))
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultFormatError(f"result schema version {version} is not supported (expected {SCHEMA_VERSION}): {path}")
+    people = []
+    for i, pm in enumerate(meta.get("people", [])):
+        try:
+            kw = {name: data[f"p{i}_{name}"] for name in _ARRAY_FIELDS}
+            names = tuple(str(s) for s in data[f"p{i}_bone_names"])
+        except KeyError as exc:
+            raise ResultFormatError(f"result file lacks {exc.args[0]}: {path}") from None
+        extras = {k[len(f"p{i}_x_"):]: v for k, v in data.items() if k.startswith(f"p{i}_x_")}
+        p = PersonResult(track_id=int(pm["track_id"]), bone_names=names, extras=extras, **kw)
+        p.validate()
+        people.append(p)
+    return Result(meta=meta, people=tuple(people), faces=data["faces"])

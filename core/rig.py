@@ -1,0 +1,166 @@
+"""Armature maths shared by the result writer, the exporters and the tests.
+
+A rig is a tree of bones in Blender's world (Z up, metres) at rest: heads, tails and full rest
+orientations ``bone_matrices`` (columns = the bone's x, y, z axes in armature space; y points from
+head to tail, as in Blender). Posing follows Blender's pose-bone convention exactly:
+
+    posed_b = posed_parent @ (rest_parent^-1 @ rest_b) @ basis_b
+
+where ``basis_b`` is the bone's ``rotation_quaternion`` (and, for the root, ``location``), expressed in
+the bone's own rest frame. The engine computes these bases so that the add-on only writes numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .convert import quat_continuity, quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
+
+
+@dataclass(frozen=True)
+class Rig:
+    names: tuple[str, ...]
+    parents: np.ndarray  # (B,) int, -1 for the root; parents come before children
+    heads: np.ndarray  # (B, 3) rest heads, world
+    tails: np.ndarray  # (B, 3) rest tails, world
+    matrices: np.ndarray  # (B, 3, 3) rest orientations, world
+
+    def __post_init__(self):
+        B = len(self.names)
+        assert self.parents.shape == (B,) and self.heads.shape == (B, 3) and self.tails.shape == (B, 3)
+        assert self.matrices.shape == (B, 3, 3)
+        assert self.parents[0] == -1 and all(self.parents[b] < b for b in range(1, B)), "bones must be topologically sorted"
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+
+def bone_matrices_from_heads_tails(heads: np.ndarray, tails: np.ndarray, forward: np.ndarray | None = None) -> np.ndarray:
+    """Rest orientations ``(B, 3, 3)`` with y along head->tail and z as close as possible to ``forward``.
+
+    ``forward`` defaults to world -Y (the way a Blender character faces); where a bone points nearly
+    along it (feet), world +Z is used instead, so the frame is always well defined.
+    """
+    heads = np.asarray(heads, dtype=np.float64)
+    tails = np.asarray(tails, dtype=np.float64)
+    fwd = np.array([0.0, -1.0, 0.0]) if forward is None else np.asarray(forward, dtype=np.float64)
+    y = tails - heads
+    y = y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)
+    ref = np.broadcast_to(fwd, y.shape).copy()
+    near = np.abs(np.sum(y * ref, axis=-1)) > 0.9
+    ref[near] = np.array([0.0, 0.0, 1.0])
+    x = np.cross(y, ref)
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    z = np.cross(x, y)
+    return np.stack([x, y, z], axis=-1)
+
+
+def blender_pose_from_world_rotations(
+    rig: Rig, world_delta: np.ndarray, root_head_world: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pose-bone quaternions and root location from per-bone world rotations relative to rest.
+
+    Args:
+        world_delta: ``(T, B, 3, 3)`` rotation W_b taking bone b's rest orientation to its posed one,
+            in world axes (posed_b = W_b @ rest_b).
+        root_head_world: ``(T, 3)`` posed world position of the root bone's head.
+    Returns:
+        quats ``(T, B, 4)`` (w, x, y, z), sign-continuous over time; root_location ``(T, 3)`` in the
+        root bone's rest frame (Blender's pose-bone ``location``).
+    """
+    W = np.asarray(world_delta, dtype=np.float64)
+    R = rig.matrices
+    parents = rig.parents
+    W_parent = np.where((parents >= 0)[None, :, None, None], W[:, np.maximum(parents, 0)], np.eye(3))
+    # basis_b = R_b^T W_p^T W_b R_b
+    local = np.swapaxes(W_parent, -1, -2) @ W
+    basis = np.swapaxes(R, -1, -2)[None] @ local @ R[None]
+    quats = quat_continuity(rotmat_to_quat_wxyz(basis), axis=0)
+    root_loc = (np.asarray(root_head_world, dtype=np.float64) - rig.heads[0]) @ R[0]
+    return quats, root_loc
+
+
+def posed_bone_frames(rig: Rig, quats: np.ndarray, root_location: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blender-equivalent forward kinematics: posed heads ``(T, B, 3)`` and orientations ``(T, B, 3, 3)``."""
+    quats = np.asarray(quats, dtype=np.float64)
+    T, B = quats.shape[:2]
+    basis = quat_wxyz_to_rotmat(quats)
+    heads = np.empty((T, B, 3))
+    orients = np.empty((T, B, 3, 3))
+    for b in range(B):
+        p = rig.parents[b]
+        if p < 0:
+            orients[:, b] = rig.matrices[b] @ basis[:, b]
+            heads[:, b] = rig.heads[b] + root_location @ rig.matrices[b].T
+        else:
+            rel = rig.matrices[p].T @ rig.matrices[b]
+            orients[:, b] = orients[:, p] @ rel @ basis[:, b]
+            offset = rig.matrices[p].T @ (rig.heads[b] - rig.heads[p])  # in the parent's rest frame
+            heads[:, b] = heads[:, p] + np.einsum("tij,j->ti", orients[:, p], offset)
+    return heads, orients
+
+
+def smpl_global_rotations(global_orient: np.ndarray, body_pose: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """SMPL forward kinematics of rotations: ``G (T, J, 3, 3)``, body canonical -> world.
+
+    ``global_orient (T, 3)`` and ``body_pose (T, J-1, 3)`` are axis-angle; joint j's global rotation is
+    ``G_parent @ R(theta_j)``.
+    """
+    from .convert import rotvec_to_rotmat
+
+    local = rotvec_to_rotmat(np.concatenate([np.asarray(global_orient)[:, None], np.asarray(body_pose)], axis=1))
+    G = np.empty_like(local)
+    for j, p in enumerate(parents):
+        G[:, j] = local[:, j] if p < 0 else G[:, p] @ local[:, j]
+    return G
+
+
+def smpl_joints_world(G: np.ndarray, joints_rest: np.ndarray, transl: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """World joint positions ``(T, J, 3)`` under the smplx convention (pelvis = rest pelvis + transl)."""
+    T, J = G.shape[:2]
+    out = np.empty((T, J, 3))
+    for j, p in enumerate(parents):
+        if p < 0:
+            out[:, j] = joints_rest[j] + transl
+        else:
+            out[:, j] = out[:, p] + G[:, p] @ (joints_rest[j] - joints_rest[p])
+    return out
+
+
+def rig_from_joints(names, parents: np.ndarray, joints_rest_canon: np.ndarray, leaf_tails: dict | None = None) -> Rig:
+    """A Blender rig from rest joints in the body canonical frame (rotated to Z up, facing -Y).
+
+    A bone's tail is its child's head; where a bone has several children the one nearest the body's
+    midline is used (pelvis -> spine, upper chest -> neck). Leaf bones point along their parent bone,
+    half its length, unless ``leaf_tails`` gives a world-frame offset (e.g. head: up, feet: forward).
+    """
+    from .convert import R_BLENDER_FROM_CANON
+
+    parents = np.asarray(parents)
+    heads = np.asarray(joints_rest_canon, dtype=np.float64) @ R_BLENDER_FROM_CANON.T
+    tails = np.empty_like(heads)
+    leaf_tails = leaf_tails or {}
+    for b in range(len(parents)):
+        kids = np.flatnonzero(parents == b)
+        if names[b] in leaf_tails:
+            tails[b] = heads[b] + np.asarray(leaf_tails[names[b]], dtype=np.float64)
+        elif len(kids):
+            lateral = np.abs(heads[kids, 0] - heads[b, 0])
+            tails[b] = heads[kids[np.argmin(lateral)]]
+        else:
+            p = parents[b]
+            d = heads[b] - heads[p] if p >= 0 else np.array([0.0, 0.0, 0.1])
+            tails[b] = heads[b] + 0.5 * d
+    return Rig(names=tuple(names), parents=parents.astype(np.int64), heads=heads, tails=tails,
+               matrices=bone_matrices_from_heads_tails(heads, tails))
+
+
+def smpl_blender_pose(rig: Rig, G: np.ndarray, pelvis_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pose-bone quaternions ``(T, J, 4)`` and root location ``(T, 3)`` from SMPL global rotations.
+
+    The rig's rest is the canonical rest turned Z up, so bone b's world delta is ``G_b @ C^T``.
+    """
+    from .convert import R_BLENDER_FROM_CANON
+
+    return blender_pose_from_world_rotations(rig, G @ R_BLENDER_FROM_CANON.T, pelvis_world)
