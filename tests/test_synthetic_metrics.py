@@ -1,0 +1,96 @@
+"""Benchmark metrics on hand-made arrays with known answers."""
+import numpy as np
+
+from benchmarks.synthetic.evaluate import (
+    accel_error, evaluate, foot_skate, match_people, mpjpe, pa_mpjpe, pck_2d, project, w_mpjpe,
+)
+from core.convert import rotvec_to_rotmat
+
+
+def _skeleton(T=5, J=24, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 0.3, (T, J, 3)) + np.array([0, 0, 4.0])
+
+
+def test_mpjpe_known_offsets():
+    gt = _skeleton()
+    # A constant shift is removed by root alignment...
+    assert mpjpe(gt + [0.5, -0.2, 0.1], gt) < 1e-9
+    # ...a 3 cm offset on every non-root joint is not: (J-1)/J of the joints are 30 mm off.
+    off = gt.copy()
+    off[:, 1:] += [0.0, 0.03, 0.0]
+    np.testing.assert_allclose(mpjpe(off, gt), 30.0 * 23 / 24, rtol=1e-9)
+    np.testing.assert_allclose(mpjpe(gt + [0, 0, 0.01], gt, root=None), 10.0, rtol=1e-9)
+
+
+def test_pa_mpjpe_removes_a_known_similarity():
+    gt = _skeleton()
+    R = rotvec_to_rotmat(np.array([0.3, -1.1, 0.4]))
+    pred = 1.3 * gt @ R.T + [1.0, 2.0, -3.0]
+    assert pa_mpjpe(pred, gt) < 1e-6
+    assert mpjpe(pred, gt) > 50  # the rotation and scale are still there without Procrustes
+    noisy = gt.copy()
+    noisy[:, 3] += [0.0, 0.0, 0.024]
+    assert 0.5 < pa_mpjpe(noisy, gt) < 3.0  # one joint 24 mm off: about 1 mm per joint on average
+
+
+def test_world_mpjpe_aligns_only_the_first_frame():
+    gt = _skeleton()
+    R = rotvec_to_rotmat(np.array([0.0, 0.0, 0.7]))
+    assert w_mpjpe(gt @ R.T + [3, 1, 0], gt) < 1e-6  # one rigid transform explains it all
+    drift = gt.copy()
+    drift += np.arange(5)[:, None, None] * np.array([0.01, 0, 0])  # 10 mm more per frame
+    np.testing.assert_allclose(w_mpjpe(drift, gt), np.mean([0, 10, 20, 30, 40]), atol=1e-6)
+
+
+def test_accel_error_constant_acceleration():
+    T = 10
+    t = np.arange(T, dtype=float)
+    gt = np.zeros((T, 24, 3))
+    pred = gt.copy()
+    pred[..., 0] = 0.5 * 0.004 * t[:, None] ** 2  # constant 4 mm/frame^2 on x
+    np.testing.assert_allclose(accel_error(pred, gt), 4.0, rtol=1e-9)
+    pred[..., 1] = 0.02 * t[:, None]  # constant velocity adds no acceleration
+    np.testing.assert_allclose(accel_error(pred, gt), 4.0, rtol=1e-9)
+
+
+def test_foot_skate_only_counts_contact_frames():
+    T = 6
+    world = np.zeros((T, 24, 3))
+    world[:, 7, 0] = 0.005 * np.arange(T)  # left ankle slides 5 mm/frame along x
+    world[:, 10, 0] = 0.005 * np.arange(T)
+    world[:, 7, 2] = 0.1 * np.arange(T)  # vertical motion does not count
+    contacts = np.zeros((T, 2), bool)
+    contacts[:, 0] = True
+    np.testing.assert_allclose(foot_skate(world, contacts), 5.0, rtol=1e-9)
+    contacts[:, 0] = False
+    contacts[:, 1] = True  # only the (still) right foot is down
+    np.testing.assert_allclose(foot_skate(world, contacts), 0.0, atol=1e-12)
+
+
+def test_pck_and_projection():
+    K = np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
+    np.testing.assert_allclose(project(np.array([[0.2, -0.1, 2.0]]), K), [[60.0, 35.0]])
+    gt = np.zeros((1, 4, 2))
+    gt[0] = [[0, 0], [30, 0], [0, 40], [30, 40]]  # diagonal 50 px -> threshold 2.5 px
+    pred = gt.copy()
+    pred[0, 0] += [2.0, 0]
+    pred[0, 1] += [3.0, 0]
+    assert pck_2d(pred, gt) == 0.75
+
+
+def test_people_matched_by_overlap():
+    gt_a = _skeleton(seed=1)
+    gt_b = _skeleton(seed=2) + [2.0, 0, 0]
+    K = np.array([[500.0, 0, 320], [0, 500.0, 180], [0, 0, 1]])
+
+    def person(j):
+        return {"frames": np.arange(5), "joints_cam": j, "joints_world": j, "joints_2d": project(j, K),
+                "contacts": np.zeros((5, 2), bool)}
+
+    gt = [person(gt_a), person(gt_b)]
+    pred = [person(gt_b + 0.01), person(gt_a)]
+    assert sorted(match_people(pred, gt)) == [(0, 1), (1, 0)]
+    rep = evaluate(pred, gt)
+    assert rep["overall"]["people_matched"] == 2 and rep["overall"]["pck"] == 1.0
+    assert rep["overall"]["mpjpe"] < 1e-6
