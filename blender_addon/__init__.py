@@ -1,0 +1,23 @@
+"""Doppel: multi-person motion capture from video, in Blender.
+
+A Blender 4.2+ extension (see blender_manifest.toml). The engine runs as a separate process
+(``python -m core capture ...``); this package imports only bpy, numpy and the standard library.
+"""
+import bpy
+
+from . import ops, prefs, ui
+
+_register, _unregister = bpy.utils.register_classes_factory(prefs.classes + ops.classes + ui.classes)
+
+
+def register():
+    _register()
+    bpy.types.Scene.doppel = bpy.props.PointerProperty(type=ui.DoppelSettings)
+    if not bpy.app.background:
+        bpy.app.timers.register(lambda: prefs.refresh_engine_status(), first_interval=0.5)
+
+
+def unregister():
+    ops.cancel_running()
+    del bpy.types.Scene.doppel
+    _unregister()

@@ -1,0 +1,253 @@
+"""Operators: capture (modal, engine subprocess), cancel, import a result, per-person select/show/hide."""
+from __future__ import annotations
+
+import os
+
+import bpy
+from bpy.props import BoolProperty, StringProperty
+
+from . import engine, prefs, scene_build
+from .result_file import ResultFileError
+
+
+class CaptureSession:
+    """One capture: builds the engine command from the scene settings, runs it, imports on success.
+
+    Used by the modal operator (timer ticks call ``update``) and by ``execute`` (a blocking loop for
+    scripts and background mode). Nothing in the scene changes unless the engine succeeds.
+    """
+
+    def __init__(self, context, settings=None, addon_prefs=None):
+        self.scene = context.scene
+        s = settings if settings is not None else context.scene.doppel
+        p = addon_prefs if addon_prefs is not None else prefs.get_prefs(context)
+        self.video = os.path.abspath(bpy.path.abspath(s.video_path)) if s.video_path else ""
+        if not self.video:
+            raise ValueError("Choose a video file first")
+        if not os.path.isfile(self.video):
+            raise ValueError(f"Video not found: {self.video}")
+        out_dir = bpy.path.abspath(s.output_dir) if s.output_dir else prefs.user_dir("results")
+        os.makedirs(out_dir, exist_ok=True)
+        stem = os.path.splitext(os.path.basename(self.video))[0]
+        self.result_path = os.path.join(out_dir, f"{stem}.npz")
+        python, source = prefs.engine_python(p), prefs.engine_source(p)
+        if not python:
+            raise ValueError("The engine is not set up: open the Doppel add-on preferences and use Set Up Engine "
+                             "or choose the engine's Python")
+        args = engine.capture_args(
+            self.video, self.result_path, max_people=s.max_people, body=s.body_model,
+            start=s.frame_start if s.use_frame_range else None, end=s.frame_end if s.use_frame_range else None,
+            smoothing=s.smoothing)
+        self.job = engine.EngineJob(python, args, source_dir=source or None)
+        self.imported: dict | None = None
+        self.state = engine.RUNNING
+        self.message = ""
+
+    def start(self) -> "CaptureSession":
+        self.job.start()
+        return self
+
+    def update(self, context) -> str:
+        """Poll the engine (never blocks); on success import the result on this (the main) thread."""
+        if self.state != engine.RUNNING:
+            return self.state
+        st = self.job.poll()
+        if st == engine.RUNNING:
+            return st
+        if st == engine.SUCCEEDED:
+            try:
+                self.imported = scene_build.build_from_result(context, self.result_path, video_path=self.video)
+            except (ResultFileError, OSError) as exc:
+                self.state, self.message = engine.FAILED, f"Could not import the engine's result: {exc}"
+                return self.state
+            n = len(self.imported["armatures"])
+            self.state, self.message = st, f"Captured {n} {'person' if n == 1 else 'people'} from {os.path.basename(self.video)}"
+        else:
+            self.state, self.message = st, self.job.message
+        return self.state
+
+    def cancel(self) -> None:
+        self.job.cancel()
+        self.state, self.message = engine.CANCELLED, self.job.message
+
+    @property
+    def status_text(self) -> str:
+        j = self.job
+        return f"{j.stage} {j.done}/{j.total}" if j.total else j.stage
+
+
+SESSION: CaptureSession | None = None  # the running capture, if any (one at a time)
+
+
+def _set_status(context, text: str) -> None:
+    context.scene.doppel.status = text
+
+
+def _redraw(context) -> None:
+    wm = context.window_manager
+    for window in wm.windows if wm else ():
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "PROPERTIES"):
+                area.tag_redraw()
+
+
+class DOPPEL_OT_capture(bpy.types.Operator):
+    bl_idname = "doppel.capture"
+    bl_label = "Capture from Video"
+    bl_description = "Run the Doppel engine on the video and import one rigged, animated body per person"
+
+    _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        return SESSION is None or SESSION.state != engine.RUNNING
+
+    def _begin(self, context):
+        global SESSION
+        try:
+            SESSION = CaptureSession(context).start()
+        except (ValueError, OSError) as exc:
+            SESSION = None
+            self.report({"ERROR"}, str(exc))
+            _set_status(context, str(exc))
+            return False
+        _set_status(context, "Capture running…")
+        return True
+
+    def _end(self, context):
+        s = SESSION
+        _set_status(context, s.message)
+        self.report({"INFO"} if s.state == engine.SUCCEEDED else ({"WARNING"} if s.state == engine.CANCELLED else {"ERROR"}),
+                    s.message)
+        return {"FINISHED"} if s.state == engine.SUCCEEDED else {"CANCELLED"}
+
+    def execute(self, context):  # scripts and background mode: block until done
+        if not self._begin(context):
+            return {"CANCELLED"}
+        import time
+        while SESSION.update(context) == engine.RUNNING:
+            time.sleep(0.05)
+        return self._end(context)
+
+    def invoke(self, context, event):
+        if context.window is None:
+            return self.execute(context)
+        if not self._begin(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and SESSION.state == engine.RUNNING:
+            SESSION.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        state = SESSION.update(context)
+        _redraw(context)
+        if state == engine.RUNNING:
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        self._timer = None
+        return self._end(context)
+
+
+class DOPPEL_OT_cancel(bpy.types.Operator):
+    bl_idname = "doppel.cancel"
+    bl_label = "Cancel"
+    bl_description = "Stop the running capture (the scene is left as it was)"
+
+    @classmethod
+    def poll(cls, context):
+        return SESSION is not None and SESSION.state == engine.RUNNING
+
+    def execute(self, context):
+        SESSION.cancel()
+        _set_status(context, SESSION.message)
+        return {"FINISHED"}
+
+
+class DOPPEL_OT_import_result(bpy.types.Operator):
+    bl_idname = "doppel.import_result"
+    bl_label = "Import Result"
+    bl_description = "Load a Doppel result file (.npz): camera, and a rigged, animated body per person"
+
+    filepath: StringProperty(subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        try:
+            summary = scene_build.build_from_result(context, bpy.path.abspath(self.filepath))
+        except ResultFileError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        n = len(summary["armatures"])
+        msg = f"Imported {n} {'person' if n == 1 else 'people'} from {os.path.basename(self.filepath)}"
+        _set_status(context, msg)
+        self.report({"INFO"}, msg)
+        return {"FINISHED"}
+
+
+def _person_objects(name: str):
+    arm = bpy.data.objects.get(name)
+    if arm is None:
+        return None, []
+    return arm, [arm, *[c for c in arm.children if scene_build.TAG_VIDEO in c]]
+
+
+class DOPPEL_OT_person_select(bpy.types.Operator):
+    bl_idname = "doppel.person_select"
+    bl_label = "Select Person"
+    bl_description = "Select this person's armature and body and make the armature active"
+    bl_options = {"REGISTER", "UNDO"}
+
+    name: StringProperty()
+
+    def execute(self, context):
+        arm, objs = _person_objects(self.name)
+        if arm is None:
+            self.report({"ERROR"}, f"No object named {self.name}")
+            return {"CANCELLED"}
+        for o in context.view_layer.objects:
+            o.select_set(False)
+        for o in objs:
+            o.hide_set(False)
+            o.select_set(True)
+        context.view_layer.objects.active = arm
+        return {"FINISHED"}
+
+
+class DOPPEL_OT_person_visibility(bpy.types.Operator):
+    bl_idname = "doppel.person_visibility"
+    bl_label = "Show/Hide Person"
+    bl_description = "Show or hide this person's armature and body"
+    bl_options = {"REGISTER", "UNDO"}
+
+    name: StringProperty()
+    show: BoolProperty(default=True)
+
+    def execute(self, context):
+        arm, objs = _person_objects(self.name)
+        if arm is None:
+            self.report({"ERROR"}, f"No object named {self.name}")
+            return {"CANCELLED"}
+        for o in objs:
+            o.hide_set(not self.show)
+        return {"FINISHED"}
+
+
+def cancel_running() -> None:
+    """Used on unregister: never leave an engine process behind."""
+    global SESSION
+    if SESSION is not None and SESSION.state == engine.RUNNING:
+        SESSION.cancel()
+    SESSION = None
+
+
+classes = (DOPPEL_OT_capture, DOPPEL_OT_cancel, DOPPEL_OT_import_result, DOPPEL_OT_person_select,
+           DOPPEL_OT_person_visibility)

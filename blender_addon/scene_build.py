@@ -1,0 +1,334 @@
+"""Building Blender objects from a Doppel result: camera, armatures, skinned meshes, baked actions.
+
+Every number in the result is already in Blender's convention, so this module only writes data.
+Keyframes are written in bulk (``keyframe_points.add`` + ``foreach_set``), never one insert per key.
+Objects are tagged with custom properties and kept in one collection per video, so importing the same
+video again replaces the earlier objects instead of piling up copies.
+"""
+from __future__ import annotations
+
+import os
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Quaternion
+
+from .result_file import read_result_file
+
+TAG_VIDEO = "doppel_video"  # the video key (path) on every object and datablock we create
+TAG_ROLE = "doppel_role"  # "camera", "armature", "mesh"
+TAG_PERSON = "doppel_person"  # person index in the result
+TAG_RESULT = "doppel_result"  # the result file the objects came from
+
+PERSON_COLOURS = [
+    (0.90, 0.35, 0.20), (0.20, 0.55, 0.90), (0.30, 0.75, 0.30), (0.85, 0.75, 0.15), (0.65, 0.35, 0.85),
+    (0.15, 0.75, 0.75), (0.90, 0.45, 0.65), (0.55, 0.55, 0.55), (0.60, 0.40, 0.20), (0.40, 0.85, 0.55),
+]
+
+
+def video_key(meta: dict, result_path: str) -> str:
+    path = (meta.get("video") or {}).get("path") or ""
+    return os.path.abspath(path) if path else os.path.abspath(result_path)
+
+
+def clip_name(meta: dict, result_path: str) -> str:
+    path = (meta.get("video") or {}).get("path") or result_path
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem or "clip"
+
+
+def _tag(id_data, key: str, role: str, result_path: str, person: int | None = None) -> None:
+    id_data[TAG_VIDEO] = key
+    id_data[TAG_ROLE] = role
+    id_data[TAG_RESULT] = result_path
+    if person is not None:
+        id_data[TAG_PERSON] = person
+
+
+def doppel_objects(scene=None, key: str | None = None) -> list:
+    """Objects created by Doppel (in ``scene`` when given), optionally only those of one video."""
+    objs = scene.objects if scene is not None else bpy.data.objects
+    return [o for o in objs if TAG_VIDEO in o and (key is None or o[TAG_VIDEO] == key)]
+
+
+def remove_previous(key: str) -> int:
+    """Delete every object and datablock an earlier import of this video created. Returns the count."""
+    removed = 0
+    for obj in [o for o in bpy.data.objects if o.get(TAG_VIDEO) == key]:
+        bpy.data.objects.remove(obj, do_unlink=True)
+        removed += 1
+    for coll_name in ("actions", "meshes", "armatures", "cameras", "materials", "movieclips"):
+        coll = getattr(bpy.data, coll_name)
+        for idb in [d for d in coll if d.get(TAG_VIDEO) == key]:
+            coll.remove(idb)
+    return removed
+
+
+def _collection_for(scene, key: str, name: str):
+    for coll in bpy.data.collections:
+        if coll.get(TAG_VIDEO) == key:
+            break
+    else:
+        coll = bpy.data.collections.new(f"Doppel {name}")
+        coll[TAG_VIDEO] = key
+    if coll.name not in scene.collection.children:
+        scene.collection.children.link(coll)
+    return coll
+
+
+def _set_timing(scene, meta: dict) -> int:
+    bl = meta.get("blender") or {}
+    fs = int(bl.get("frame_start", 1))
+    if "fps" in bl:
+        scene.render.fps = int(bl["fps"])
+        scene.render.fps_base = float(bl.get("fps_base", 1.0))
+    start, stop = meta.get("frame_range") or [0, int((meta.get("video") or {}).get("n_frames", 1))]
+    scene.frame_start = fs + int(start)
+    scene.frame_end = max(fs + int(stop) - 1, scene.frame_start)
+    return fs
+
+
+def _build_camera(scene, coll, meta: dict, key: str, name: str, result_path: str, frame_offset: int):
+    cam_meta = meta.get("camera") or {}
+    b = cam_meta.get("blender")
+    if not b:
+        return None
+    cam = bpy.data.cameras.new(f"{name}_Camera")
+    cam.sensor_fit = b.get("sensor_fit", "HORIZONTAL")
+    cam.sensor_width = float(b.get("sensor_width_mm", 36.0))
+    cam.lens = float(b["lens_mm"])
+    cam.shift_x = float(b.get("shift_x", 0.0))
+    cam.shift_y = float(b.get("shift_y", 0.0))
+    cam.clip_start, cam.clip_end = 0.05, 500.0
+    obj = bpy.data.objects.new(f"{name}_Camera", cam)
+    obj.rotation_mode = "QUATERNION"
+    obj.location = b["location"]
+    obj.rotation_quaternion = Quaternion(b["rotation_quaternion"])
+    coll.objects.link(obj)
+    render = scene.render
+    render.resolution_x = int(b.get("resolution_x", cam_meta.get("width", 1920)))
+    render.resolution_y = int(b.get("resolution_y", cam_meta.get("height", 1080)))
+    render.resolution_percentage = 100
+    render.pixel_aspect_x = float(b.get("pixel_aspect_x", 1.0))
+    render.pixel_aspect_y = float(b.get("pixel_aspect_y", 1.0))
+    scene.camera = obj
+    video = (meta.get("video") or {}).get("path")
+    if video and os.path.exists(video):
+        try:
+            clip = bpy.data.movieclips.load(video)
+        except RuntimeError:
+            clip = None  # a format Blender cannot read: no background, the bodies are still there
+        if clip is not None:
+            _tag(clip, key, "video", result_path)
+            clip.frame_start = frame_offset  # video frame 0 is scene frame `frame_start`
+            cam.show_background_images = True
+            bg = cam.background_images.new()
+            bg.source = "MOVIE_CLIP"
+            bg.clip = clip
+            bg.alpha = 1.0
+            bg.display_depth = "BACK"
+            bg.frame_method = "STRETCH"
+    _tag(obj, key, "camera", result_path)
+    _tag(cam, key, "camera", result_path)
+    return obj
+
+
+def _ensure_object_mode(context):
+    if context.mode != "OBJECT" and context.view_layer.objects.active is not None:
+        bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def _build_armature(context, coll, person: dict, obj_name: str):
+    names = person["bone_names"]
+    parents = np.asarray(person["bone_parents"], dtype=np.int64)
+    heads = np.asarray(person["bone_heads"], dtype=np.float64)
+    tails = np.asarray(person["bone_tails"], dtype=np.float64)
+    mats = np.asarray(person["bone_matrices"], dtype=np.float64)
+    arm = bpy.data.armatures.new(obj_name)
+    arm.display_type = "OCTAHEDRAL"
+    obj = bpy.data.objects.new(obj_name, arm)
+    coll.objects.link(obj)
+    obj.show_in_front = True
+    view_layer = context.view_layer
+    prev_active = view_layer.objects.active
+    view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        ebs = arm.edit_bones
+        created = []
+        for b, name in enumerate(names):
+            eb = ebs.new(name)
+            eb.head = (0.0, 0.0, 0.0)
+            eb.tail = (0.0, 1.0, 0.0)
+            m = Matrix.Identity(4)
+            for r in range(3):
+                for c in range(3):
+                    m[r][c] = mats[b, r, c]
+                m[r][3] = heads[b, r]
+            eb.matrix = m
+            eb.length = max(float(np.linalg.norm(tails[b] - heads[b])), 1e-3)
+            created.append(eb)
+        for b, p in enumerate(parents):
+            if p >= 0:
+                created[b].parent = created[p]
+                created[b].use_connect = False
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+        view_layer.objects.active = prev_active
+    for pb in obj.pose.bones:
+        pb.rotation_mode = "QUATERNION"
+    return obj
+
+
+def _build_mesh(coll, person: dict, faces: np.ndarray, arm_obj, obj_name: str, smooth: bool):
+    verts = np.asarray(person["rest_vertices"], dtype=np.float32)
+    faces = np.asarray(faces, dtype=np.int32)
+    me = bpy.data.meshes.new(obj_name)
+    me.vertices.add(len(verts))
+    me.vertices.foreach_set("co", verts.ravel())
+    me.loops.add(faces.size)
+    me.loops.foreach_set("vertex_index", faces.ravel())
+    me.polygons.add(len(faces))
+    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    me.update(calc_edges=True)
+    me.validate(clean_customdata=False)
+    if smooth:
+        me.shade_smooth()
+    obj = bpy.data.objects.new(obj_name, me)
+    coll.objects.link(obj)
+    names = person["bone_names"]
+    groups = [obj.vertex_groups.new(name=n) for n in names]
+    idx = np.asarray(person["skin_indices"], dtype=np.int64)
+    w = np.round(np.asarray(person["skin_weights"], dtype=np.float64), 5)
+    vid = np.broadcast_to(np.arange(len(idx))[:, None], idx.shape)
+    keep = w > 0
+    idx, w, vid = idx[keep], w[keep], vid[keep]
+    order = np.lexsort((w, idx))
+    idx, w, vid = idx[order], w[order], vid[order]
+    # One VertexGroup.add call per (bone, weight value): rigid or quantised weights need few calls.
+    breaks = np.flatnonzero((np.diff(idx) != 0) | (np.diff(w) != 0)) + 1
+    for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(idx)]):
+        if hi > lo:
+            groups[int(idx[lo])].add(vid[lo:hi].tolist(), float(w[lo]), "REPLACE")
+    mod = obj.modifiers.new("Armature", "ARMATURE")
+    mod.object = arm_obj
+    obj.parent = arm_obj
+    return obj
+
+
+def _material(name: str, colour):
+    mat = bpy.data.materials.new(name)
+    mat.diffuse_color = (*colour, 1.0)
+    if getattr(mat, "node_tree", None) is None and hasattr(mat, "use_nodes"):
+        mat.use_nodes = True
+    tree = getattr(mat, "node_tree", None)
+    if tree is not None:
+        for node in tree.nodes:
+            if node.type == "BSDF_PRINCIPLED":
+                node.inputs["Base Color"].default_value = (*colour, 1.0)
+                node.inputs["Roughness"].default_value = 0.6
+    return mat
+
+
+def _action_fcurves(action, obj):
+    """The F-curve collection to write into and the slot (Blender 4.4+ layered actions) or None."""
+    if hasattr(action, "layers") and hasattr(action, "slots"):
+        slot = action.slots.new(id_type="OBJECT", name=obj.name)
+        layer = action.layers.new("Doppel")
+        strip = layer.strips.new(type="KEYFRAME")
+        bag = strip.channelbag(slot, ensure=True)
+        return bag.fcurves, slot, "group_name"
+    return action.fcurves, None, "action_group"  # Blender 4.2/4.3 legacy actions
+
+
+_LINEAR = None
+
+
+def _write_curve(fcurves, group_kw: str, data_path: str, index: int, group: str, frames: np.ndarray, values: np.ndarray):
+    global _LINEAR
+    fc = fcurves.new(data_path, index=index, **{group_kw: group})
+    kps = fc.keyframe_points
+    kps.add(len(frames))
+    co = np.empty((len(frames), 2), dtype=np.float32)
+    co[:, 0] = frames
+    co[:, 1] = values
+    flat = co.ravel()
+    kps.foreach_set("co", flat)
+    kps.foreach_set("handle_left", flat)
+    kps.foreach_set("handle_right", flat)
+    if _LINEAR is None:
+        _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+    kps.foreach_set("interpolation", np.full(len(frames), _LINEAR, dtype=np.int32))
+    fc.update()
+    return fc
+
+
+def bake_action(obj, person: dict, action_name: str, frame_offset: int, key: str, result_path: str):
+    """Quaternion keys for every bone and location keys for the root, in bulk; pushed to an NLA track."""
+    action = bpy.data.actions.new(action_name)
+    _tag(action, key, "action", result_path)
+    fcurves, slot, group_kw = _action_fcurves(action, obj)
+    frames = np.asarray(person["frames"], dtype=np.float64) + frame_offset
+    quats = np.asarray(person["bone_rotations"], dtype=np.float64)
+    root = np.asarray(person["root_location"], dtype=np.float64)
+    names = person["bone_names"]
+    esc = bpy.utils.escape_identifier
+    for b, name in enumerate(names):
+        base = f'pose.bones["{esc(name)}"]'
+        if b == 0:
+            for i in range(3):
+                _write_curve(fcurves, group_kw, base + ".location", i, name, frames, root[:, i])
+        for i in range(4):
+            _write_curve(fcurves, group_kw, base + ".rotation_quaternion", i, name, frames, quats[:, b, i])
+    ad = obj.animation_data_create()
+    ad.action = action
+    if slot is not None:
+        ad.action_slot = slot
+    track = ad.nla_tracks.new()
+    track.name = action_name
+    strip = track.strips.new(action_name, int(frames[0]), action)
+    if slot is not None and getattr(strip, "action_slot", None) != slot:
+        strip.action_slot = slot
+    return action
+
+
+def build_from_result(context, result_path: str, video_path: str | None = None) -> dict:
+    """Import a result file into ``context.scene``. Returns a summary with the created objects.
+
+    The file is read and checked completely before anything in the scene changes, so a bad file
+    leaves the scene as it was.
+    """
+    result = read_result_file(result_path)
+    meta = result["meta"]
+    if video_path:
+        meta.setdefault("video", {})["path"] = video_path
+    scene = context.scene
+    key = video_key(meta, result["path"])
+    name = clip_name(meta, result["path"])
+    _ensure_object_mode(context)
+    remove_previous(key)
+    coll = _collection_for(scene, key, name)
+    fs = _set_timing(scene, meta)
+    camera = _build_camera(scene, coll, meta, key, name, result["path"], fs)
+    body = (meta.get("body_model") or {}).get("name", "")
+    armatures, meshes, actions = [], [], []
+    for i, person in enumerate(result["people"]):
+        label = f"Person{i + 1}"
+        obj_name = f"{name}_{label}"
+        arm_obj = _build_armature(context, coll, person, obj_name)
+        arm_obj["doppel_name"] = person["name"]
+        _tag(arm_obj, key, "armature", result["path"], i)
+        _tag(arm_obj.data, key, "armature", result["path"], i)
+        mesh_obj = _build_mesh(coll, person, result["faces"], arm_obj, f"{obj_name}_Body", smooth=body in ("anny", "smpl"))
+        _tag(mesh_obj, key, "mesh", result["path"], i)
+        _tag(mesh_obj.data, key, "mesh", result["path"], i)
+        mat = _material(f"{obj_name}_Material", PERSON_COLOURS[i % len(PERSON_COLOURS)])
+        _tag(mat, key, "material", result["path"], i)
+        mesh_obj.data.materials.append(mat)
+        action = bake_action(arm_obj, person, f"{name}_{label}", fs, key, result["path"])
+        armatures.append(arm_obj)
+        meshes.append(mesh_obj)
+        actions.append(action)
+    scene.frame_set(scene.frame_start)
+    return {"key": key, "name": name, "collection": coll, "camera": camera, "armatures": armatures,
+            "meshes": meshes, "actions": actions}

@@ -1,0 +1,89 @@
+"""Scene settings and the sidebar tab "Doppel" in the 3-D viewport."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from . import engine, ops, prefs, scene_build
+
+
+class DoppelSettings(bpy.types.PropertyGroup):
+    video_path: StringProperty(name="Video", subtype="FILE_PATH", description="The video to capture people from")
+    use_frame_range: BoolProperty(name="Frame Range", default=False,
+                                  description="Capture only part of the video (0-based video frames)")
+    frame_start: IntProperty(name="Start", default=0, min=0, description="First video frame (0-based)")
+    frame_end: IntProperty(name="End", default=100, min=1, description="Video frame to stop at (not included)")
+    max_people: IntProperty(name="Max People", default=4, min=0, soft_max=20,
+                            description="Most people to capture (0: everyone found)")
+    body_model: EnumProperty(
+        name="Body Model", default="anny",
+        items=[("anny", "Anny", "Anny body model (default; free for any use)"),
+               ("smpl", "SMPL", "SMPL body model (needs your own licensed SMPL model file)")])
+    smoothing: FloatProperty(name="Smoothing", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
+                             description="Temporal smoothing strength (0: none)")
+    output_dir: StringProperty(name="Results", subtype="DIR_PATH",
+                               description="Folder for result files (empty: the add-on's user folder)")
+    status: StringProperty(name="Status", default="", options={"SKIP_SAVE"})
+
+
+class VIEW3D_PT_doppel(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Doppel"
+    bl_label = "Doppel Capture"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.doppel
+        session = ops.SESSION
+        running = session is not None and session.state == engine.RUNNING
+        col = layout.column()
+        col.enabled = not running
+        col.prop(s, "video_path")
+        row = col.row(align=True)
+        row.prop(s, "use_frame_range")
+        sub = row.row(align=True)
+        sub.enabled = s.use_frame_range
+        sub.prop(s, "frame_start")
+        sub.prop(s, "frame_end")
+        col.prop(s, "max_people")
+        col.prop(s, "body_model")
+        col.prop(s, "smoothing", slider=True)
+        col.prop(s, "output_dir")
+        if running:
+            box = layout.box()
+            box.progress(factor=session.job.fraction, type="BAR", text=session.status_text)
+            box.operator("doppel.cancel", icon="CANCEL")
+            box.label(text="Esc also cancels")
+        else:
+            layout.operator("doppel.capture", icon="REC")
+            layout.operator("doppel.import_result", icon="IMPORT")
+        if s.status:
+            layout.label(text=s.status, icon="INFO")
+        prefs.draw_engine_status(layout)
+
+
+class VIEW3D_PT_doppel_people(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Doppel"
+    bl_label = "People"
+    bl_parent_id = "VIEW3D_PT_doppel"
+
+    def draw(self, context):
+        layout = self.layout
+        arms = [o for o in scene_build.doppel_objects(context.scene) if o.get(scene_build.TAG_ROLE) == "armature"]
+        if not arms:
+            layout.label(text="No people yet")
+            return
+        for arm in sorted(arms, key=lambda o: o.name):
+            row = layout.row(align=True)
+            hidden = arm.hide_get()
+            op = row.operator("doppel.person_select", text=arm.name, icon="ARMATURE_DATA",
+                              depress=arm.select_get())
+            op.name = arm.name
+            op = row.operator("doppel.person_visibility", text="", icon="HIDE_ON" if hidden else "HIDE_OFF")
+            op.name, op.show = arm.name, hidden
+
+
+classes = (DoppelSettings, VIEW3D_PT_doppel, VIEW3D_PT_doppel_people)

@@ -1,0 +1,117 @@
+"""Synthetic results for tests, benchmarks and the render check: toy people with a known motion.
+
+A toy 24-joint skeleton with roughly human proportions, one box per bone rigidly skinned to it, a
+smooth made-up motion, and a camera that looks at everyone. Everything goes through the same maths the
+engine uses (``core.rig``), so a Blender scene built from it must reproduce ``joints`` exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .convert import R_BLENDER_FROM_CANON, blender_camera_from_cv, blender_fps, rotmat_to_rotvec
+from .result import SMPL_JOINT_NAMES, SMPL_PARENTS, PersonResult, Result
+from .rig import rig_from_joints, smpl_blender_pose, smpl_global_rotations, smpl_joints_world
+
+_STEPS = {"hip": [0.09, -0.08, 0], "knee": [0, -0.4, 0], "ankle": [0, -0.4, 0], "foot": [0, -0.05, 0.12],
+          "spine": [0, 0.12, 0], "neck": [0, 0.15, 0], "head": [0, 0.1, 0.02], "collar": [0.07, 0.1, 0],
+          "shoulder": [0.1, 0.02, 0], "elbow": [0.27, 0, 0], "wrist": [0.25, 0, 0], "hand": [0.08, 0, 0]}
+_LATERAL = ("hip", "collar", "shoulder", "elbow", "wrist", "hand")
+
+
+def toy_rest_joints(rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    """Rest joints ``(24, 3)`` in the body canonical frame (y up, facing +z, x = the body's left)."""
+    J = np.zeros((24, 3))
+    for j, p in enumerate(SMPL_PARENTS):
+        if p < 0:
+            J[j] = [0.0, 0.9 * scale, 0.0]
+            continue
+        name = SMPL_JOINT_NAMES[j]
+        side = 1.0 if name.startswith("left") else -1.0 if name.startswith("right") else 0.0
+        key = next(k for k in _STEPS if k in name)
+        step = np.asarray(_STEPS[key], dtype=np.float64) * scale
+        if key in _LATERAL:
+            step[0] *= side
+        J[j] = J[p] + step + rng.normal(0, 0.005, 3)
+    return J
+
+
+def box_mesh(heads: np.ndarray, tails: np.ndarray, matrices: np.ndarray, widths: np.ndarray):
+    """One box per bone along head->tail: vertices ``(8B, 3)``, faces ``(12B, 3)``, bone per vertex ``(8B,)``."""
+    corners = np.array([[x, y, z] for y in (0.0, 1.0) for x in (-1.0, 1.0) for z in (-1.0, 1.0)])
+    quads = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
+    tris = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
+    verts, faces, owner = [], [], []
+    for b in range(len(heads)):
+        length = float(np.linalg.norm(tails[b] - heads[b]))
+        local = corners * np.array([widths[b], length, widths[b]])
+        verts.append(heads[b] + local @ matrices[b].T)
+        faces.append(tris + 8 * b)
+        owner.append(np.full(8, b))
+    return np.concatenate(verts), np.concatenate(faces), np.concatenate(owner)
+
+
+def toy_person(track_id: int, frames: np.ndarray, x_offset: float, seed: int = 0) -> PersonResult:
+    """A toy person walking slowly along x while turning and swinging arms and legs."""
+    rng = np.random.default_rng(seed)
+    T = len(frames)
+    J = toy_rest_joints(rng, scale=float(rng.uniform(0.9, 1.1)))
+    t = np.asarray(frames, dtype=np.float64) / 25.0
+    phase = rng.uniform(0, 2 * np.pi)
+    body_pose = 0.08 * rng.normal(size=(1, 23, 3)) + 0.25 * np.sin(2 * np.pi * 0.7 * t + phase)[:, None, None] * rng.normal(size=(1, 23, 3))
+    yaw = 0.4 * np.sin(2 * np.pi * 0.3 * t + phase)
+    c, s = np.cos(yaw), np.sin(yaw)
+    Rz = np.zeros((T, 3, 3))
+    Rz[:, 0, 0], Rz[:, 0, 1], Rz[:, 1, 0], Rz[:, 1, 1], Rz[:, 2, 2] = c, -s, s, c, 1.0
+    global_orient = rotmat_to_rotvec(Rz @ R_BLENDER_FROM_CANON)
+    pelvis = np.stack([x_offset + 0.2 * t, 0.1 * np.sin(t), J[0, 1] + 0.03 * np.sin(4 * t)], axis=-1)
+    transl = pelvis - J[0]
+    G = smpl_global_rotations(global_orient, body_pose, SMPL_PARENTS)
+    joints = smpl_joints_world(G, J, transl, SMPL_PARENTS)
+    rig = rig_from_joints(SMPL_JOINT_NAMES, SMPL_PARENTS, J, leaf_tails={"head": [0, 0, 0.2]})
+    quats, root_loc = smpl_blender_pose(rig, G, joints[:, 0])
+    widths = np.full(24, 0.045)
+    widths[[0, 3, 6, 9]] = 0.11
+    widths[15] = 0.08
+    verts, _, owner = box_mesh(rig.heads, rig.tails, rig.matrices, widths)
+    skin_idx = np.zeros((len(verts), 4), np.int32)
+    skin_idx[:, 0] = owner
+    skin_w = np.zeros((len(verts), 4))
+    skin_w[:, 0] = 1.0
+    return PersonResult(
+        track_id=track_id, frames=np.asarray(frames, np.int32), global_orient=global_orient, body_pose=body_pose,
+        transl=transl, shape=np.zeros(0), joints=joints, bone_names=rig.names, bone_parents=rig.parents,
+        bone_heads=rig.heads, bone_tails=rig.tails, bone_matrices=rig.matrices, bone_rotations=quats,
+        root_location=root_loc, rest_vertices=verts, skin_indices=skin_idx, skin_weights=skin_w,
+    )
+
+
+def toy_result(n_people: int = 2, n_frames: int = 12, video_path: str = "toy_clip.mp4", fps: float = 25.0,
+               width: int = 640, height: int = 360, stagger: int = 2, seed: int = 0) -> Result:
+    """``n_people`` toy people side by side, person i starting ``i * stagger`` frames later, seen by a
+    level camera 6 m in front of them (at -Y, looking along +Y)."""
+    people = []
+    for i in range(n_people):
+        frames = np.arange(n_frames) + i * stagger
+        people.append(toy_person(track_id=i + 1, frames=frames, x_offset=(i - (n_people - 1) / 2) * 0.9, seed=seed + i))
+    n_total = n_frames + (n_people - 1) * stagger
+    T_world_from_cam = np.eye(4)
+    T_world_from_cam[:3, :3] = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=float)
+    T_world_from_cam[:3, 3] = [0.0, -6.0, 1.0]
+    fx = fy = 0.9 * width
+    cx, cy = width / 2.0, height / 2.0
+    bl_fps, bl_base = blender_fps(fps)
+    _, faces, _ = box_mesh(people[0].bone_heads, people[0].bone_tails, people[0].bone_matrices, np.ones(24))
+    meta = {
+        "engine": {"name": "doppel", "version": "0.1.0"},
+        "video": {"path": video_path, "width": width, "height": height, "fps": fps, "n_frames": n_total},
+        "frame_range": [0, n_total],
+        "camera": {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "width": width, "height": height,
+                   "T_world_from_cam": T_world_from_cam.tolist(),
+                   "blender": blender_camera_from_cv(T_world_from_cam, fx, fy, cx, cy, width, height)},
+        "world": {"convention": "Z-up, metres", "ground_z": 0.0},
+        "blender": {"fps": bl_fps, "fps_base": bl_base, "frame_start": 1},
+        "body_model": {"name": "toy", "version": "0", "n_shape": 0, "joint_names": list(SMPL_JOINT_NAMES)},
+        "config": {"synthetic": True, "seed": seed},
+        "people": [{"name": f"Person {i + 1}"} for i in range(n_people)],
+    }
+    return Result(meta=meta, people=tuple(people), faces=faces)
