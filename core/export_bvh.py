@@ -1,0 +1,136 @@
+"""BVH export of one person's motion: the 24 SMPL joints, readable by Blender and most DCC tools.
+
+Axis convention (documented because BVH has none): the file is **Y up**, as BVH files usually are and
+as Blender's BVH importer expects with its default settings (forward -Z, up Y). A Blender/Doppel world
+point ``(X, Y, Z)`` (Z up) is written as ``(X, Z, -Y)``; rotations are conjugated the same way. So
+``bpy.ops.import_anim.bvh(filepath=...)`` with default options puts the joints back exactly where the
+result's ``joints`` are, in metres (scale 1).
+
+Layout:
+- Hierarchy: the 24 SMPL joints with their SMPL parents (pelvis is the root). ``OFFSET`` of each joint is
+  its rest position relative to its parent (the rest pose stands upright, facing -Y in Blender); leaf
+  joints get an ``End Site``.
+- Channels: the root has ``Xposition Yposition Zposition Zrotation Xrotation Yrotation`` (absolute
+  position of the pelvis, so the root ``OFFSET`` is its rest position); every other joint has
+  ``Zrotation Xrotation Yrotation``. Angles are degrees; a joint's rotation matrix is
+  ``Rz @ Rx @ Ry`` in its parent's frame, in the rest pose's axes (standard BVH semantics).
+- Frames: one per video frame from the person's first to last frame (``Frame Time`` = 1/fps); frames
+  in a tracking gap repeat the last seen pose.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .convert import R_BLENDER_FROM_CANON
+from .fileio import atomic_path
+from .result import SMPL_JOINT_NAMES, SMPL_PARENTS, PersonResult
+from .rig import smpl_global_rotations
+
+# Blender world (Z up) -> BVH (Y up): (X, Y, Z) -> (X, Z, -Y).
+R_BVH_FROM_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+
+def rest_joints_world(person: PersonResult) -> np.ndarray:
+    """Rest positions ``(24, 3)`` of the SMPL joints in Blender's world (Z up).
+
+    Taken from the rig's bone heads where bones carry the SMPL joint names; otherwise recovered from
+    the motion (joint offsets seen in each parent's frame, averaged over frames).
+    """
+    names = list(person.bone_names)
+    if all(n in names for n in SMPL_JOINT_NAMES):
+        return np.asarray(person.bone_heads, np.float64)[[names.index(n) for n in SMPL_JOINT_NAMES]]
+    G = smpl_global_rotations(person.global_orient, person.body_pose, SMPL_PARENTS)
+    joints = np.asarray(person.joints, np.float64)
+    rest_canon = np.zeros((24, 3))
+    rest_canon[0] = joints[0, 0] - np.asarray(person.transl, np.float64)[0]  # smplx: pelvis = rest pelvis + transl
+    for j, p in enumerate(SMPL_PARENTS):
+        if p >= 0:
+            local = np.einsum("tji,tj->ti", G[:, p], joints[:, j] - joints[:, p])
+            rest_canon[j] = rest_canon[p] + local.mean(0)
+    return rest_canon @ R_BLENDER_FROM_CANON.T
+
+
+def euler_zxy_from_rotmat(R: np.ndarray) -> np.ndarray:
+    """Angles ``(..., 3)`` (z, x, y) in radians with ``R = Rz(z) @ Rx(x) @ Ry(y)``."""
+    x = np.arcsin(np.clip(R[..., 2, 1], -1.0, 1.0))
+    z = np.arctan2(-R[..., 0, 1], R[..., 1, 1])
+    y = np.arctan2(-R[..., 2, 0], R[..., 2, 2])
+    return np.stack([z, x, y], axis=-1)
+
+
+def _dense_frames(frames: np.ndarray) -> np.ndarray:
+    """For every video frame from first to last, the index of the sample to use (gaps hold the last)."""
+    frames = np.asarray(frames)
+    full = np.arange(frames[0], frames[-1] + 1)
+    return np.searchsorted(frames, full, side="right") - 1
+
+
+def bvh_motion(person: PersonResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rest offsets ``(24, 3)``, root positions ``(N, 3)`` and local rotations ``(N, 24, 3, 3)``, in BVH axes."""
+    M = R_BVH_FROM_BLENDER
+    rest = rest_joints_world(person)
+    offsets = rest.copy()
+    offsets[1:] = rest[1:] - rest[SMPL_PARENTS[1:]]
+    G = smpl_global_rotations(person.global_orient, person.body_pose, SMPL_PARENTS)
+    D = G @ R_BLENDER_FROM_CANON.T  # world delta of each joint relative to the Blender rest pose
+    parent_D = np.where((SMPL_PARENTS >= 0)[None, :, None, None], D[:, np.maximum(SMPL_PARENTS, 0)], np.eye(3))
+    local = np.swapaxes(parent_D, -1, -2) @ D
+    local_bvh = M @ local @ M.T
+    idx = _dense_frames(person.frames)
+    return offsets @ M.T, np.asarray(person.joints, np.float64)[idx, 0] @ M.T, local_bvh[idx]
+
+
+def _leaf_end(j: int, rest: np.ndarray) -> np.ndarray:
+    if SMPL_JOINT_NAMES[j] == "head":
+        return np.array([0.0, 0.0, 0.2])
+    return 0.5 * (rest[j] - rest[SMPL_PARENTS[j]])
+
+
+def write_bvh(person: PersonResult, path: str | os.PathLike, fps: float) -> None:
+    """Write ``person``'s motion as BVH (see the module docstring for the conventions). Atomic."""
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    offsets, root_pos, local = bvh_motion(person)
+    rest = rest_joints_world(person)
+    angles = np.degrees(np.unwrap(euler_zxy_from_rotmat(local), axis=0))
+    children = {j: [k for k in range(24) if SMPL_PARENTS[k] == j] for j in range(24)}
+    lines: list[str] = ["HIERARCHY"]
+
+    def emit(j: int, depth: int) -> None:
+        ind = "  " * depth
+        kind = "ROOT" if j == 0 else "JOINT"
+        lines.append(f"{ind}{kind} {SMPL_JOINT_NAMES[j]}")
+        lines.append(f"{ind}{{")
+        lines.append(f"{ind}  OFFSET {offsets[j, 0]:.6f} {offsets[j, 1]:.6f} {offsets[j, 2]:.6f}")
+        if j == 0:
+            lines.append(f"{ind}  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation")
+        else:
+            lines.append(f"{ind}  CHANNELS 3 Zrotation Xrotation Yrotation")
+        for k in children[j]:
+            emit(k, depth + 1)
+        if not children[j]:
+            end = _leaf_end(j, rest) @ R_BVH_FROM_BLENDER.T
+            lines.append(f"{ind}  End Site")
+            lines.append(f"{ind}  {{")
+            lines.append(f"{ind}    OFFSET {end[0]:.6f} {end[1]:.6f} {end[2]:.6f}")
+            lines.append(f"{ind}  }}")
+        lines.append(f"{ind}}}")
+
+    emit(0, 0)
+    order = []  # joints in the order their channels appear (depth-first, as written)
+
+    def walk(j: int) -> None:
+        order.append(j)
+        for k in children[j]:
+            walk(k)
+
+    walk(0)
+    n = len(root_pos)
+    lines += ["MOTION", f"Frames: {n}", f"Frame Time: {1.0 / fps:.8f}"]
+    values = np.concatenate([root_pos[:, None, :], angles[:, order]], axis=1).reshape(n, -1)
+    body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in values)
+    with atomic_path(path, suffix=".bvh") as tmp:
+        with open(tmp, "w", encoding="ascii", newline="\n") as fh:
+            fh.write("\n".join(lines) + "\n" + body + "\n")
