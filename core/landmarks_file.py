@@ -1,0 +1,66 @@
+"""The landmarks file written by ``python -m core landmarks``: per-track observations in one .npz.
+
+Loads with ``numpy.load(path, allow_pickle=False)``. ``meta_json`` holds the video, the config, the
+landmark names and the skeleton edges; per track ``i`` (T frames):
+
+- ``t{i}_frames (T,)``, ``t{i}_keypoints (T, 33, 3)`` x px, y px, confidence (visibility),
+- ``t{i}_world (T, 33, 3)`` metres (hip-centred, camera-aligned: x right, y down, z away),
+- ``t{i}_boxes (T, 4)`` xyxy px, ``t{i}_presence (T, 33)``, ``t{i}_z (T, 33)``, ``t{i}_pose_score (T,)``,
+- ``t{i}_rois (T, 4)`` (cx, cy, size, rotation) and ``t{i}_masks (T, M, M) uint8``: the segmentation in
+  region coordinates; ``core.blazepose.mask_to_frame(mask / 255, roi, H, W)`` maps it into the frame.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+
+import numpy as np
+
+from . import __version__
+from .blazepose import LANDMARK_NAMES, SKELETON_EDGES
+from .errors import UserError
+from .fileio import atomic_path
+from .perception import PerceptionConfig, PerceptionResult, TrackObservations
+from .video import VideoInfo
+
+FORMAT = "doppel-landmarks"
+FORMAT_VERSION = 1
+_FIELDS = {"frames": "frames", "keypoints": "keypoints", "world": "world", "boxes": "boxes_xyxy",
+           "presence": "presence", "z": "z", "pose_score": "pose_score", "rois": "rois", "masks": "masks"}
+
+
+def save_landmarks(path: str | os.PathLike, result: PerceptionResult) -> None:
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
+        "video": asdict(result.video), "frame_range": list(result.frame_range),
+        "config": asdict(result.config), "landmark_names": list(LANDMARK_NAMES),
+        "skeleton_edges": [list(e) for e in SKELETON_EDGES],
+        "tracks": [{"index": i, "track_id": t.track_id, "n_frames": int(len(t.frames))} for i, t in enumerate(result.tracks)],
+        "stats": result.stats,
+    }
+    arrays = {"meta_json": np.array(json.dumps(meta))}
+    for i, t in enumerate(result.tracks):
+        for key, attr in _FIELDS.items():
+            arrays[f"t{i}_{key}"] = np.asarray(getattr(t, attr))
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+def load_landmarks(path: str | os.PathLike) -> PerceptionResult:
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        meta = json.loads(str(data["meta_json"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"not a Doppel landmarks file ({exc}): {path}") from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"not a Doppel landmarks file: {path}")
+    tracks = []
+    for i, tm in enumerate(meta["tracks"]):
+        kw = {attr: data[f"t{i}_{key}"] for key, attr in _FIELDS.items()}
+        tracks.append(TrackObservations(track_id=int(tm["track_id"]), **kw))
+    return PerceptionResult(video=VideoInfo(**meta["video"]), frame_range=tuple(meta["frame_range"]),
+                            tracks=tuple(tracks), config=PerceptionConfig(**meta["config"]), stats=meta.get("stats", {}))

@@ -1,0 +1,104 @@
+"""Overlay videos for checking results by eye: skeletons, track ids and masks over the footage."""
+from __future__ import annotations
+
+import colorsys
+import os
+from typing import Callable, Iterable, Optional
+
+import cv2
+import numpy as np
+
+from .blazepose import SKELETON_EDGES, mask_to_frame
+from .errors import Cancelled, OutputPathError
+from .fileio import atomic_path
+from .progress import ProgressFn, null_progress
+from .video import VideoInfo, iter_frames
+
+
+def track_colour(track_id: int) -> tuple[int, int, int]:
+    """A distinct, stable RGB colour per track id (golden-ratio hues)."""
+    h = (0.13 + 0.618033988749895 * track_id) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def preview_scale(info: VideoInfo, max_side: int = 1280) -> float:
+    return min(1.0, max_side / max(info.width, info.height))
+
+
+def draw_skeleton(img: np.ndarray, kp: np.ndarray, colour, scale: float, thresh: float = 0.5) -> None:
+    """Draw one person's 33 landmarks ``(33, 3)`` (x, y, confidence) onto ``img`` in place."""
+    pts = (kp[:, :2] * scale).astype(np.int32)
+    ok = kp[:, 2] >= thresh
+    thick = max(1, int(round(2 * max(img.shape[:2]) / 720)))
+    for a, b in SKELETON_EDGES:
+        if ok[a] and ok[b]:
+            cv2.line(img, tuple(pts[a]), tuple(pts[b]), colour, thick, cv2.LINE_AA)
+    for i in np.flatnonzero(ok):
+        cv2.circle(img, tuple(pts[i]), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+
+
+def draw_label(img: np.ndarray, text: str, xy, colour) -> None:
+    x, y = int(xy[0]), int(xy[1])
+    fs = max(0.5, max(img.shape[:2]) / 1400)
+    (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, 2)
+    y = max(h + 4, y)
+    cv2.rectangle(img, (x, y - h - 6), (x + w + 6, y + 2), colour, -1)
+    cv2.putText(img, text, (x + 3, y - 3), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), 2, cv2.LINE_AA)
+
+
+def write_video(path: str, info: VideoInfo, frames: Iterable[np.ndarray], size: tuple[int, int],
+                fps: Optional[float] = None) -> None:
+    """Write RGB frames to an .mp4 (or .avi) atomically."""
+    ext = os.path.splitext(path)[1].lower()
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if ext == ".avi" else "mp4v"))
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(tmp, fourcc, float(fps or info.fps), size)
+        if not writer.isOpened():
+            raise OutputPathError(f"cannot write a video to {path} (use .mp4 or .avi)")
+        try:
+            for rgb in frames:
+                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+
+
+def render_landmarks_preview(
+    path: str, info: VideoInfo, tracks, frame_range: tuple[int, int], progress: ProgressFn = null_progress,
+    cancel: Optional[Callable[[], bool]] = None, max_side: int = 1280,
+) -> None:
+    """Skeletons, ids and masks of every track over the footage, written to ``path``."""
+    scale = preview_scale(info, max_side)
+    W, H = int(round(info.width * scale)), int(round(info.height * scale))
+    by_frame: dict[int, list[tuple[int, int]]] = {}
+    for k, tr in enumerate(tracks):
+        for j, f in enumerate(tr.frames):
+            by_frame.setdefault(int(f), []).append((k, j))
+    start, stop = frame_range
+    total = stop - start
+
+    def frames():
+        for n, (idx, rgb) in enumerate(iter_frames(info, start=start, stop=stop)):
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled")
+            img = cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA) if scale != 1.0 else rgb.copy()
+            overlay = img.copy()
+            for k, j in by_frame.get(idx, []):
+                tr = tracks[k]
+                colour = track_colour(tr.track_id)
+                roi = tr.rois[j].copy()
+                roi[:3] *= scale
+                m = mask_to_frame(tr.masks[j].astype(np.float32) / 255.0, roi, H, W) > 0.5
+                overlay[m] = colour
+            img = cv2.addWeighted(overlay, 0.35, img, 0.65, 0)
+            for k, j in by_frame.get(idx, []):
+                tr = tracks[k]
+                colour = track_colour(tr.track_id)
+                draw_skeleton(img, tr.keypoints[j], colour, scale)
+                b = tr.boxes_xyxy[j] * scale
+                draw_label(img, f"id {tr.track_id}", (b[0], b[1]), colour)
+            draw_label(img, f"frame {idx}", (8, 8), (255, 255, 255))
+            progress("preview", n + 1, total)
+            yield img
+
+    write_video(path, info, frames(), (W, H))
