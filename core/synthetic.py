@@ -35,8 +35,10 @@ def toy_rest_joints(rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
     return J
 
 
-def box_mesh(heads: np.ndarray, tails: np.ndarray, matrices: np.ndarray, widths: np.ndarray):
-    """One box per bone along head->tail: vertices ``(8B, 3)``, faces ``(12B, 3)``, bone per vertex ``(8B,)``."""
+def box_mesh(heads: np.ndarray, tails: np.ndarray, matrices: np.ndarray, widths: np.ndarray,
+             back: np.ndarray | None = None):
+    """One box per bone along head->tail (reaching ``back[b]`` metres behind the head): vertices ``(8B, 3)``,
+    faces ``(12B, 3)``, bone per vertex ``(8B,)``."""
     corners = np.array([[x, y, z] for y in (0.0, 1.0) for x in (-1.0, 1.0) for z in (-1.0, 1.0)])
     quads = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
     tris = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
@@ -44,6 +46,8 @@ def box_mesh(heads: np.ndarray, tails: np.ndarray, matrices: np.ndarray, widths:
     for b in range(len(heads)):
         length = float(np.linalg.norm(tails[b] - heads[b]))
         local = corners * np.array([widths[b], length, widths[b]])
+        if back is not None:
+            local[:, 1] = np.where(corners[:, 1] > 0, length, -back[b])
         verts.append(heads[b] + local @ matrices[b].T)
         faces.append(tris + 8 * b)
         owner.append(np.full(8, b))
@@ -72,7 +76,9 @@ def toy_person(track_id: int, frames: np.ndarray, x_offset: float, seed: int = 0
     widths = np.full(24, 0.045)
     widths[[0, 3, 6, 9]] = 0.11
     widths[15] = 0.08
-    verts, _, owner = box_mesh(rig.heads, rig.tails, rig.matrices, widths)
+    back = np.zeros(24)
+    back[0] = 0.1  # the pelvis box reaches down to the hip joints
+    verts, _, owner = box_mesh(rig.heads, rig.tails, rig.matrices, widths, back)
     skin_idx = np.zeros((len(verts), 4), np.int32)
     skin_idx[:, 0] = owner
     skin_w = np.zeros((len(verts), 4))
