@@ -390,3 +390,35 @@ def test_capture_end_to_end_real_engine(addon, tmp_path):
     names = [n for n in person.bone_names[:24]]
     assert np.abs(_posed_heads(arms[0], names) - person.joints[0]).max() < 1e-3
     assert sc.camera is not None and sc.camera.data.background_images[0].clip is not None
+
+
+# ---------------------------------------------------------------- the rendered check
+
+def test_render_check_bodies_cover_the_people_in_the_video(tmp_path):
+    """scripts/render_check.py on a toy result whose 'video' shows the people as white stick figures
+    drawn with the result's own intrinsics: rendered through the Blender camera, the bodies must cover
+    every stick-figure pixel while the rest of the frame stays the video."""
+    cv2 = pytest.importorskip("cv2", reason="OpenCV is needed to write and read the toy video")
+    script = os.path.join(ROOT, "scripts", "render_check.py")
+    out = subprocess.run([sys.executable, script, "--make-toy", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    paths = json.loads(out.stdout.strip().splitlines()[-1])
+    png = str(tmp_path / "frame.png")
+    out = subprocess.run([sys.executable, script, paths["result"], "--frame", "5", "-o", png, "--scale", "100",
+                          "--samples", "2"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        from render_check import read_video_frame
+    finally:
+        sys.path.remove(os.path.join(ROOT, "scripts"))
+    video = read_video_frame(paths["video"], 5).astype(np.int16)
+    img = cv2.imread(png)[..., ::-1].astype(np.int16)
+    assert img.shape == video.shape == (360, 640, 3)
+    sticks = video.min(-1) > 200
+    sticks[:40] = False  # the frame-number caption
+    assert sticks.sum() > 1000
+    assert (img[sticks].min(-1) > 200).mean() < 0.01  # covered by the bodies
+    changed = np.abs(img - video).max(-1) > 40
+    assert 0.02 < changed.mean() < 0.3  # bodies drawn, background kept
+    assert not changed[:, :60].any() and not changed[:, -60:].any()
