@@ -68,6 +68,7 @@ class EngineJob:
         self._threads: list[threading.Thread] = []
         self._stdout_closed = False
         self._cancelled = False
+        self._kill_at: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> "EngineJob":
@@ -143,7 +144,10 @@ class EngineJob:
                 else:
                     self.events.append(item)
         rc = self.proc.poll()
-        if rc is not None and (self._stdout_closed or self._threads_done(0.2)):
+        if rc is None and self._kill_at is not None and time.monotonic() >= self._kill_at:
+            self._signal(signal.SIGKILL if os.name == "posix" else "kill")  # ignored SIGTERM: kill
+            self._kill_at = None
+        if rc is not None and (self._stdout_closed or self._cancelled or self._threads_done(0.2)):
             self._finish(rc)
         return self.state
 
@@ -153,6 +157,11 @@ class EngineJob:
         return not any(t.is_alive() for t in self._threads)
 
     def _finish(self, rc: int) -> None:
+        if self._cancelled and os.name == "posix":  # stragglers in the engine's process group
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self._threads_done(0.5)
         if self._cancelled:
             self.state, self.message = CANCELLED, "Capture cancelled; nothing was imported"
@@ -170,22 +179,29 @@ class EngineJob:
             except OSError:
                 pass
 
-    def cancel(self, grace: float = 3.0) -> None:
-        """Ask the engine to stop (SIGTERM), kill it if it has not stopped after ``grace`` seconds."""
-        if self.proc is None or self.state != RUNNING:
+    @property
+    def cancelling(self) -> bool:
+        return self._cancelled and self.state == RUNNING
+
+    def request_cancel(self, grace: float = 3.0) -> None:
+        """Send SIGTERM now and return at once; ``poll()`` kills the engine if it is still running
+        ``grace`` seconds later and reports CANCELLED once it has exited (for the UI: never blocks)."""
+        if self.proc is None or self.state != RUNNING or self._cancelled:
             return
         self._cancelled = True
+        self._kill_at = time.monotonic() + grace
         self._signal(signal.SIGTERM if os.name == "posix" else None)
+
+    def cancel(self, grace: float = 3.0) -> None:
+        """Stop the engine and wait until it is gone (SIGTERM, then kill after ``grace`` seconds)."""
+        if self.proc is None or self.state != RUNNING:
+            return
+        self.request_cancel(grace)
         try:
             self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self._signal(signal.SIGKILL if os.name == "posix" else "kill")
             self.proc.wait(timeout=10)
-        if os.name == "posix":  # stragglers in the engine's process group (workers it started)
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         self._finish(self.proc.returncode)
 
     def _signal(self, sig) -> None:

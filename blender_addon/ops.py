@@ -67,12 +67,19 @@ class CaptureSession:
         return self.state
 
     def cancel(self) -> None:
+        """Stop the engine and wait for it (scripts, unregister)."""
         self.job.cancel()
         self.state, self.message = engine.CANCELLED, self.job.message
+
+    def request_cancel(self) -> None:
+        """SIGTERM now, without waiting (the UI); ``update`` reports CANCELLED once the engine is gone."""
+        self.job.request_cancel()
 
     @property
     def status_text(self) -> str:
         j = self.job
+        if j.cancelling:
+            return "Cancelling…"
         return f"{j.stage} {j.done}/{j.total}" if j.total else j.stage
 
 
@@ -140,8 +147,12 @@ class DOPPEL_OT_capture(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
+        if SESSION is None:  # the add-on was disabled while running: the engine is already stopped
+            context.window_manager.event_timer_remove(self._timer)
+            return {"CANCELLED"}
         if event.type == "ESC" and SESSION.state == engine.RUNNING:
-            SESSION.cancel()
+            SESSION.request_cancel()
+            return {"RUNNING_MODAL"}
         elif event.type != "TIMER":
             return {"PASS_THROUGH"}
         state = SESSION.update(context)
@@ -163,8 +174,8 @@ class DOPPEL_OT_cancel(bpy.types.Operator):
         return SESSION is not None and SESSION.state == engine.RUNNING
 
     def execute(self, context):
-        SESSION.cancel()
-        _set_status(context, SESSION.message)
+        SESSION.request_cancel()  # the modal operator finishes the job on its next timer tick
+        _set_status(context, "Cancelling…")
         return {"FINISHED"}
 
 
