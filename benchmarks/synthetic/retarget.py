@@ -149,12 +149,14 @@ def bvh_world(bvh: BVH, frames=None, metres_per_unit_: float | None = None):
 
 
 def _interp_frames(bvh: BVH, fps: float, start_s: float, duration_s: float | None):
-    n = bvh.n_frames
-    t_end = (n - 1) * bvh.frame_time
-    if duration_s is not None:
-        t_end = min(t_end, start_s + duration_s - 1e-9)
-    times = np.arange(start_s, t_end + 1e-9, 1.0 / fps)
-    return times / bvh.frame_time
+    """Fractional BVH frame indices of the output frames: ``round(duration * fps)`` frames from
+    ``start_s`` (fewer where the file ends)."""
+    t_last = (bvh.n_frames - 1) * bvh.frame_time
+    n_avail = int(np.floor((t_last - start_s) * fps + 1e-6)) + 1
+    n = n_avail if duration_s is None else min(n_avail, int(round(duration_s * fps)))
+    if n <= 0:
+        raise ValueError(f"start {start_s} s is past the end of {bvh.path} ({t_last:.2f} s)")
+    return (start_s + np.arange(n) / fps) / bvh.frame_time
 
 
 def sample_bvh(bvh: BVH, src: np.ndarray, m: float):
