@@ -444,3 +444,75 @@ def test_render_check_bodies_cover_the_people_in_the_video(tmp_path):
     changed = np.abs(img - video).max(-1) > 40
     assert 0.02 < changed.mean() < 0.3  # bodies drawn, background kept
     assert not changed[:, :60].any() and not changed[:, -60:].any()
+
+
+# ---------------------------------------------------------------- drawing the UI
+
+class _Layout:
+    """Records what a draw() call asks for; checks that every property it shows exists."""
+
+    def __init__(self, log):
+        self.log = log
+        self.enabled = True
+
+    def __getattr__(self, name):
+        if name in ("row", "column", "box", "split", "column_flow"):
+            return lambda *a, **k: _Layout(self.log)
+        if name == "prop":
+            def prop(data, prop_name, **k):
+                assert prop_name in data.bl_rna.properties, f"no property {prop_name}"
+                self.log.append(("prop", prop_name))
+            return prop
+        if name == "operator":
+            def operator(idname, **k):
+                mod, op = idname.split(".")
+                assert hasattr(getattr(bpy.ops, mod), op) and getattr(getattr(bpy.ops, mod), op).poll is not None
+                self.log.append(("operator", idname))
+                return type("Props", (), {})()
+            return operator
+        return lambda *a, **k: self.log.append((name, k.get("text", a[0] if a else None)))
+
+
+def test_panels_and_preferences_draw(addon, tmp_path, toy_path):
+    from blender_addon import engine, ops, prefs, ui
+    bpy.ops.doppel.import_result(filepath=toy_path)
+
+    def draw(cls, data=None):
+        log = []
+        cls.draw(type("Panel", (), {"layout": _Layout(log)})() if data is None else data(log), bpy.context)
+        return log
+
+    idle = draw(ui.VIEW3D_PT_doppel)
+    props = {v for k, v in idle if k == "prop"}
+    assert {"video_path", "use_frame_range", "frame_start", "frame_end", "max_people", "body_model", "smoothing"} <= props
+    assert ("operator", "doppel.capture") in idle and ("operator", "doppel.import_result") in idle
+    people = draw(ui.VIEW3D_PT_doppel_people)
+    assert [v for k, v in people if k == "operator"].count("doppel.person_select") == 2
+    # While a capture runs: a progress bar with the stage, and Cancel.
+    _configure(tmp_path, _fake_engine(tmp_path, SLOW_ENGINE))
+    ops.SESSION = ops.CaptureSession(bpy.context).start()
+    try:
+        while ops.SESSION.job.done < 1:
+            ops.SESSION.update(bpy.context)
+            time.sleep(0.05)
+        running = draw(ui.VIEW3D_PT_doppel)
+        assert ("operator", "doppel.cancel") in running and ("operator", "doppel.capture") not in running
+        assert any(k == "progress" and "detect" in v for k, v in running)
+    finally:
+        ops.SESSION.cancel()
+    log = []
+    prefs.DoppelPreferences.draw(type("P", (), {"layout": _Layout(log), "python_path": "", "engine_source": "",
+                                                "bl_rna": _prefs().bl_rna})(), bpy.context)
+    assert ("operator", "doppel.setup_engine") in log and ("operator", "doppel.check_engine") in log
+
+
+def test_person_select_and_visibility(addon, toy_path):
+    bpy.ops.doppel.import_result(filepath=toy_path)
+    name = "toy_clip_Person2"
+    assert bpy.ops.doppel.person_visibility(name=name, show=False) == {"FINISHED"}
+    arm = bpy.data.objects[name]
+    assert arm.hide_get() and arm.children[0].hide_get()
+    assert bpy.ops.doppel.person_select(name=name) == {"FINISHED"}
+    assert not arm.hide_get() and arm.select_get() and arm.children[0].select_get()
+    assert bpy.context.view_layer.objects.active == arm
+    assert not bpy.data.objects["toy_clip_Person1"].select_get()
