@@ -180,3 +180,13 @@ def test_not_tflite_raises_format_error(tmp_path):
 def test_missing_file_raises_missing_weights(tmp_path):
     with pytest.raises(MissingWeightsError, match="fetch_mediapipe_models.py"):
         load_tflite_graph(tmp_path / "absent.tflite")
+
+
+def test_unsupported_op_names_the_op():
+    from core.tflite import TFLiteGraph
+    model = read_model(_need(WEIGHTS / "pose_landmark_full.tflite"))
+    sg = model.subgraphs[0]
+    idx = next(op.opcode_index for op in sg.operators if model.op_name(op) == "LOGISTIC")
+    model.operator_codes[idx].builtin_code = 47  # pretend LOGISTIC is EXP
+    with pytest.raises(WeightsFormatError, match="EXP"):
+        TFLiteGraph(model)
