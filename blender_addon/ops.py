@@ -183,6 +183,7 @@ class DOPPEL_OT_import_result(bpy.types.Operator):
     bl_idname = "doppel.import_result"
     bl_label = "Import Result"
     bl_description = "Load a Doppel result file (.npz): camera, and a rigged, animated body per person"
+    bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(subtype="FILE_PATH")
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
