@@ -90,6 +90,18 @@ class _Conv(_Op):
             self.padding, self.explicit = (0, 0), (pl, pr, pt, pb)
         self.act = _activation(act)
 
+    def add_padding(self, pads: tuple[int, int, int, int]) -> None:
+        """Take over an explicit zero pad (left, right, top, bottom) applied before this conv."""
+        if self.explicit is not None:
+            cur = self.explicit
+        else:
+            cur = (self.padding[1], self.padding[1], self.padding[0], self.padding[0])
+        pl, pr, pt, pb = (a + b for a, b in zip(cur, pads))
+        if pt == pb and pl == pr:
+            self.padding, self.explicit = (pt, pl), None
+        else:
+            self.padding, self.explicit = (0, 0), (pl, pr, pt, pb)
+
     def run(self, v):
         x = v[self.ins[0]]
         if self.explicit is not None:
@@ -312,7 +324,7 @@ class TFLiteGraph(nn.Module):
                 self.consts[op.outputs[0]] = self.consts[op.inputs[0]].astype(np.float32)
                 continue
             ops.append(self._build(model, op, name))
-        self.ops = nn.ModuleList(ops)
+        self.ops = nn.ModuleList(self._fold_pads(ops))
 
         # release slots after their last use (outputs are kept)
         last: dict[int, int] = {}
@@ -332,6 +344,29 @@ class TFLiteGraph(nn.Module):
         del self.consts  # weights now live in the op modules
 
     # --- build ----------------------------------------------------------------------------------
+    def _fold_pads(self, ops: list[_Op]) -> list[_Op]:
+        """Merge a zero spatial PAD into the convolution that is its only consumer.
+
+        The graphs pad explicitly before VALID convolutions; letting the convolution pad saves a
+        full copy of the activation. The result is identical (zeros either way).
+        """
+        users: dict[int, list[_Op]] = {}
+        for op in ops:
+            for i in op.ins:
+                users.setdefault(i, []).append(op)
+        keep = set(self.output_slots)
+        out = []
+        for op in ops:
+            if isinstance(op, _Pad) and op.value == 0.0 and len(op.pads) == 6 and op.pads[4:] == (0, 0):
+                slot = op.outs[0]
+                u = users.get(slot, [])
+                if slot not in keep and len(u) == 1 and isinstance(u[0], _Conv) and u[0].ins[0] == slot:
+                    u[0].add_padding(op.pads[:4])
+                    u[0].ins = [op.ins[0]]
+                    continue
+            out.append(op)
+        return out
+
     def _const(self, i: int, what: str) -> np.ndarray:
         if i not in self.consts:
             raise WeightsFormatError(f"{what}: tensor {self.tensors[i].name!r} must be a constant")
