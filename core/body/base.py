@@ -1,0 +1,236 @@
+"""The body-model interface shared by the fitter (torch, batched, differentiable) and the result writer.
+
+Every body model is driven by SMPL parameters (smplx semantics):
+
+- ``rotmats (N, 24, 3, 3)``: ``rotmats[:, 0]`` is the global orientation (body canonical frame -> output
+  frame), ``rotmats[:, 1:]`` the 23 SMPL local joint rotations;
+- ``transl (N, 3)``: the posed pelvis is ``rest pelvis + transl`` (the body rotates about its rest pelvis);
+- ``shape (N, S)`` or ``(S,)``: model-specific shape values (Anny phenotypes, SMPL betas).
+
+The body canonical frame is SMPL's rest frame: y up, facing +z, x = the body's left. The zero pose is a
+T-pose in that frame. See docs/BODY_MODELS.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..convert import R_BLENDER_FROM_CANON
+from ..result import SMPL_JOINT_NAMES, SMPL_PARENTS, PersonResult
+from ..rig import Rig, blender_pose_from_world_rotations, smpl_global_rotations, smpl_joints_world
+
+BLAZEPOSE_LANDMARK_NAMES = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)
+N_LANDMARKS = len(BLAZEPOSE_LANDMARK_NAMES)
+
+
+@dataclass(frozen=True)
+class BodyOutput:
+    vertices: torch.Tensor  # (N, V, 3) output frame, metres
+    joints: torch.Tensor  # (N, 24, 3) SMPL joints, output frame
+
+
+@dataclass(frozen=True)
+class BodyRig:
+    """A person's Blender rig, rest mesh and skinning, all in the world (Z up) at rest.
+
+    ``bone_group[b]`` is the SMPL joint whose global rotation bone ``b`` follows (the first 24 bones are
+    the SMPL joints themselves); extra bones (twist, fingers, toes, eyes) follow their group rigidly.
+    """
+
+    rig: Rig
+    rest_vertices: np.ndarray  # (V, 3) world, T-pose, matching the rig
+    skin_indices: np.ndarray  # (V, 4) int64 rig bone indices
+    skin_weights: np.ndarray  # (V, 4) float64, rows sum to 1
+    bone_group: np.ndarray  # (B,) int64 SMPL joint index per bone
+
+    def bone_world_deltas(self, G: np.ndarray) -> np.ndarray:
+        """World rotation of every bone relative to its rest ``(T, B, 3, 3)`` from the SMPL globals ``G (T, 24, 3, 3)``.
+
+        The rig's rest is the canonical T-pose turned Z up (``C``), so bone b's delta is ``G_group(b) @ C^T``.
+        """
+        G = np.asarray(G, dtype=np.float64)
+        return G[:, self.bone_group] @ R_BLENDER_FROM_CANON.T
+
+
+# ----------------------------------------------------------------------------------------------
+# torch maths (stateless)
+
+
+def rotvec_to_rotmat_torch(rotvec: torch.Tensor) -> torch.Tensor:
+    """Axis-angle ``(..., 3)`` -> rotation matrices ``(..., 3, 3)``; smooth (and differentiable) at zero."""
+    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)
+    theta = torch.sqrt(theta2 + 1e-16)
+    small = theta2 < 1e-8
+    # sin(t)/t and (1-cos t)/t^2 with their Taylor series near zero.
+    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / torch.where(small, 1.0, theta2))
+    x, y, z = rotvec.unbind(-1)
+    zero = torch.zeros_like(x)
+    K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(rotvec.shape[:-1] + (3, 3))
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand(K.shape)
+    return eye + a[..., None] * K + b[..., None] * (K @ K)
+
+
+def chain_global_rotations(rotmats: torch.Tensor, parents) -> torch.Tensor:
+    """``G (N, J, 3, 3)``: G_j = G_parent @ R_j (one step per joint, batched over frames)."""
+    G = [rotmats[:, 0]]
+    for j in range(1, rotmats.shape[1]):
+        G.append(G[int(parents[j])] @ rotmats[:, j])
+    return torch.stack(G, 1)
+
+
+def chain_joint_positions(G: torch.Tensor, joints_rest: torch.Tensor, transl: torch.Tensor, parents) -> torch.Tensor:
+    """Posed joints ``(N, J, 3)``: pelvis = rest pelvis + transl, children hang off their rotated parent."""
+    offsets = joints_rest[:, 1:] - joints_rest[:, [int(p) for p in parents[1:]]]  # (B, J-1, 3)
+    P = [joints_rest[:, 0] + transl]
+    for j in range(1, G.shape[1]):
+        p = int(parents[j])
+        P.append(P[p] + (G[:, p] @ offsets[:, j - 1, :, None])[..., 0])
+    return torch.stack(P, 1)
+
+
+def blend_skinning(vertices: torch.Tensor, weights: torch.Tensor, M: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Linear blend skinning: ``v' = (sum_j w_vj M_j) v + sum_j w_vj t_j``.
+
+    vertices (B, V, 3) with B = N or 1, weights (V, J), M (N, J, 3, 3), t (N, J, 3) -> (N, V, 3).
+    """
+    N, J = M.shape[:2]
+    A = torch.cat([M.transpose(-1, -2), t[:, :, None]], -2).reshape(N, J, 12)  # rows: M's columns, then t
+    Av = torch.matmul(weights, A).reshape(N, -1, 4, 3)  # (N, V, 4, 3)
+    vh = torch.cat([vertices, torch.ones_like(vertices[..., :1])], -1)  # (B, V, 4)
+    return (Av * vh[..., None]).sum(-2)
+
+
+def top4_skin(weights: np.ndarray, indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The 4 strongest influences per vertex, renormalised. ``weights (V, K)`` (dense if indices is None)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if indices is None:
+        indices = np.broadcast_to(np.arange(weights.shape[1]), weights.shape)
+    order = np.argsort(-weights, axis=1, kind="stable")[:, :4]
+    w = np.take_along_axis(weights, order, 1)
+    idx = np.take_along_axis(np.asarray(indices), order, 1).astype(np.int64)
+    if w.shape[1] < 4:
+        pad = 4 - w.shape[1]
+        w = np.pad(w, ((0, 0), (0, pad)))
+        idx = np.pad(idx, ((0, 0), (0, pad)))
+    w = np.clip(w, 0.0, None)
+    w = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
+    idx = np.where(w > 0, idx, idx[:, :1])  # unused slots point at the main bone with weight 0
+    return idx, w
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class BodyModel(torch.nn.Module):
+    """Base class. Subclasses set the attributes below and implement ``forward``, ``rest_joints``, ``rig``."""
+
+    name: str = ""
+    version: str = ""
+    shape_names: list[str]
+    faces: np.ndarray  # (F, 3) int64
+    joint_names = SMPL_JOINT_NAMES
+    parents = SMPL_PARENTS
+    landmark_names = BLAZEPOSE_LANDMARK_NAMES
+
+    # --- shape ---
+    @property
+    def n_shape(self) -> int:
+        return len(self.shape_names)
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self._n_vertices)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.default_shape.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.default_shape.device
+
+    @property
+    def shape_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.shape_lower, self.shape_upper
+
+    def _batched_shape(self, shape) -> torch.Tensor:
+        if shape is None:
+            shape = self.default_shape
+        shape = torch.as_tensor(shape, dtype=self.dtype, device=self.device)
+        if shape.dim() == 1:
+            shape = shape[None]
+        if shape.shape[-1] != self.n_shape:
+            raise ValueError(f"{self.name}: shape must have {self.n_shape} values, got {tuple(shape.shape)}")
+        return shape
+
+    # --- posing ---
+    def forward(self, rotmats: torch.Tensor, transl: torch.Tensor, shape=None, vertex_ids=None) -> BodyOutput:  # pragma: no cover
+        """Pose the body: rotmats (N, 24, 3, 3), transl (N, 3), shape (N, S) or (S,) -> BodyOutput.
+
+        ``vertex_ids`` (K,) optionally skins only those vertices (``vertices`` is then (N, K, 3)).
+        """
+        raise NotImplementedError
+
+    def pose_landmarks(self, rotmats: torch.Tensor, transl: torch.Tensor, shape=None) -> torch.Tensor:
+        """The 33 landmarks ``(N, 33, 3)`` straight from parameters, skinning only the vertices they use."""
+        ids, inverse = torch.unique(self.lm_vertex_index, return_inverse=True)
+        out = self(rotmats, transl, shape, vertex_ids=ids)
+        from_joints = torch.einsum("kj,njc->nkc", self.lm_joint_weights, out.joints)
+        verts = out.vertices[:, inverse]
+        return from_joints + (verts * self.lm_vertex_weights[None, :, :, None]).sum(2)
+
+    def forward_rotvec(self, global_orient, body_pose, transl, shape=None) -> BodyOutput:
+        """``global_orient (N, 3)``, ``body_pose (N, 23, 3)`` axis-angle; see ``forward``."""
+        go = torch.as_tensor(global_orient, dtype=self.dtype, device=self.device)
+        bp = torch.as_tensor(body_pose, dtype=self.dtype, device=self.device).reshape(go.shape[0], 23, 3)
+        rotmats = rotvec_to_rotmat_torch(torch.cat([go[:, None], bp], 1))
+        return self(rotmats, torch.as_tensor(transl, dtype=self.dtype, device=self.device), shape)
+
+    def rest_joints(self, shape=None) -> torch.Tensor:  # pragma: no cover
+        """Canonical rest (T-pose) joints ``(24, 3)`` for one shape ``(S,)``."""
+        raise NotImplementedError
+
+    def landmarks(self, out: BodyOutput) -> torch.Tensor:
+        """The 33 BlazePose landmarks ``(N, 33, 3)`` on the posed body (same frame as ``out``)."""
+        from_joints = torch.einsum("kj,njc->nkc", self.lm_joint_weights, out.joints)
+        verts = out.vertices[:, self.lm_vertex_index]  # (N, 33, K, 3)
+        return from_joints + (verts * self.lm_vertex_weights[None, :, :, None]).sum(2)
+
+    def _set_landmarks(self, joint_weights: np.ndarray, vertex_index: np.ndarray, vertex_weights: np.ndarray) -> None:
+        self.register_buffer("lm_joint_weights", torch.as_tensor(joint_weights, dtype=self.dtype), persistent=False)
+        self.register_buffer("lm_vertex_index", torch.as_tensor(vertex_index, dtype=torch.long), persistent=False)
+        self.register_buffer("lm_vertex_weights", torch.as_tensor(vertex_weights, dtype=self.dtype), persistent=False)
+
+    # --- export ---
+    def rig(self, shape=None) -> BodyRig:  # pragma: no cover
+        raise NotImplementedError
+
+    def person_result(self, track_id: int, frames, global_orient, body_pose, transl, shape) -> PersonResult:
+        """A PersonResult (world = Blender Z-up) whose rig, played in Blender, puts the bone heads on ``joints``."""
+        go = np.asarray(global_orient, dtype=np.float64).reshape(-1, 3)
+        bp = np.asarray(body_pose, dtype=np.float64).reshape(len(go), 23, 3)
+        tr = np.asarray(transl, dtype=np.float64).reshape(len(go), 3)
+        shape_np = np.asarray(shape, dtype=np.float64).reshape(-1)
+        with torch.no_grad():
+            J_rest = self.rest_joints(torch.as_tensor(shape_np, dtype=self.dtype)).double().cpu().numpy()
+            body_rig = self.rig(shape_np)
+        G = smpl_global_rotations(go, bp, SMPL_PARENTS)
+        joints = smpl_joints_world(G, J_rest, tr, SMPL_PARENTS)
+        quats, root_loc = blender_pose_from_world_rotations(body_rig.rig, body_rig.bone_world_deltas(G), joints[:, 0])
+        r = body_rig.rig
+        return PersonResult(
+            track_id=int(track_id), frames=np.asarray(frames), global_orient=go, body_pose=bp, transl=tr,
+            shape=shape_np, joints=joints, bone_names=tuple(r.names), bone_parents=np.asarray(r.parents),
+            bone_heads=r.heads, bone_tails=r.tails, bone_matrices=r.matrices, bone_rotations=quats,
+            root_location=root_loc, rest_vertices=body_rig.rest_vertices, skin_indices=body_rig.skin_indices,
+            skin_weights=body_rig.skin_weights,
+        )

@@ -1,0 +1,153 @@
+"""A restricted unpickler for SMPL model files (``.pkl``).
+
+SMPL pickles hold numpy arrays, chumpy ``Ch`` objects wrapping numpy arrays, and a scipy sparse
+``J_regressor``. This unpickler resolves only those globals, each to a harmless local stand-in or to a
+numpy array constructor; any other global (``os.system``, ``builtins.eval``, ...) is refused before
+anything runs. Never ``pickle.load`` a user's file directly.
+"""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from ..errors import WeightsFormatError
+
+
+class ArrayStandIn:
+    """Stands in for a chumpy object: keeps the wrapped array (chumpy stores it as ``x``)."""
+
+    def __init__(self, *args, **kwargs):
+        self.state = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def to_array(self) -> np.ndarray:
+        st = self.state
+        if isinstance(st, tuple) and st and isinstance(st[0], dict):
+            st = st[0]
+        if isinstance(st, dict):
+            for key in ("x", "_x", "a"):
+                if key in st and isinstance(st[key], (np.ndarray, ArrayStandIn, list, tuple, float, int)):
+                    return to_numpy(st[key])
+        raise WeightsFormatError("unsupported chumpy object in the SMPL file (no plain array inside)")
+
+
+class SparseStandIn:
+    """Stands in for a scipy.sparse csc/csr matrix: keeps its arrays, rebuilt by ``to_array``."""
+
+    fmt = "csc"
+
+    def __init__(self, *args, **kwargs):
+        self.state = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def to_array(self) -> np.ndarray:
+        st = self.state
+        if isinstance(st, tuple) and st and isinstance(st[0], dict):
+            st = st[0]
+        if not isinstance(st, dict):
+            raise WeightsFormatError("unsupported sparse matrix in the SMPL file")
+        shape = st.get("_shape", st.get("shape"))
+        try:
+            data, indices, indptr = (np.asarray(st[k]) for k in ("data", "indices", "indptr"))
+            rows, cols = (int(s) for s in shape)
+        except (KeyError, TypeError, ValueError):
+            raise WeightsFormatError("unsupported sparse matrix in the SMPL file") from None
+        if self.fmt == "csr":
+            rows, cols = cols, rows  # csr is csc of the transpose
+        dense = np.zeros((cols, rows), dtype=np.float64)  # column-major build: one row per column
+        if len(indptr) != cols + 1 or (len(indices) and (indices.min() < 0 or indices.max() >= rows)):
+            raise WeightsFormatError("corrupt sparse matrix in the SMPL file")
+        for c in range(cols):
+            sl = slice(int(indptr[c]), int(indptr[c + 1]))
+            np.add.at(dense[c], indices[sl], data[sl])
+        return dense if self.fmt == "csr" else dense.T
+
+
+class CsrStandIn(SparseStandIn):
+    fmt = "csr"
+
+
+def _reconstructor(cls, base, state):
+    """Protocol 0/1 object reconstruction, limited to the stand-ins above."""
+    if not (isinstance(cls, type) and issubclass(cls, (ArrayStandIn, SparseStandIn))):
+        raise WeightsFormatError(f"refusing to reconstruct {cls!r} from the SMPL file")
+    return cls()
+
+
+def _numpy_reconstruct():
+    try:
+        from numpy.core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy >= 2 without the compatibility alias
+        from numpy._core.multiarray import _reconstruct, scalar
+    return _reconstruct, scalar
+
+
+def _encode_latin1(text, encoding="latin1"):
+    """Python 3 writes bytes at protocol 2 as ``_codecs.encode(str, 'latin1')``; only that is allowed."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise WeightsFormatError("refusing an unexpected _codecs.encode call in an SMPL pickle")
+    return text.encode("latin1")
+
+
+def _numpy_frombuffer(buf, dtype, shape, order):
+    arr = np.frombuffer(buf, dtype=dtype)
+    return arr.reshape(shape, order=order) if shape else arr
+
+
+class SMPLUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module == "chumpy" or module.startswith("chumpy."):
+            return ArrayStandIn
+        if module.startswith("scipy.sparse"):
+            if name == "csc_matrix":
+                return SparseStandIn
+            if name == "csr_matrix":
+                return CsrStandIn
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            _reconstruct, scalar = _numpy_reconstruct()
+            if name == "_reconstruct":
+                return _reconstruct
+            if name == "scalar":
+                return scalar
+        if module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer":
+            return _numpy_frombuffer
+        if module == "numpy" and name == "ndarray":
+            return np.ndarray
+        if module == "numpy" and name == "dtype":
+            return np.dtype
+        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
+            return _reconstructor
+        if module == "_codecs" and name == "encode":
+            return _encode_latin1
+        if module in ("__builtin__", "builtins") and name == "object":
+            return object
+        raise WeightsFormatError(f"refusing to load {module}.{name} from an SMPL pickle (only arrays are allowed)")
+
+
+def to_numpy(obj) -> np.ndarray:
+    if isinstance(obj, (ArrayStandIn, SparseStandIn)):
+        return obj.to_array()
+    return np.asarray(obj)
+
+
+def load_smpl_pickle(path) -> dict:
+    """The SMPL pickle's dict with every value turned into a plain numpy array."""
+    try:
+        with open(path, "rb") as fh:
+            data = SMPLUnpickler(fh, encoding="latin1").load()
+    except WeightsFormatError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise WeightsFormatError(f"cannot read the SMPL pickle {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise WeightsFormatError(f"the SMPL pickle {path} does not hold a dict")
+    out = {}
+    for k, v in data.items():
+        if isinstance(v, (np.ndarray, ArrayStandIn, SparseStandIn)):
+            out[str(k)] = to_numpy(v)
+    return out

@@ -1,0 +1,287 @@
+"""Body models: SMPL-parameter posing, agreement with the rig maths, export, landmarks, SMPL file loading."""
+import os
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from core.body import load_body_model
+from core.body.base import BLAZEPOSE_LANDMARK_NAMES, rotvec_to_rotmat_torch
+from core.errors import MissingWeightsError, WeightsFormatError
+from core.result import SMPL_JOINT_NAMES, SMPL_PARENTS
+from core.rig import posed_bone_frames, smpl_global_rotations, smpl_joints_world
+
+J = SMPL_JOINT_NAMES.index
+LM = BLAZEPOSE_LANDMARK_NAMES.index
+
+
+def _random_pose(rng, T, scale=0.3):
+    return rng.normal(0, 1.0, (T, 3)), rng.normal(0, scale, (T, 23, 3)), rng.normal(0, 1.0, (T, 3))
+
+
+def _skin_with_rig(body_rig, G, heads_posed):
+    """Blender-style LBS of the exported rest mesh with the exported rig (4 influences)."""
+    W = body_rig.bone_world_deltas(G)
+    Vr = body_rig.rest_vertices
+    out = np.zeros((len(G),) + Vr.shape)
+    for k in range(4):
+        b, w = body_rig.skin_indices[:, k], body_rig.skin_weights[:, k]
+        out += w[None, :, None] * (np.einsum("tvij,vj->tvi", W[:, b], Vr - body_rig.rig.heads[b]) + heads_posed[:, b])
+    return out
+
+
+def _check_rig_agreement(model, shape, rng, T=3, scale=0.3):
+    go, bp, tr = _random_pose(rng, T, scale)
+    pr = model.person_result(7, np.arange(T) * 2, go, bp, tr, shape)
+    pr.validate()
+    out = model.forward_rotvec(go, bp, tr, torch.as_tensor(shape))
+    np.testing.assert_allclose(pr.joints, out.joints.detach().double().numpy(), atol=1e-5)
+    body_rig = model.rig(shape)
+    heads, _ = posed_bone_frames(body_rig.rig, pr.bone_rotations, pr.root_location)
+    np.testing.assert_allclose(heads[:, :24], pr.joints, atol=1e-5)
+    G = smpl_global_rotations(go, bp, SMPL_PARENTS)
+    v_rig = _skin_with_rig(body_rig, G, heads)
+    d = np.linalg.norm(v_rig - out.vertices.detach().double().numpy(), axis=-1)
+    return d
+
+
+# ---------------------------------------------------------------------------------------------- Anny
+
+
+@pytest.fixture(scope="module")
+def anny_model():
+    pytest.importorskip("anny", reason="anny is not installed (pip install anny)")
+    return load_body_model("anny")
+
+
+def test_anny_forward_shapes_and_tpose(anny_model):
+    m = anny_model
+    assert m.n_shape == len(m.shape_names) == m.default_shape.shape[0]
+    lo, hi = m.shape_bounds
+    assert torch.all(lo <= m.default_shape) and torch.all(m.default_shape <= hi)
+    rot = torch.eye(3).expand(3, 24, 3, 3)
+    out = m(rot, torch.zeros(3, 3))
+    assert out.vertices.shape == (3, m.n_vertices, 3) and out.joints.shape == (3, 24, 3)
+    assert out.vertices.dtype == torch.float32 and m.faces.dtype == np.int64 and m.faces.max() < m.n_vertices
+    j = out.joints[0].numpy()
+    for side, s in (("left", 1), ("right", -1)):
+        assert abs(j[J(f"{side}_wrist"), 1] - j[J(f"{side}_shoulder"), 1]) < 0.03  # arms horizontal
+        assert s * (j[J(f"{side}_wrist"), 0] - j[J(f"{side}_shoulder"), 0]) > 0.4  # along +-x, left = +x
+        assert j[0, 1] - j[J(f"{side}_ankle"), 1] > 0.6  # ankles well below the pelvis
+        assert abs(j[J(f"{side}_ankle"), 0] - j[J(f"{side}_hip"), 0]) < 0.01  # legs straight down
+    assert j[J("left_wrist"), 0] - j[J("right_wrist"), 0] > 1.0
+    assert j[J("head"), 1] > j[J("neck"), 1] > j[J("spine3"), 1] > j[0, 1]
+    # A single frame with a (S,) shape equals the batched call; vertex_ids picks a subset.
+    sub = torch.tensor([0, 17, 5000])
+    np.testing.assert_allclose(m(rot[:1], torch.zeros(1, 3), m.default_shape, vertex_ids=sub).vertices[0],
+                               out.vertices[0, sub], atol=1e-6)
+    # Taller phenotype -> taller body.
+    tall = m.default_shape.clone()
+    tall[m.shape_names.index("height")] = 1.0
+    assert m.rest_joints(tall)[J("head"), 1] - m.rest_joints(tall)[J("left_ankle"), 1] > \
+        m.rest_joints()[J("head"), 1] - m.rest_joints()[J("left_ankle"), 1] + 0.03
+
+
+def test_anny_gradients(anny_model):
+    m = anny_model
+    rv = (0.2 * torch.randn(2, 24, 3, generator=torch.Generator().manual_seed(0))).requires_grad_(True)
+    rot = rotvec_to_rotmat_torch(rv)
+    rot.retain_grad()
+    transl = torch.zeros(2, 3, requires_grad=True)
+    shape = torch.full((m.n_shape,), 0.4, requires_grad=True)
+    out = m(rot, transl, shape)
+    loss = out.vertices.square().mean() + out.joints.square().mean() + m.landmarks(out).square().mean()
+    loss.backward()
+    for g in (rv.grad, rot.grad, transl.grad, shape.grad):
+        assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_anny_joints_match_rig_maths(anny_model):
+    m = anny_model
+    rng = np.random.default_rng(3)
+    go, bp, tr = _random_pose(rng, 6, 0.5)
+    shape = rng.uniform(0.1, 0.9, m.n_shape)
+    out = m.forward_rotvec(go, bp, tr, torch.as_tensor(shape))
+    G = smpl_global_rotations(go, bp, SMPL_PARENTS)
+    ref = smpl_joints_world(G, m.rest_joints(torch.as_tensor(shape)).double().numpy(), tr, SMPL_PARENTS)
+    np.testing.assert_allclose(out.joints.detach().double().numpy(), ref, atol=1e-5)
+
+
+def test_anny_person_result_and_exported_skinning(anny_model):
+    m = anny_model
+    rng = np.random.default_rng(4)
+    shape = rng.uniform(0.2, 0.8, m.n_shape)
+    d = _check_rig_agreement(m, shape, rng, T=3, scale=0.3)
+    assert d.mean() < 0.01 and np.percentile(d, 99) < 0.03
+    body_rig = m.rig(shape)
+    B = len(body_rig.rig.names)
+    assert body_rig.rig.names[:24] == SMPL_JOINT_NAMES and B > 24
+    assert body_rig.skin_indices.max() < B and np.allclose(body_rig.skin_weights.sum(1), 1.0)
+    assert body_rig.rest_vertices.shape == (m.n_vertices, 3)
+    # The rest rig is Z up: the head is above the pelvis, the body faces -Y (nose in front).
+    assert body_rig.rig.heads[J("head"), 2] - body_rig.rig.heads[0, 2] > 0.4
+
+
+def test_anny_landmarks(anny_model):
+    m = anny_model
+    rng = np.random.default_rng(5)
+    rot = torch.eye(3).expand(1, 24, 3, 3)
+    out = m(rot, torch.zeros(1, 3))
+    lm = m.landmarks(out)[0].numpy()
+    v = out.vertices[0].numpy()
+    j = out.joints[0].numpy()
+    assert lm.shape == (33, 3)
+    # Face, hand and foot landmarks are mesh vertices.
+    for name in ("nose", "left_eye", "right_ear", "mouth_left", "left_index", "right_pinky", "left_heel",
+                 "right_foot_index"):
+        assert np.min(np.linalg.norm(v - lm[LM(name)], axis=1)) < 1e-6
+    assert lm[LM("nose"), 2] > j[J("head"), 2] + 0.05  # the nose is in front of the head
+    assert lm[LM("nose"), 1] < lm[LM("left_eye"), 1] and lm[LM("mouth_left"), 1] < lm[LM("nose"), 1]
+    for side, s in (("left", 1), ("right", -1)):
+        for name in ("eye_inner", "eye", "eye_outer", "ear", "shoulder", "wrist", "hip", "knee", "heel"):
+            key = f"{side}_{name}" if name != "mouth" else f"mouth_{side}"
+            assert s * lm[LM(key), 0] > 0, key  # the person's left is +x
+        assert s * (lm[LM(f"{side}_eye_outer"), 0] - lm[LM(f"{side}_eye_inner"), 0]) > 0.015
+        assert np.linalg.norm(lm[LM(f"{side}_wrist")] - j[J(f"{side}_wrist")]) < 1e-6
+        assert lm[LM(f"{side}_heel"), 2] < j[J(f"{side}_ankle"), 2] - 0.03  # heels behind the ankles
+        assert lm[LM(f"{side}_foot_index"), 2] > j[J(f"{side}_ankle"), 2] + 0.1
+        assert s * (lm[LM(f"{side}_hip"), 0] - j[J(f"{side}_hip"), 0]) > 0.0  # hip landmark lateral
+        hand = lm[[LM(f"{side}_index"), LM(f"{side}_pinky"), LM(f"{side}_thumb")]]
+        assert np.all(np.linalg.norm(hand - j[J(f"{side}_hand")], axis=1) < 0.1)
+    # Landmarks straight from the parameters (skinning only the vertices they use) agree.
+    go, bp, tr = _random_pose(rng, 2)
+    rot = rotvec_to_rotmat_torch(torch.as_tensor(np.concatenate([go[:, None], bp], 1), dtype=torch.float32))
+    tr = torch.as_tensor(tr, dtype=torch.float32)
+    np.testing.assert_allclose(m.pose_landmarks(rot, tr).numpy(), m.landmarks(m(rot, tr)).numpy(), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- SMPL
+
+
+def _toy_joints():
+    Jt = np.zeros((24, 3))
+    steps = {"hip": [0.08, -0.09, 0], "knee": [0.01, -0.38, 0], "ankle": [0, -0.4, -0.02], "foot": [0, -0.06, 0.12],
+             "spine": [0, 0.11, 0], "neck": [0, 0.2, 0], "head": [0, 0.09, 0.04], "collar": [0.07, 0.1, 0],
+             "shoulder": [0.11, 0.02, 0], "elbow": [0.26, 0, 0], "wrist": [0.25, 0, 0], "hand": [0.08, 0, 0]}
+    for j, p in enumerate(SMPL_PARENTS):
+        if p < 0:
+            continue
+        name = SMPL_JOINT_NAMES[j]
+        s = 1.0 if name.startswith("left") else -1.0 if name.startswith("right") else 1.0
+        step = np.array(next(v for k, v in steps.items() if k in name))
+        Jt[j] = Jt[p] + step * [s, 1, 1]
+    return Jt
+
+
+def synthetic_smpl_arrays(seed=0):
+    """Random but structurally valid SMPL arrays (6890 vertices, 24 joints, 10 betas, 207 pose dirs)."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(seed)
+    V = 6890
+    Jt = _toy_joints()
+    assign = np.arange(V) % 24
+    v_template = Jt[assign] + rng.normal(0, 0.03, (V, 3))
+    weights = np.zeros((V, 24))
+    weights[np.arange(V), assign] = 0.8
+    weights[np.arange(V), np.maximum(SMPL_PARENTS[assign], 0)] += 0.2
+    rows, cols = [], []
+    for j in range(24):
+        vs = np.flatnonzero(assign == j)[:8]
+        rows += [j] * len(vs)
+        cols += list(vs)
+    J_reg = scipy.sparse.csc_matrix((np.full(len(rows), 1 / 8), (rows, cols)), shape=(24, V))
+    kintree = np.stack([np.where(SMPL_PARENTS < 0, 4294967295, SMPL_PARENTS), np.arange(24)]).astype(np.int64)
+    return {
+        "v_template": v_template, "shapedirs": rng.normal(0, 0.01, (V, 3, 10)),
+        "posedirs": rng.normal(0, 0.002, (V, 3, 207)), "J_regressor": J_reg, "weights": weights,
+        "kintree_table": kintree, "f": rng.integers(0, V, (13776, 3)).astype(np.uint32),
+    }
+
+
+def _write_chumpy_pickle(path, arrays, monkeypatch):
+    """An SMPL-like pickle: shapedirs wrapped in a fake chumpy.ch.Ch, a scipy csc J_regressor (protocol 2)."""
+    chumpy = types.ModuleType("chumpy")
+    chumpy_ch = types.ModuleType("chumpy.ch")
+
+    class Ch:
+        def __init__(self, x):
+            self.x = x
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    chumpy_ch.Ch = Ch
+    chumpy.ch = chumpy_ch
+    with monkeypatch.context() as mp:
+        mp.setitem(sys.modules, "chumpy", chumpy)
+        mp.setitem(sys.modules, "chumpy.ch", chumpy_ch)
+        data = dict(arrays, shapedirs=Ch(arrays["shapedirs"]))
+        with open(path, "wb") as fh:
+            pickle.dump(data, fh, protocol=2)
+
+
+def test_smpl_missing_file(tmp_path):
+    with pytest.raises(MissingWeightsError, match="smpl.is.tue.mpg.de"):
+        load_body_model("smpl", weights_dir=tmp_path)
+
+
+def test_smpl_npz_and_pickle_load_and_pose(tmp_path, monkeypatch):
+    pytest.importorskip("smplx")
+    arrays = synthetic_smpl_arrays()
+    npz_dir = tmp_path / "npz"
+    npz_dir.mkdir()
+    np.savez(npz_dir / "SMPL_NEUTRAL.npz", **dict(arrays, J_regressor=arrays["J_regressor"].toarray()))
+    pkl_dir = tmp_path / "pkl" / "smpl"
+    pkl_dir.mkdir(parents=True)
+    _write_chumpy_pickle(pkl_dir / "SMPL_NEUTRAL.pkl", arrays, monkeypatch)
+    assert "chumpy" not in sys.modules
+
+    m_npz = load_body_model("smpl", weights_dir=npz_dir)
+    m_pkl = load_body_model("smpl", weights_dir=tmp_path / "pkl")
+    assert m_npz.n_vertices == 6890 and m_npz.n_shape == 10 and m_npz.faces.shape == (13776, 3)
+    for name in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights24"):
+        torch.testing.assert_close(getattr(m_npz, name), getattr(m_pkl, name))
+
+    rng = np.random.default_rng(1)
+    go, bp, tr = _random_pose(rng, 4, 0.4)
+    betas = rng.normal(0, 1, 10)
+    out = m_pkl.forward_rotvec(go, bp, tr, torch.as_tensor(betas))
+    assert out.vertices.shape == (4, 6890, 3)
+    # Same numbers as smplx's own SMPL (the reference implementation) on the same file.
+    import smplx
+    from smplx.utils import Struct
+
+    struct = Struct(**dict(arrays, J_regressor=arrays["J_regressor"].toarray()))
+    ref = smplx.SMPL(model_path="", data_struct=struct, batch_size=4)
+    f32 = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    r = ref(betas=f32(np.tile(betas, (4, 1))), global_orient=f32(go), body_pose=f32(bp.reshape(4, -1)), transl=f32(tr))
+    np.testing.assert_allclose(out.vertices.detach().numpy(), r.vertices.detach().numpy(), atol=1e-4)
+    np.testing.assert_allclose(out.joints.detach().numpy(), r.joints[:, :24].detach().numpy(), atol=1e-4)
+    # And the rig maths agree with the model.
+    G = smpl_global_rotations(go, bp, SMPL_PARENTS)
+    refj = smpl_joints_world(G, m_pkl.rest_joints(torch.as_tensor(betas)).double().numpy(), tr, SMPL_PARENTS)
+    np.testing.assert_allclose(out.joints.detach().double().numpy(), refj, atol=1e-5)
+    d = _check_rig_agreement(m_pkl, betas, rng, T=2, scale=0.2)
+    assert d.mean() < 0.03  # no pose blend shapes in the export
+    assert m_pkl.landmarks(out).shape == (4, 33, 3)
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_smpl_pickle_refuses_code(tmp_path):
+    marker = tmp_path / "pwned"
+    d = tmp_path / "w"
+    d.mkdir()
+    with open(d / "SMPL_NEUTRAL.pkl", "wb") as fh:
+        pickle.dump({"v_template": np.zeros((3, 3)), "evil": _Evil(marker)}, fh, protocol=2)
+    with pytest.raises(WeightsFormatError, match="refusing"):
+        load_body_model("smpl", weights_dir=d)
+    assert not marker.exists()
