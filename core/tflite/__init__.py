@@ -10,7 +10,7 @@ import os
 
 import torch  # noqa: F401  (device type in the signature)
 
-from ..errors import MissingWeightsError, WeightsFormatError
+from ..errors import MissingWeightsError
 from .graph import TFLiteGraph
 from .reader import Model, densify, parse_model, read_model
 
