@@ -46,6 +46,7 @@ SKIN_TONES = [(0.96, 0.80, 0.69), (0.92, 0.72, 0.58), (0.85, 0.64, 0.50), (0.76,
 CLOTH = [(0.10, 0.15, 0.35), (0.55, 0.08, 0.08), (0.12, 0.35, 0.15), (0.85, 0.85, 0.82), (0.15, 0.15, 0.15),
          (0.80, 0.55, 0.10), (0.35, 0.20, 0.45), (0.20, 0.45, 0.60), (0.60, 0.60, 0.62), (0.45, 0.30, 0.20),
          (0.90, 0.40, 0.45), (0.25, 0.25, 0.30)]
+SHOES = [(0.06, 0.05, 0.05), (0.85, 0.85, 0.85), (0.30, 0.18, 0.10), (0.15, 0.15, 0.20), (0.45, 0.45, 0.47)]
 HAIR = [(0.05, 0.04, 0.03), (0.20, 0.12, 0.06), (0.45, 0.30, 0.15), (0.70, 0.55, 0.30), (0.35, 0.35, 0.35)]
 GROUNDS = [((0.35, 0.33, 0.30), (0.28, 0.27, 0.25)), ((0.20, 0.32, 0.14), (0.16, 0.27, 0.11)),
            ((0.55, 0.50, 0.42), (0.45, 0.40, 0.33)), ((0.40, 0.40, 0.42), (0.30, 0.30, 0.33)),
@@ -61,7 +62,7 @@ class RenderConfig:
     fps: float = 25.0
     start_s: float = 1.0
     duration_s: float = 3.0
-    samples: int = 16
+    samples: int = 4
     denoise: bool = True
     seed: int = 0
     body: str = "anny"
@@ -222,7 +223,7 @@ def foot_contacts(joints: np.ndarray, J_rest: np.ndarray, rest_verts: np.ndarray
 def random_look(rng) -> dict:
     shirt, trousers = rng.choice(len(CLOTH), 2, replace=False)
     return {"skin": SKIN_TONES[rng.integers(len(SKIN_TONES))], "shirt": CLOTH[shirt], "trousers": CLOTH[trousers],
-            "shoes": CLOTH[rng.integers(len(CLOTH))] if rng.random() < 0.5 else (0.08, 0.07, 0.07),
+            "shoes": SHOES[rng.integers(len(SHOES))],
             "hair": HAIR[rng.integers(len(HAIR))], "long_sleeves": bool(rng.random() < 0.5),
             "shorts": bool(rng.random() < 0.25)}
 
@@ -279,7 +280,8 @@ def region_colours(rest_verts: np.ndarray, J: np.ndarray, look: dict) -> np.ndar
         rgb[v] = look[c]
     # Hair: the top and back of the head.
     hj = J[15]
-    hair = (own == 15) & (y > hj[1] + 0.03) & (rest_verts[:, 2] < hj[2] + 0.05)
+    z = rest_verts[:, 2]
+    hair = (own == 15) & ((y > hj[1] + 0.085) | ((y > hj[1] - 0.01) & (z < hj[2] - 0.01)))
     rgb[hair] = look["hair"]
     return rgb
 
@@ -340,7 +342,8 @@ def build_scene(clip: Clip):
     scene.cycles.seed = cfg.seed
     scene.cycles.use_denoising = bool(cfg.denoise)
     scene.cycles.use_adaptive_sampling = False
-    scene.cycles.max_bounces = 4
+    scene.cycles.max_bounces = 2
+    scene.cycles.denoising_prefilter = "FAST"
     r.threads_mode = "FIXED"
     r.threads = max(1, cfg.threads)
     r.resolution_x, r.resolution_y, r.resolution_percentage = cfg.width, cfg.height, 100
