@@ -208,12 +208,18 @@ def retarget(
     def child_pairs(j, pos):
         """(target rest vectors u (K,3), BVH vectors v (T?,K,3)) for children with a usable BVH bone."""
         us, vs = [], []
+        if SMPL_JOINT_NAMES[j] not in idx:
+            return us, vs
         for c in SMPL_CHILDREN[j]:
-            name = SMPL_JOINT_NAMES[c]
-            if name not in idx or SMPL_JOINT_NAMES[j] not in idx:
-                continue
-            v_rest = P0[idx[name]] - P0[idx[SMPL_JOINT_NAMES[j]]]
-            if np.linalg.norm(v_rest) < 1e-6:
+            # Where the BVH puts the child on top of this joint (e.g. a zero-length lower back), use the
+            # next joint down the chain instead, so the direction is still defined.
+            while c is not None:
+                name = SMPL_JOINT_NAMES[c]
+                if name in idx and np.linalg.norm(P0[idx[name]] - P0[idx[SMPL_JOINT_NAMES[j]]]) > 1e-6:
+                    break
+                kids = SMPL_CHILDREN[c]
+                c = kids[0] if len(kids) == 1 else None
+            if c is None:
                 continue
             us.append(J[c] - J[j])
             vs.append(pos[..., idx[name], :] - pos[..., idx[SMPL_JOINT_NAMES[j]], :])
