@@ -285,3 +285,25 @@ def test_smpl_pickle_refuses_code(tmp_path):
     with pytest.raises(WeightsFormatError, match="refusing"):
         load_body_model("smpl", weights_dir=d)
     assert not marker.exists()
+
+
+def test_anny_forearm_twist_is_shared(anny_model):
+    """A wrist twist about the forearm turns the forearm's twist bone (lowerarm02) by half as much."""
+    m = anny_model
+    col = 24 + m.twist_child.index(J("left_wrist"))
+    sel = m.skin_columns[:, col] > 0.5  # mostly skinned by the twist bone (the rest: forearm, wrist)
+    assert sel.sum() > 20
+    bp = np.zeros((1, 23, 3))
+    bp[0, J("left_wrist") - 1] = [1.2, 0.0, 0.0]  # twist about +x (the left forearm in the T-pose)
+    rest = m.forward_rotvec(np.zeros((1, 3)), np.zeros((1, 23, 3)), np.zeros((1, 3))).vertices[0, sel].numpy()
+    posed = m.forward_rotvec(np.zeros((1, 3)), bp, np.zeros((1, 3))).vertices[0, sel].numpy()
+    c = m.rest_joints()[J("left_elbow")].numpy()
+    a0 = np.arctan2(rest[:, 2] - c[2], rest[:, 1] - c[1])
+    a1 = np.arctan2(posed[:, 2] - c[2], posed[:, 1] - c[1])
+    turn = np.angle(np.exp(1j * (a0 - a1)))  # rotation about +x takes (y, z) angle up by theta
+    assert 0.35 < np.median(np.abs(turn)) < 0.85  # about half of the wrist's 1.2 rad
+    # Vertices of the elbow group proper (no twist weight) do not turn.
+    still = (m.weights24[:, J("left_elbow")] > 0.99) & (m.skin_columns[:, col] == 0)
+    v0 = m.forward_rotvec(np.zeros((1, 3)), np.zeros((1, 23, 3)), np.zeros((1, 3))).vertices[0, still]
+    v1 = m.forward_rotvec(np.zeros((1, 3)), bp, np.zeros((1, 3))).vertices[0, still]
+    assert still.sum() > 20 and torch.allclose(v0, v1, atol=1e-5)

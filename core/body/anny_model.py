@@ -19,7 +19,8 @@ from ..convert import R_BLENDER_FROM_CANON
 from ..errors import MissingWeightsError
 from ..result import SMPL_JOINT_NAMES, SMPL_PARENTS
 from ..rig import Rig, bone_matrices_from_heads_tails, rig_from_joints
-from .base import BodyModel, BodyOutput, BodyRig, blend_skinning, chain_global_rotations, chain_joint_positions, top4_skin
+from .base import (BodyModel, BodyOutput, BodyRig, blend_skinning, chain_global_rotations, chain_joint_positions,
+                   rotvec_to_rotmat_torch, top4_skin, twist_angle_torch)
 from .landmarks import landmark_spec
 
 # SMPL joint -> the Anny bone whose head is the joint (and whose subtree the joint drives).
@@ -36,6 +37,11 @@ MEAN_BONES = {
     "left_foot": [f"toe{i}-1.L" for i in range(1, 6)], "right_foot": [f"toe{i}-1.R" for i in range(1, 6)],
     "left_hand": [f"finger{i}-1.L" for i in range(2, 6)], "right_hand": [f"finger{i}-1.R" for i in range(2, 6)],
 }
+
+# Forearm twist bones: they follow the elbow and take this share of the wrist's twist about the forearm
+# (canonical T-pose axis: +x for the left arm, -x for the right), spreading pronation along the forearm.
+TWIST_BONES = {"lowerarm02.L": ("left_wrist", (1.0, 0.0, 0.0)), "lowerarm02.R": ("right_wrist", (-1.0, 0.0, 0.0))}
+TWIST_FRACTION = 0.5
 
 
 def _group_of_bone(label: str, parent_group: int) -> int:
@@ -172,11 +178,26 @@ class AnnyBody(BodyModel):
         self.register_buffer("joint_from_heads", jfh, persistent=False)
         self.register_buffer("j_template", jfh @ self.h_template, persistent=False)
         self.register_buffer("j_dirs", torch.einsum("jb,kbc->kjc", jfh, self.h_dirs), persistent=False)
-        # Skinning weights summed per SMPL joint group: (V, 24).
+        # Skinning weights summed per SMPL joint group (V, 24), and the skinning columns (V, 24 + twist
+        # bones): each twist bone gets its own column and transform.
+        rows = np.arange(self._n_vertices)[:, None].repeat(vbi.shape[1], 1)
         W = np.zeros((self._n_vertices, 24))
-        np.add.at(W, (np.arange(self._n_vertices)[:, None].repeat(vbi.shape[1], 1), group[vbi]), vbw)
+        np.add.at(W, (rows, group[vbi]), vbw)
         W /= W.sum(1, keepdims=True)
         self.register_buffer("weights24", torch.as_tensor(W, dtype=dtype), persistent=False)
+        twist = [labels.index(b) for b in TWIST_BONES]
+        column = group.copy()
+        for k, b in enumerate(twist):
+            column[b] = 24 + k
+        Wk = np.zeros((self._n_vertices, 24 + len(twist)))
+        np.add.at(Wk, (rows, column[vbi]), vbw)
+        Wk /= Wk.sum(1, keepdims=True)
+        self.register_buffer("skin_columns", torch.as_tensor(Wk, dtype=dtype), persistent=False)
+        self.twist_anny_bones = twist
+        self.twist_group = [int(group[b]) for b in twist]
+        self.twist_child = [SMPL_JOINT_NAMES.index(TWIST_BONES[b][0]) for b in TWIST_BONES]
+        self.register_buffer("twist_axis", torch.tensor([TWIST_BONES[b][1] for b in TWIST_BONES], dtype=dtype),
+                             persistent=False)
 
         self.register_buffer("default_shape", torch.full((len(self.shape_names),), 0.5, dtype=dtype), persistent=False)
         self.register_buffer("shape_lower", torch.zeros(len(self.shape_names), dtype=dtype), persistent=False)
@@ -242,13 +263,21 @@ class AnnyBody(BodyModel):
     def forward(self, rotmats: torch.Tensor, transl: torch.Tensor, shape=None, vertex_ids=None) -> BodyOutput:
         """See BodyModel.forward. ``vertex_ids`` (K,) skins only those vertices (vertices is then (N, K, 3))."""
         shape = self._batched_shape(shape)
+        rotmats, transl = rotmats.to(self.dtype), transl.to(self.dtype)
         vA, JA = self._cached_rest_state(shape)
         JT = self._tpose_joints(JA)
         G = chain_global_rotations(rotmats, SMPL_PARENTS)
         P = chain_joint_positions(G, JT, transl, SMPL_PARENTS)
-        M = G @ self.rest_correction  # (N, 24, 3, 3): undo the A-pose, then pose
-        t = P - (M @ JA[..., None])[..., 0]
-        W = self.weights24
+        # Twist bones: their group's rotation, then a share of the child joint's twist about the limb axis.
+        theta = twist_angle_torch(rotmats[:, self.twist_child], self.twist_axis)  # (N, K)
+        Tw = rotvec_to_rotmat_torch(TWIST_FRACTION * theta[..., None] * self.twist_axis)
+        g = self.twist_group
+        Rc = torch.cat([self.rest_correction, self.rest_correction[g]], 0)  # (24+K, 3, 3)
+        Gk = torch.cat([G, G[:, g] @ Tw], 1)
+        M = Gk @ Rc  # (N, 24+K, 3, 3): undo the A-pose, then pose
+        pivots, targets = torch.cat([JA, JA[:, g]], 1), torch.cat([P, P[:, g]], 1)
+        t = targets - (M @ pivots[..., None])[..., 0]
+        W = self.skin_columns
         if vertex_ids is not None:
             vA, W = vA[:, vertex_ids], W[vertex_ids]
         return BodyOutput(vertices=blend_skinning(vA, W, M, t), joints=P)
@@ -329,4 +358,7 @@ class AnnyBody(BodyModel):
         to_rig = np.array([rig_index[b] for b in range(len(labels))])
         idx, w = top4_skin(self.anny_skin_weights, to_rig[self.anny_skin_indices])
         return BodyRig(rig=rig, rest_vertices=vT @ C.T, skin_indices=idx, skin_weights=w,
-                       bone_group=np.asarray(bone_group, dtype=np.int64))
+                       bone_group=np.asarray(bone_group, dtype=np.int64),
+                       twist_bones=np.array([rig_index[b] for b in self.twist_anny_bones], dtype=np.int64),
+                       twist_child=np.asarray(self.twist_child, dtype=np.int64),
+                       twist_axis=self.twist_axis.double().cpu().numpy(), twist_fraction=TWIST_FRACTION)

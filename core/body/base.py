@@ -12,7 +12,7 @@ T-pose in that frame. See docs/BODY_MODELS.md.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -50,14 +50,42 @@ class BodyRig:
     skin_indices: np.ndarray  # (V, 4) int64 rig bone indices
     skin_weights: np.ndarray  # (V, 4) float64, rows sum to 1
     bone_group: np.ndarray  # (B,) int64 SMPL joint index per bone
+    # Twist bones (optional): bone twist_bones[k] follows its group and also turns by twist_fraction of
+    # the twist of SMPL joint twist_child[k]'s local rotation about twist_axis[k] (canonical T-pose axes).
+    twist_bones: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    twist_child: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    twist_axis: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    twist_fraction: float = 0.0
 
     def bone_world_deltas(self, G: np.ndarray) -> np.ndarray:
         """World rotation of every bone relative to its rest ``(T, B, 3, 3)`` from the SMPL globals ``G (T, 24, 3, 3)``.
 
-        The rig's rest is the canonical T-pose turned Z up (``C``), so bone b's delta is ``G_group(b) @ C^T``.
+        The rig's rest is the canonical T-pose turned Z up (``C``), so bone b's delta is ``G_group(b) @ C^T``
+        (times a share of the child joint's twist for twist bones).
         """
+        from ..convert import rotvec_to_rotmat
+
         G = np.asarray(G, dtype=np.float64)
-        return G[:, self.bone_group] @ R_BLENDER_FROM_CANON.T
+        W = G[:, self.bone_group]
+        for b, c, a in zip(self.twist_bones, self.twist_child, self.twist_axis):
+            g = self.bone_group[b]
+            local = np.swapaxes(G[:, g], -1, -2) @ G[:, c]
+            theta = twist_angle_np(local, a)
+            W[:, b] = G[:, g] @ rotvec_to_rotmat(self.twist_fraction * theta[:, None] * a)
+        return W @ R_BLENDER_FROM_CANON.T
+
+
+def twist_angle_np(R: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Signed twist angle of rotations ``R (..., 3, 3)`` about a unit axis (swing-twist decomposition)."""
+    vee = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    tr = R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2]
+    return 2.0 * np.arctan2(vee @ axis, 1.0 + tr)
+
+
+def twist_angle_torch(R: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+    vee = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    tr = R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2]
+    return 2.0 * torch.atan2((vee * axis).sum(-1), (1.0 + tr).clamp_min(1e-9))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -103,9 +131,14 @@ def blend_skinning(vertices: torch.Tensor, weights: torch.Tensor, M: torch.Tenso
     vertices (B, V, 3) with B = N or 1, weights (V, J), M (N, J, 3, 3), t (N, J, 3) -> (N, V, 3).
     """
     N, J = M.shape[:2]
-    A = torch.cat([M.transpose(-1, -2), t[:, :, None]], -2).reshape(N, J, 12)  # rows: M's columns, then t
-    Av = torch.matmul(weights, A).reshape(N, -1, 4, 3)  # (N, V, 4, 3)
+    A = torch.cat([M.transpose(-1, -2), t[:, :, None]], -2)  # (N, J, 4, 3): rows = M's columns, then t
     vh = torch.cat([vertices, torch.ones_like(vertices[..., :1])], -1)  # (B, V, 4)
+    if vh.shape[0] == 1:
+        # One rest mesh for all frames: out[n, v] = sum_jk (w_vj vh_vk) A[n, j, k], a single GEMM.
+        phi = (weights[:, :, None] * vh[0, :, None, :]).reshape(-1, J * 4)  # (V, J*4)
+        out = phi @ A.permute(1, 2, 0, 3).reshape(J * 4, N * 3)  # (V, N*3)
+        return out.reshape(-1, N, 3).transpose(0, 1)
+    Av = torch.matmul(weights, A.reshape(N, J, 12)).reshape(N, -1, 4, 3)  # per-vertex blended transforms
     return (Av * vh[..., None]).sum(-2)
 
 

@@ -121,6 +121,7 @@ class SMPLBody(BodyModel):
     def forward(self, rotmats: torch.Tensor, transl: torch.Tensor, shape=None, vertex_ids=None) -> BodyOutput:
         """smplx's SMPL: shape and pose blend shapes, then LBS about the rest pelvis, then + transl."""
         shape = self._batched_shape(shape)
+        rotmats, transl = rotmats.to(self.dtype), transl.to(self.dtype)
         N = rotmats.shape[0]
         v = self.v_shaped(shape)  # (B, V, 3)
         J = torch.einsum("jv,bvc->bjc", self.J_regressor, v)
