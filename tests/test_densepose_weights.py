@@ -76,6 +76,9 @@ def test_structural_expectations_match_real_checkpoints(name):
     exp = expected_shapes(arch)
     assert list(exp.keys()) == list(shapes.keys())  # names and state_dict order
     assert exp == shapes
+    from core.densepose.weights import R50_FPN_DL_S1X, R50_FPN_S1X
+
+    assert arch == (R50_FPN_DL_S1X if "_dl_" in name else R50_FPN_S1X)
 
 
 def test_roundtrip_and_legacy_extras(tmp_path):

@@ -388,3 +388,40 @@ def write_checkpoint(path: str | os.PathLike, state, author: str = "doppel") -> 
                "__author__": author}
     with open(path, "wb") as f:
         pickle.dump(payload, f, protocol=3)
+
+
+# The official model-zoo architectures (widths of densepose_rcnn_R_50_FPN_s1x / _DL_s1x).
+R50_FPN_S1X = ArchSpec(
+    stage_blocks=(3, 4, 6, 3), stem_channels=64, bottleneck_channels=64, res2_channels=256, fpn_channels=256,
+    num_anchors=3, box_pool=7, box_fc_dims=(1024, 1024), num_classes=1, decoder_on=True, decoder_conv_dims=256,
+    decoder_out=256, head="v1convx", head_convs=8, head_dim=512, head_kernel=3, nonlocal_on=False,
+    coarse_channels=2, fine_channels=25, deconv_kernel=4,
+)
+R50_FPN_DL_S1X = ArchSpec(**{**R50_FPN_S1X.__dict__, "head": "deeplab"})
+
+
+def random_state(arch: ArchSpec, seed: int = 0, person_logit: float = 2.0) -> "OrderedDict[str, np.ndarray]":
+    """Random weights with ``arch``'s names and shapes, for benchmarks and smoke tests only.
+
+    He-initialised convolutions, identity FrozenBN/GroupNorm, zero biases; the box classifier says
+    "person" with probability sigmoid(2 * person_logit) for every proposal and box/anchor deltas are
+    small, so the whole pipeline (DensePose head included) runs on plausible boxes.
+    """
+    rng = np.random.default_rng(seed)
+    state: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for name, shape in expected_shapes(arch).items():
+        if name.endswith("running_var") or (len(shape) == 1 and name.endswith(".weight")):
+            v = np.ones(shape)
+        elif len(shape) == 1:
+            v = np.zeros(shape)
+        else:
+            fan_in = shape[0] * 4 if "densepose_predictor" in name else int(np.prod(shape[1:]))
+            v = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+            if name.endswith(("conv3.weight", "shortcut.weight")):
+                v *= 0.5
+        state[name] = v.astype(np.float32)
+    state["roi_heads.box_predictor.cls_score.weight"][:] = 0
+    state["roi_heads.box_predictor.cls_score.bias"][:] = (person_logit, -person_logit)
+    state["roi_heads.box_predictor.bbox_pred.weight"] *= 0.01
+    state["proposal_generator.rpn_head.anchor_deltas.weight"] *= 0.01
+    return state
