@@ -10,7 +10,7 @@ import torch
 
 from core.body import load_body_model
 from core.body.base import BLAZEPOSE_LANDMARK_NAMES, rotvec_to_rotmat_torch
-from core.errors import MissingWeightsError, WeightsFormatError
+from core.errors import ConfigError, MissingWeightsError, WeightsFormatError
 from core.result import SMPL_JOINT_NAMES, SMPL_PARENTS
 from core.rig import posed_bone_frames, smpl_global_rotations, smpl_joints_world
 
@@ -225,6 +225,8 @@ def _write_chumpy_pickle(path, arrays, monkeypatch):
 def test_smpl_missing_file(tmp_path):
     with pytest.raises(MissingWeightsError, match="smpl.is.tue.mpg.de"):
         load_body_model("smpl", weights_dir=tmp_path)
+    with pytest.raises(ConfigError):
+        load_body_model("mano")
 
 
 def test_smpl_npz_and_pickle_load_and_pose(tmp_path, monkeypatch):
@@ -235,7 +237,7 @@ def test_smpl_npz_and_pickle_load_and_pose(tmp_path, monkeypatch):
     np.savez(npz_dir / "SMPL_NEUTRAL.npz", **dict(arrays, J_regressor=arrays["J_regressor"].toarray()))
     pkl_dir = tmp_path / "pkl" / "smpl"
     pkl_dir.mkdir(parents=True)
-    _write_chumpy_pickle(pkl_dir / "SMPL_NEUTRAL.pkl", arrays, monkeypatch)
+    _write_chumpy_pickle(pkl_dir / "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl", arrays, monkeypatch)
     assert "chumpy" not in sys.modules
 
     m_npz = load_body_model("smpl", weights_dir=npz_dir)

@@ -28,10 +28,16 @@ MISSING_MESSAGE = ("SMPL model not found: download SMPL (https://smpl.is.tue.mpg
 def find_smpl_file(weights_dir, gender: str = "neutral") -> Path:
     g = gender.upper()
     names = [f"SMPL_{g}.npz", f"SMPL_{g}.pkl"]
+    # The official download's names, e.g. basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl, basicModel_f_lbs_...
+    official = "basicmodel_" + {"NEUTRAL": "neutral", "FEMALE": "f", "MALE": "m"}.get(g, g.lower()) + "_lbs_"
     for d in (Path(weights_dir), Path(weights_dir) / "smpl"):
         for n in names:
             if (d / n).is_file():
                 return d / n
+        if d.is_dir():
+            for f in sorted(d.iterdir()):
+                if f.is_file() and f.name.lower().startswith(official) and f.suffix == ".pkl":
+                    return f
     msg = MISSING_MESSAGE if g == "NEUTRAL" else MISSING_MESSAGE.replace("SMPL_NEUTRAL", f"SMPL_{g}")
     raise MissingWeightsError(msg + f" (looked in {Path(weights_dir)} and {Path(weights_dir) / 'smpl'})")
 
