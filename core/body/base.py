@@ -254,7 +254,7 @@ class BodyModel(torch.nn.Module):
         tr = np.asarray(transl, dtype=np.float64).reshape(len(go), 3)
         shape_np = np.asarray(shape, dtype=np.float64).reshape(-1)
         with torch.no_grad():
-            J_rest = self.rest_joints(torch.as_tensor(shape_np, dtype=self.dtype)).double().cpu().numpy()
+            J_rest = self.rest_joints(torch.as_tensor(shape_np, dtype=self.dtype, device=self.device)).double().cpu().numpy()
             body_rig = self.rig(shape_np)
         G = smpl_global_rotations(go, bp, SMPL_PARENTS)
         joints = smpl_joints_world(G, J_rest, tr, SMPL_PARENTS)
