@@ -18,7 +18,11 @@ Layout, per person ``i`` (named ``<video stem>_Person<i+1>`` like the add-on's o
   the bones' rest world frames.
 - one animation ``<stem>_Person<n>`` with a rotation channel (quaternions, glTF's x, y, z, w order) for
   every bone and a translation channel for the root bone, one key per captured frame at time
-  ``frame / fps`` seconds (video frame 0 is t = 0), LINEAR interpolation.
+  ``frame / fps`` seconds (video frame 0 is t = 0), LINEAR interpolation (so a tracking gap is
+  interpolated, as in the add-on's actions). Blender's importer turns seconds into frames at the
+  scene's frame rate: set the scene to the video's fps before importing and video frame ``f`` lands on
+  scene frame ``f`` (the add-on uses ``f + 1``). The importer makes the first animation the active
+  action of its armature and leaves the others on NLA tracks of their armatures.
 
 Because the node frames are the result's rest bone frames, the animated local rotation of bone ``b``
 is Blender's ``(rest_parent^-1 rest_b) @ basis_b`` = ``posed_parent^-1 @ posed_b`` (orientations from
