@@ -157,7 +157,7 @@ class DensePoseModel:
     def _conv_bn(self, x, name, stride=1, padding=0, relu=True):
         x = F.conv2d(x, self.w[name + ".weight"], None, stride, padding)
         scale, bias = self._bn[name + ".norm"]
-        x = x * scale + bias
+        x = x.mul_(scale).add_(bias)  # FrozenBN: x * scale + bias (in place on the fresh conv output)
         return F.relu_(x) if relu else x
 
     def _gn(self, x, name):
