@@ -221,8 +221,11 @@ def foot_contacts(joints: np.ndarray, J_rest: np.ndarray, rest_verts: np.ndarray
 
 
 def random_look(rng) -> dict:
-    shirt, trousers = rng.choice(len(CLOTH), 2, replace=False)
-    return {"skin": SKIN_TONES[rng.integers(len(SKIN_TONES))], "shirt": CLOTH[shirt], "trousers": CLOTH[trousers],
+    skin = SKIN_TONES[rng.integers(len(SKIN_TONES))]
+    # Clothes that stand apart from the skin (so nobody looks undressed) and from each other.
+    far = [c for c in CLOTH if np.linalg.norm(np.subtract(c, skin)) > 0.35]
+    shirt, trousers = rng.choice(len(far), 2, replace=False)
+    return {"skin": skin, "shirt": far[shirt], "trousers": far[trousers],
             "shoes": SHOES[rng.integers(len(SHOES))],
             "hair": HAIR[rng.integers(len(HAIR))], "long_sleeves": bool(rng.random() < 0.5),
             "shorts": bool(rng.random() < 0.25)}
@@ -368,7 +371,7 @@ def build_scene(clip: Clip):
     ramp = nt.nodes.new("ShaderNodeValToRGB")
     ramp.color_ramp.elements[0].position = 0.0
     ramp.color_ramp.elements[0].color = (*look["sky"][0], 1.0)
-    ramp.color_ramp.elements[1].position = 0.6
+    ramp.color_ramp.elements[1].position = 0.3
     ramp.color_ramp.elements[1].color = (*look["sky"][1], 1.0)
     nt.links.new(coord.outputs["Generated"], sep.inputs[0])
     nt.links.new(sep.outputs["Z"], ramp.inputs["Fac"])

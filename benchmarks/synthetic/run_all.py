@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         if args.only and name not in args.only:
             continue
         cfg = RenderConfig(width=320 if args.quick else 640, height=180 if args.quick else 360, fps=25.0, start_s=1.0,
-                           duration_s=1.0 if args.quick else 3.0, samples=2 if args.quick else 4, seed=k,
+                           duration_s=1.0 if args.quick else 2.0, samples=2 if args.quick else 4, seed=k,
                            sources=tuple(os.path.basename(p) for p in paths))
         key = config_hash(paths, cfg)
         out = os.path.join(args.cache, f"{name}-{key}")
@@ -157,7 +157,7 @@ def make_report(args, rows, timings, has_capture) -> str:
              f"Command: `{cmd}` (from the repository root, in the project's venv).", "",
              f"Machine: {machine()}.", "",
              "Clips: every BVH file in `../shared/data/mocap` (CMU motion capture), "
-             f"{'1' if args.quick else '3'} s from t = 1 s at 25 fps, "
+             f"{'1' if args.quick else '2'} s from t = 1 s at 25 fps, "
              f"{'320x180' if args.quick else '640x360'}; the salsa pairs (60_XX + 61_XX) as one two-person clip. "
              "Seeds, body shapes, clothes, camera, ground and light vary per clip and are fixed by the clip's index. "
              "Renders are cached by content hash under the cache folder.", ""]
