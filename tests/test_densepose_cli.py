@@ -92,3 +92,35 @@ def test_video_run(tmp_path, capsys):
     cap = cv2.VideoCapture(str(prev))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
     cap.release()
+
+
+def test_io_roundtrip_and_no_people(tmp_path):
+    from core.densepose import DensePoseResult
+    from core.densepose.io import load_densepose_npz, save_densepose_npz
+
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 25, (5, 4)).astype(np.uint8)
+    uv = np.where(lab > 0, rng.uniform(-0.2, 1.2, (2, 5, 4)), 0).astype(np.float32)
+    full = DensePoseResult(boxes_xyxy=np.array([[1.5, 2.5, 5.9, 7.9]], np.float32), scores=np.array([0.9], np.float32),
+                           classes=np.zeros(1, np.int64), boxes_xywh_int=np.array([[1, 2, 4, 5]]), labels=(lab,),
+                           uv=(uv,), image_hw=(10, 10))
+    empty = DensePoseResult(boxes_xyxy=np.zeros((0, 4), np.float32), scores=np.zeros(0, np.float32),
+                            classes=np.zeros(0, np.int64), boxes_xywh_int=np.zeros((0, 4), np.int64), labels=(), uv=(),
+                            image_hw=(10, 10))
+    for dtype, tol in (("uint8", 0.5 / 255 + 1e-7), ("float16", 1e-3)):
+        p = tmp_path / f"r_{dtype}.npz"
+        save_densepose_npz(p, [3, 4], [full, empty], dict(input=dict(width=10, height=10)), uv_dtype=dtype)
+        meta, frames, res = load_densepose_npz(p)
+        assert list(frames) == [3, 4] and len(res[1]) == 0 and len(res[0]) == 1
+        np.testing.assert_array_equal(res[0].labels[0], lab)
+        ref = np.clip(uv, 0, 1) if dtype == "uint8" else uv
+        np.testing.assert_allclose(res[0].uv[0], ref, atol=tol)
+
+
+@needs_tiny
+def test_image_without_people(tmp_path):
+    out = tmp_path / "none.npz"
+    assert main(["densepose", str(TINY / "input_480.png"), "-o", str(out), "--weights", str(TINY / "model.pkl"),
+                 "--score-thresh", "0.99", "--progress", "none", "--preview", str(tmp_path / "p.png")]) == 0
+    with np.load(out, allow_pickle=False) as z:
+        assert z["det_scores"].shape == (0,) and z["iuv_offsets"].tolist() == [0]
