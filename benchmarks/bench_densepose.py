@@ -165,7 +165,7 @@ def main() -> int:
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, os.cpu_count {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "")
     print(f"{'device':6} {'input HxW':>10} {'net input':>10} {'ours img/s':>11} {'people':>6} "
-          f"{'ref backbone+FPN img/s':>23} {'backbone share':>14} {'our backbone / ref':>18}")
+          f"{'ref backbone+FPN img/s':>23} {'backbone share':>14} {'time ours/ref backbone':>22}")
     for dev in devices:
         sync = (lambda: torch.cuda.synchronize()) if dev == "cuda" else (lambda: None)
         model = DensePoseModel(state, arch, DensePoseConfig(**overrides), device=dev)
@@ -179,7 +179,7 @@ def main() -> int:
                 t_ref = timeit(lambda: ref(x), args.repeats, sync)
                 t_ours_bb = timeit(lambda: model.fpn(model.backbone(x)), args.repeats, sync)
             print(f"{dev:6} {h:>4}x{w:<5} {x.shape[2]:>4}x{x.shape[3]:<5} {1 / t_full:>11.3f} {n_people:>6} "
-                  f"{1 / t_ref:>23.3f} {t_ref / t_full:>13.0%} {t_ours_bb / t_ref:>18.2f}")
+                  f"{1 / t_ref:>23.3f} {t_ref / t_full:>13.0%} {t_ours_bb / t_ref:>22.2f}")
         # batching (video frames of one size)
         img = frame(240, 320)
         frames = [img] * 2

@@ -165,7 +165,7 @@ class ArchSpec:
 
 def _shape(state, key, name):
     if key not in state:
-        raise WeightsFormatError(f"{name}: not a DensePose R-CNN chart checkpoint (missing {key!r})")
+        raise WeightsFormatError(f"{name}: incomplete, or not a DensePose R-CNN chart checkpoint (missing {key!r})")
     return tuple(state[key].shape)
 
 
