@@ -94,3 +94,36 @@ def test_people_matched_by_overlap():
     rep = evaluate(pred, gt)
     assert rep["overall"]["people_matched"] == 2 and rep["overall"]["pck"] == 1.0
     assert rep["overall"]["mpjpe"] < 1e-6
+
+
+def test_result_file_scored_against_ground_truth(tmp_path):
+    """A Doppel result that holds the ground truth itself scores zero error and full PCK."""
+    from benchmarks.synthetic.evaluate import load_result_people
+    from benchmarks.synthetic.render import look_at
+    from core.result import PersonResult, Result, write_result
+
+    T, B, V = 4, 24, 3
+    K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
+    T_wc = look_at(np.array([0.5, -4.0, 1.5]), np.array([0.0, 0.0, 0.9]))
+    rng = np.random.default_rng(0)
+    world = rng.normal(0, 0.25, (T, 24, 3)) + [0, 0, 0.9]
+    cam = (world - T_wc[:3, 3]) @ T_wc[:3, :3]
+    gt = [{"frames": np.arange(T), "joints_world": world, "joints_cam": cam, "joints_2d": project(cam, K),
+           "contacts": np.ones((T, 2), bool)}]
+    eye = np.broadcast_to(np.eye(3), (B, 3, 3))
+    person = PersonResult(
+        track_id=0, frames=np.arange(T), global_orient=np.zeros((T, 3)), body_pose=np.zeros((T, 23, 3)),
+        transl=np.zeros((T, 3)), shape=np.zeros(2), joints=world, bone_names=tuple(f"b{i}" for i in range(B)),
+        bone_parents=np.arange(-1, B - 1), bone_heads=np.zeros((B, 3)), bone_tails=np.ones((B, 3)), bone_matrices=eye,
+        bone_rotations=np.tile([1.0, 0, 0, 0], (T, B, 1)), root_location=np.zeros((T, 3)),
+        rest_vertices=np.zeros((V, 3)), skin_indices=np.zeros((V, 4), int), skin_weights=np.full((V, 4), 0.25))
+    meta = {"camera": {"fx": 300.0, "fy": 300.0, "cx": 160.0, "cy": 120.0, "T_world_from_cam": T_wc.tolist()}}
+    path = tmp_path / "result.npz"
+    write_result(path, Result(meta=meta, people=(person,), faces=np.zeros((1, 3), int)))
+    pred = load_result_people(str(path))
+    np.testing.assert_allclose(pred[0]["joints_cam"], cam, atol=1e-5)
+    rep = evaluate(pred, gt)["overall"]
+    assert rep["people_matched"] == 1 and rep["pck"] == 1.0
+    assert rep["mpjpe"] < 0.01 and rep["w_mpjpe"] < 0.01
+    # The prediction is the truth, so its foot skate is the truth's own (random joints here: not zero).
+    np.testing.assert_allclose(rep["foot_skate"], foot_skate(world, gt[0]["contacts"]), atol=0.01)
