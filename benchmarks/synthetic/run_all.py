@@ -142,18 +142,38 @@ def main(argv=None) -> int:
     print(report)
     if args.report:
         os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
-        with open(args.report, "w") as fh:
-            fh.write(report)
+        write_section(args.report, report)
         with open(os.path.join(args.cache, "scores.json"), "w") as fh:
             json.dump(scores, fh, indent=1, default=float)
     return 0
 
 
+START, END = "<!-- synthetic-suite:start -->", "<!-- synthetic-suite:end -->"
+
+
+def write_section(path: str, text: str) -> None:
+    """Write this suite's section into the report, leaving any other sections of the file alone."""
+    body = f"{START}\n{text.strip()}\n{END}\n"
+    old = ""
+    if os.path.isfile(path):
+        with open(path) as fh:
+            old = fh.read()
+    if START in old and END in old:
+        new = old[:old.index(START)] + body + old[old.index(END) + len(END):].lstrip("\n")
+    elif old.strip():
+        new = old.rstrip("\n") + "\n\n" + body
+    else:
+        new = "# Benchmarks\n\n" + body
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(new)
+    os.replace(tmp, path)
+
+
 def make_report(args, rows, timings, has_capture) -> str:
     cmd = "python -m benchmarks.synthetic.run_all" + (" --quick" if args.quick else "") + \
           (" --no-baseline" if args.no_baseline else "")
-    lines = ["# Benchmarks", "",
-             "## Synthetic suite (motion capture rendered on Anny bodies, exact ground truth)", "",
+    lines = ["## Synthetic suite (motion capture rendered on Anny bodies, exact ground truth)", "",
              f"Command: `{cmd}` (from the repository root, in the project's venv).", "",
              f"Machine: {machine()}.", "",
              "Clips: every BVH file in `../shared/data/mocap` (CMU motion capture), "
@@ -172,7 +192,10 @@ def make_report(args, rows, timings, has_capture) -> str:
               "The MediaPipe baseline (legacy Pose, `mediapipe==0.10.21`, world landmarks) is single-person and "
               "scored on the 13 joints it shares with SMPL; it has no world trajectory, so W-MPJPE and foot "
               "skate are not defined for it.", "", ev.TABLE_HEADER] + rows + ["",
-              "### Render cost", "", "| clip | people | frames | seconds per frame |", "|---|---|---|---|"]
+              "### Render cost", "",
+              "Wall-clock seconds per frame (Cycles, 4 samples + OpenImageDenoise, 2 threads; the machine is shared, "
+              "so other jobs may have been running).", "",
+              "| clip | people | frames | seconds per frame |", "|---|---|---|---|"]
     for name, n, spf, people in timings:
         lines.append(f"| {name} | {people} | {n} | {spf:.1f} |")
     lines.append("")
