@@ -138,6 +138,13 @@ def main(argv=None) -> int:
                 with open(base, "w") as fh:
                     json.dump(scores[name]["mediapipe"], fh, default=float)
             rows.append(ev.format_row(f"{name}: MediaPipe Pose (13 joints)", scores[name]["mediapipe"]["overall"]))
+    # Overall: every matched person of every clip, per method.
+    for method, label in (("doppel", "doppel (24 joints)"), ("doppel13", "doppel (13 joints)"),
+                          ("mediapipe", "MediaPipe Pose (13 joints)")):
+        per = [p for sc in scores.values() if method in sc for p in sc[method]["people"]]
+        n_gt = sum(sc[method]["overall"]["people_gt"] for sc in scores.values() if method in sc)
+        if n_gt:
+            rows.append(ev.format_row(f"**all clips: {label}**", ev.summarise(per, n_gt)))
     report = make_report(args, rows, timings, has_capture)
     print(report)
     if args.report:
