@@ -125,7 +125,7 @@ def build_clip(bvh_paths, cfg: RenderConfig, body: TargetBody) -> Clip:
                        "transl": transl, "rotmats": rot})
         verts.append(v)
         joints.append(j)
-        rv, _ = body.posed(np.broadcast_to(np.eye(3), (1, 24, 3, 3)).copy(), -J[None, 0] * 0, s)
+        rv, _ = body.posed(np.broadcast_to(np.eye(3), (1, 24, 3, 3)).copy(), np.zeros((1, 3)), s)  # rest, canonical
         rest_v.append(rv[0])
     # Centre the people horizontally (one shift for everyone).
     c = np.mean([j[:, 0, :2].mean(0) for j in joints], 0)

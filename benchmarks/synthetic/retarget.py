@@ -160,8 +160,8 @@ def _interp_frames(bvh: BVH, fps: float, start_s: float, duration_s: float | Non
 
 
 def sample_bvh(bvh: BVH, src: np.ndarray, m: float):
-    """World positions and rotations at fractional BVH frames ``src`` (positions lerped, rotations
-    from the nearest of the two neighbours slerped via the local Euler channels' FK at both ends)."""
+    """World positions and rotations at fractional BVH frames ``src``: the raw channels of the two
+    neighbouring frames are blended linearly (angle differences wrapped to +-180 degrees), then FK."""
     lo = np.clip(np.floor(src).astype(int), 0, bvh.n_frames - 1)
     hi = np.clip(lo + 1, 0, bvh.n_frames - 1)
     a = (src - lo)[:, None]

@@ -20,8 +20,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 from . import evaluate as ev
 from .render import RenderConfig, config_hash, render
 
