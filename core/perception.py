@@ -39,6 +39,8 @@ class PerceptionConfig:
     mask_size: int = 64
     duplicate_similarity: float = 0.6  # landmark similarity above which two tracks are the same person
     reacquire_similarity: float = 0.75  # appearance similarity needed to give a lost id back
+    keep_threshold: float = 0.35  # an established track keeps observations down to this pose score
+    recover: bool = True  # on a miss, retry the region turned and enlarged (flips, cartwheels, fast moves)
 
     def validate(self) -> None:
         if self.max_people < 1:
@@ -170,6 +172,42 @@ def _detection_similarity(det_hips: np.ndarray, det_rois: np.ndarray, tracks: li
     return sim
 
 
+def same_person(kp: np.ndarray, vis: np.ndarray, threshold: float) -> np.ndarray:
+    """``(N, N)`` bool: landmark sets that describe the same person.
+
+    Either the landmarks agree (OKS-like similarity, also with left and right swapped, since a
+    second pass on a person may mirror them), or the hips and the shoulders both nearly coincide.
+    """
+    from .blazepose import FLIP_PERM
+
+    sim = np.maximum(keypoint_similarity(kp, vis, kp, vis),
+                     keypoint_similarity(kp, vis, kp[:, list(FLIP_PERM)], vis[:, list(FLIP_PERM)]))
+    hips = 0.5 * (kp[:, 23] + kp[:, 24])
+    sh = 0.5 * (kp[:, 11] + kp[:, 12])
+    torso = np.maximum(np.hypot(*(sh - hips).T), 1.0)
+    scale = np.minimum(torso[:, None], torso[None])
+    d_hip = np.hypot(*(hips[:, None] - hips[None]).transpose(2, 0, 1)) / scale
+    d_sh = np.hypot(*(sh[:, None] - sh[None]).transpose(2, 0, 1)) / scale
+    return (sim >= threshold) | ((d_hip < 0.25) & (d_sh < 0.25))
+
+
+def mask_iou(masks: np.ndarray, rois: np.ndarray, frame_hw: tuple[int, int], step: int = 8) -> np.ndarray:
+    """``(N, N)`` IoU of segmentation masks (region coordinates) once mapped into the frame at 1/step scale."""
+    from .blazepose import mask_to_frame
+
+    H, W = max(1, frame_hw[0] // step), max(1, frame_hw[1] // step)
+    flat = []
+    for m, r in zip(masks, rois):
+        rr = np.asarray(r, np.float64).copy()
+        rr[:3] /= step
+        flat.append((mask_to_frame(np.asarray(m, np.float32), rr, H, W) > 0.5).ravel())
+    F = np.stack(flat).astype(np.float32)
+    inter = F @ F.T
+    area = F.sum(1)
+    union = area[:, None] + area[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
+
+
 def _roi_off(used: np.ndarray, better: np.ndarray, tol: float) -> np.ndarray:
     """Whether the region used was off from the one its landmarks give by more than ``tol``."""
     size = np.maximum(better[:, 2], 1.0)
@@ -200,12 +238,14 @@ class Tracker:
         self.force_detect = True
         self.max_missed = max(1, int(round(config.max_missed_s * fps)))
         self.reacquire = max(1, int(round(config.reacquire_s * fps)))
+        self.frame_hw = (0, 0)
         self.stats = {"detector_frames": 0, "landmark_regions": 0, "rerun_regions": 0, "frames": 0}
 
     # -- one chunk -------------------------------------------------------------------------------
     def process_chunk(self, indices: list[int], frames: torch.Tensor) -> None:
         cfg = self.cfg
         B = len(indices)
+        self.frame_hw = (int(frames.shape[2]), int(frames.shape[3]))
         self.stats["frames"] += B
         detect_all = self.force_detect or not self.active
         det_rows = [b for b, t in enumerate(indices) if detect_all or t - self.last_detect >= cfg.detect_every]
@@ -262,13 +302,15 @@ class Tracker:
                 self.stats["rerun_regions"] += int(redo.size)
                 keep = lb2.pose_score >= cfg.presence_threshold
                 lb = _replace_rows(lb, redo[keep], lb2, np.flatnonzero(keep))
+            if cfg.recover:
+                lb = self._recover(frames, rows, plan, lb)
         else:
             lb = None
 
         # Update the tracks frame by frame.
         for b, t in enumerate(indices):
             items = [(tr, j) for j, (tr, bb, _) in enumerate(plan) if bb == b]
-            good = [(tr, j) for tr, j in items if lb.pose_score[j] >= cfg.presence_threshold]
+            good = [(tr, j) for tr, j in items if self._accept(tr, lb, j, t)]
             good = self._drop_duplicates(good, lb)
             good_tracks = {id(tr) for tr, _ in good}
             nxt = lb.rois_from_landmarks() if good else None
@@ -281,16 +323,80 @@ class Tracker:
         self._admit(candidates, indices[-1])
         self.force_detect = any(tr.missed > 0 for tr in self.active) or not self.active
 
+    def _threshold(self, tr: "_Track") -> float:
+        """Hysteresis: a new track needs a confident pose, an established one may dip lower."""
+        return self.cfg.keep_threshold if tr.n_obs >= 5 else self.cfg.presence_threshold
+
+    def _consistent(self, tr: "_Track", lb: LandmarkBatch, j: int, t: int) -> bool:
+        """Does observation ``j`` continue ``tr`` plausibly? The body's up direction may turn at most
+        ~20 degrees a frame (a flip) and the landmarks must resemble the last ones."""
+        if tr.last_kp is None or tr.last_roi is None:
+            return True
+        gap = max(1, t - tr.last_frame)
+        rot = lb.rois_from_landmarks()[j, 3] if lb.aux_px.shape[0] > j else tr.last_roi[3]
+        turn = abs(math.remainder(float(rot - tr.last_roi[3]), 2 * math.pi))
+        if turn > math.radians(35 + 20 * gap):
+            return False
+        size = lb.rois_from_landmarks()[j, 2] if lb.aux_px.shape[0] > j else tr.last_roi[2]
+        if abs(math.log(max(size, 1.0) / max(tr.last_roi[2], 1.0))) > math.log(1.35) * min(gap, 3):
+            return False
+        sim = keypoint_similarity(lb.keypoints_px[j:j + 1], lb.visibility[j:j + 1], tr.last_kp[None], tr.last_vis[None], k=0.3)
+        return float(sim[0, 0]) >= 0.25
+
+    def _accept(self, tr: "_Track", lb: LandmarkBatch, j: int, t: int) -> bool:
+        score = float(lb.pose_score[j])
+        if score >= self.cfg.presence_threshold:
+            return tr.n_obs < 5 or self._consistent(tr, lb, j, t)
+        return score >= self._threshold(tr) and self._consistent(tr, lb, j, t)
+
+    def _recover(self, frames, rows, plan, lb: LandmarkBatch) -> LandmarkBatch:
+        """Established tracks that missed: retry their region turned by +-60/120/180 degrees and 1.3x
+        larger, keep the best confident answer whose hips stay near the prediction."""
+        miss = [j for j, (tr, _, _) in enumerate(plan)
+                if tr.n_obs >= 5 and lb.pose_score[j] < self.cfg.presence_threshold]
+        if not miss:
+            return lb
+        variants = [(0.0, 1.3), (math.pi / 4, 1.15), (-math.pi / 4, 1.15)]
+        alt_rows, alt_rois, owner = [], [], []
+        for j in miss:
+            base = lb.rois[j]
+            for turn, scale in variants:
+                r = base.copy()
+                r[2] *= scale
+                r[3] = math.remainder(r[3] + turn, 2 * math.pi)
+                alt_rows.append(rows[j])
+                alt_rois.append(r)
+                owner.append(j)
+        lb2 = self.lmk(frames, np.asarray(alt_rows), np.asarray(alt_rois, np.float32))
+        self.stats["recovery_regions"] = self.stats.get("recovery_regions", 0) + len(alt_rows)
+        owner = np.asarray(owner)
+        dst, src = [], []
+        for j in miss:
+            cand = np.flatnonzero(owner == j)
+            base = lb.rois[j]
+            hips = 0.5 * (lb2.keypoints_px[cand, 23] + lb2.keypoints_px[cand, 24])
+            near = np.hypot(*(hips - base[:2]).T) < 0.35 * base[2]
+            tr, b, _ = plan[j]
+            plausible = np.array([self._consistent(tr, lb2, int(c), tr.last_frame + 1) for c in cand])
+            score = np.where(near & plausible, lb2.pose_score[cand], 0.0)
+            k = int(np.argmax(score))
+            if score[k] >= self.cfg.presence_threshold:
+                dst.append(j)
+                src.append(cand[k])
+        return _replace_rows(lb, np.asarray(dst, int), lb2, np.asarray(src, int))
+
     def _drop_duplicates(self, good, lb):
         """Two tracks on the same person: keep the longer-lived one."""
         if len(good) < 2:
             return good
         idx = [j for _, j in good]
-        sim = keypoint_similarity(lb.keypoints_px[idx], lb.visibility[idx], lb.keypoints_px[idx], lb.visibility[idx])
+        dup = same_person(lb.keypoints_px[idx], lb.visibility[idx], self.cfg.duplicate_similarity)
+        if lb.masks is not None:
+            dup |= mask_iou(lb.masks[idx], lb.rois[idx], self.frame_hw) > 0.6
         order = sorted(range(len(good)), key=lambda i: (-(good[i][0].n_obs), good[i][0].id if good[i][0].id >= 0 else 10 ** 9))
         kept: list[int] = []
         for i in order:
-            if all(sim[i, k] < self.cfg.duplicate_similarity for k in kept):
+            if not any(dup[i, k] for k in kept):
                 kept.append(i)
         return [good[i] for i in sorted(kept)]
 
@@ -344,6 +450,10 @@ class Tracker:
         min_len = max(self.cfg.min_track_frames, int(round(self.cfg.min_track_s * self.fps)))
         span = frame_range[1] - frame_range[0]
         min_len = min(min_len, max(1, span // 2))
+        # Fragments of one or two frames are noise: they neither join a person nor survive.
+        everyone = stitch_tracks([tr for tr in everyone if tr.n_obs >= 3], self.cfg, self.reacquire, self.frame_hw)
+        for tr in everyone:
+            _drop_stragglers(tr, gap=self.max_missed, min_len=3)
         kept = [tr for tr in everyone if tr.n_obs >= min_len]
         out = [tr.finish(self.cfg.mask_size) for tr in kept]
         # The most prominent people win when there are more than max_people.
@@ -353,6 +463,121 @@ class Tracker:
         out = sorted(out, key=salience, reverse=True)[: self.cfg.max_people]
         out = sorted(out, key=lambda o: (int(o.frames[0]), o.track_id))
         return [TrackObservations(**{**o.__dict__, "track_id": i}) for i, o in enumerate(out)]
+
+
+def _track_arrays(tr: "_Track"):
+    f = np.asarray(tr.obs["frames"])
+    order = np.argsort(f, kind="stable")
+    kp = np.asarray(tr.obs["kp"])[order]
+    vis = np.asarray(tr.obs["vis"])[order]
+    rois = np.asarray(tr.obs["rois"])[order]
+    return f[order], kp, vis, rois[:, 2]
+
+
+def _drop_stragglers(tr: "_Track", gap: int, min_len: int) -> None:
+    """Remove runs of fewer than ``min_len`` observations cut off from the rest by a long gap."""
+    f = np.asarray(tr.obs["frames"])
+    if f.size == 0:
+        return
+    order = np.argsort(f, kind="stable")
+    fs = f[order]
+    cuts = np.flatnonzero(np.diff(fs) > gap) + 1
+    keep = np.ones(len(fs), bool)
+    for seg in np.split(np.arange(len(fs)), cuts):
+        if len(seg) < min_len and len(seg) < len(fs):
+            keep[seg] = False
+    if keep.all():
+        return
+    idx = order[keep]
+    idx.sort()
+    tr.obs = {k: [v[i] for i in idx] for k, v in tr.obs.items()}
+
+
+def _merge_tracks(a: "_Track", b: "_Track") -> "_Track":
+    """``a`` takes ``b``'s observations; where both saw a frame, the more confident one stays."""
+    best: dict[int, tuple[float, "_Track", int]] = {}
+    for tr in (a, b):
+        for i, (f, sc) in enumerate(zip(tr.obs["frames"], tr.obs["score"])):
+            if f not in best or sc > best[f][0]:
+                best[f] = (float(sc), tr, i)
+    obs = {k: [] for k in a.obs}
+    for f in sorted(best):
+        _, tr, i = best[f]
+        for k in obs:
+            obs[k].append(tr.obs[k][i])
+    a.obs = obs
+    if b.hist is not None:
+        a.hist = b.hist if a.hist is None else 0.5 * (a.hist + b.hist)
+    a.id = min(a.id, b.id) if a.id >= 0 and b.id >= 0 else max(a.id, b.id)
+    return a
+
+
+def _link_score(a: "_Track", b: "_Track", cfg: PerceptionConfig, window: int, frame_hw=(0, 0)) -> float:
+    """How surely two tracklets are one person (higher is surer), or -inf."""
+    fa, kpa, va, sa = _track_arrays(a)
+    fb, kpb, vb, sb = _track_arrays(b)
+    common, ia, ib = np.intersect1d(fa, fb, return_indices=True)
+    app = float(histogram_similarity(a.hist[None], b.hist[None])[0, 0]) if a.hist is not None and b.hist is not None else 0.0
+    if common.size:
+        # Overlapping in time: one person only if they describe the same body on most shared frames.
+        kp = np.concatenate([kpa[ia], kpb[ib]])
+        vis = np.concatenate([va[ia], vb[ib]])
+        n = common.size
+        dup = same_person(kp, vis, cfg.duplicate_similarity)[np.arange(n), n + np.arange(n)]
+        if frame_hw[0] > 0 and a.obs["masks"][0] is not None:
+            oa = np.argsort(np.asarray(a.obs["frames"]), kind="stable")[ia]
+            ob = np.argsort(np.asarray(b.obs["frames"]), kind="stable")[ib]
+            for k in range(n):
+                if not dup[k]:
+                    m = [a.obs["masks"][oa[k]].astype(np.float32) / 255, b.obs["masks"][ob[k]].astype(np.float32) / 255]
+                    r = np.stack([a.obs["rois"][oa[k]], b.obs["rois"][ob[k]]])
+                    dup[k] = mask_iou(np.stack(m), r, frame_hw)[0, 1] > 0.5
+        frac = float(dup.mean())
+        return 2.0 + frac if frac >= 0.6 else -np.inf
+    # Disjoint: the closest pair of frames across the two must be near in time and in place.
+    k = np.searchsorted(fa, fb)
+    best = None
+    for j, kk in enumerate(k):
+        for i in (kk - 1, kk):
+            if 0 <= i < len(fa):
+                g = abs(int(fb[j]) - int(fa[i]))
+                if best is None or g < best[0]:
+                    best = (g, i, j)
+    g, i, j = best
+    if g > window:
+        return -np.inf
+    hip_a = 0.5 * (kpa[i, 23] + kpa[i, 24])
+    hip_b = 0.5 * (kpb[j, 23] + kpb[j, 24])
+    size = max(sa[i], sb[j], 1.0)
+    d = float(np.hypot(*(hip_a - hip_b))) / size
+    ratio = sb[j] / max(sa[i], 1.0)
+    # The longer the gap, the farther the person may have gone and the more their look must agree.
+    need_app = 0.45 + 0.35 * min(1.0, g / max(window, 1))
+    if d <= min(0.1 + 0.03 * g, 3.0) and 0.5 < ratio < 2.0 and app >= need_app:
+        return 1.0 + app - d
+    return -np.inf
+
+
+def stitch_tracks(tracks: list, cfg: PerceptionConfig, window: int, frame_hw=(0, 0)) -> list:
+    """Offline clean-up once the video is done: merge tracklets of one person (a duplicate that ran
+    alongside, or a piece after a loss such as a flip or an occlusion), surest pairs first."""
+    tracks = list(tracks)
+    while len(tracks) > 1:
+        best = (-np.inf, None, None)
+        for x in range(len(tracks)):
+            for y in range(x + 1, len(tracks)):
+                a, b = tracks[x], tracks[y]
+                if min(a.obs["frames"]) > min(b.obs["frames"]):
+                    a, b = b, a
+                sc = _link_score(a, b, cfg, window, frame_hw)
+                if sc > best[0]:
+                    best = (sc, a, b)
+        if best[1] is None:
+            break
+        _, a, b = best
+        _merge_tracks(a, b)
+        tracks = [t for t in tracks if t is not b]
+    return tracks
 
 
 def _replace_rows(lb: LandmarkBatch, dst: np.ndarray, src_lb: LandmarkBatch, src: np.ndarray) -> LandmarkBatch:

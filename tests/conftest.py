@@ -1,0 +1,26 @@
+"""Shared test fixtures. Real footage lives beside the repository in ../shared/data; tests that need
+it skip with a reason when it is absent."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATA = SHARED / "data"
+VIDEOS = DATA / "videos"
+MOCAP = DATA / "mocap"
+GOLDEN = SHARED / "golden"
+
+needs_videos = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"test footage not found at {VIDEOS}")
+
+# Tests run on 2 cores in CI; keep torch from oversubscribing them.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def pose_models():
+    """The engine's BlazePose detector and landmark model (PyTorch), loaded once."""
+    from core.blazepose import load_pose_models
+
+    return load_pose_models("cpu")

@@ -1,0 +1,131 @@
+"""BlazePose pre/post-processing on hand-made cases, and the whole single-person pipeline against
+MediaPipe 0.10.21's legacy Pose solution on real frames."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core.blazepose import (alignment_rois, crop_rois, mask_to_frame, refine_from_heatmap, ssd_anchors,
+                            weighted_nms)
+from core.tracking import assign, boxes_from_keypoints, histogram_similarity, iou_matrix, keypoint_similarity
+
+from .conftest import VIDEOS, needs_videos
+
+
+def test_anchors_layout():
+    a = ssd_anchors()
+    assert a.shape == (2254, 2)
+    # First stride-8 cell holds two anchors at (0.5/28, 0.5/28); the last is the stride-32 corner.
+    np.testing.assert_allclose(a[0], [0.5 / 28, 0.5 / 28])
+    np.testing.assert_allclose(a[1], a[0])
+    np.testing.assert_allclose(a[2], [1.5 / 28, 0.5 / 28])
+    np.testing.assert_allclose(a[-1], [6.5 / 7, 6.5 / 7])
+    assert (a[1568:1568 + 392] * 14 % 1 == 0.5).all()
+
+
+def test_alignment_roi_upright_and_rotated():
+    # Hip centre at (100, 200), scale point straight above: upright person, no rotation.
+    roi = alignment_rois(np.array([[100.0, 200.0]]), np.array([[100.0, 120.0]]))[0]
+    np.testing.assert_allclose(roi, [100, 200, 2 * 80 * 1.25, 0.0], atol=1e-9)
+    # Scale point to the right: the body lies along +x, the crop turns by +90 degrees.
+    roi = alignment_rois(np.array([[0.0, 0.0]]), np.array([[50.0, 0.0]]))[0]
+    assert math.isclose(roi[3], math.pi / 2, abs_tol=1e-9)
+
+
+def test_weighted_nms_averages_overlaps_and_keeps_separate_people():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=float)
+    scores = np.array([0.9, 0.6, 0.8])
+    kps = np.stack([boxes[:, :2], boxes[:, 2:]], 1)
+    s, b, k = weighted_nms(scores, boxes, kps, 0.3)
+    assert len(s) == 2 and s[0] == 0.9 and s[1] == 0.8
+    np.testing.assert_allclose(b[0], (0.9 * boxes[0] + 0.6 * boxes[1]) / 1.5)
+    np.testing.assert_allclose(b[1], boxes[2])
+
+
+def test_heatmap_refinement_pulls_to_peak():
+    hm = torch.full((1, 64, 64, 2), -20.0)
+    hm[0, 30, 40, 0] = 10.0  # a sharp peak at (col 40, row 30) for landmark 0
+    xy = torch.tensor([[[41.5 / 64, 31.2 / 64], [0.5, 0.5]]])
+    out = refine_from_heatmap(xy, hm)
+    np.testing.assert_allclose(out[0, 0].numpy(), [40 / 64, 30 / 64], atol=1e-4)
+    np.testing.assert_allclose(out[0, 1].numpy(), [0.5, 0.5])  # no confident peak: unchanged
+
+
+def test_crop_and_mask_roundtrip():
+    # A bright disc; crop a rotated region around it and map the crop back: the disc lands in place.
+    H, W = 120, 160
+    yy, xx = np.mgrid[:H, :W]
+    img = (((xx - 90) ** 2 + (yy - 50) ** 2) < 15 ** 2).astype(np.float32)
+    roi = np.array([[85.0, 55.0, 70.0, 0.6]], dtype=np.float32)
+    crop = crop_rois(torch.from_numpy(img)[None, None], torch.zeros(1, dtype=torch.long), torch.from_numpy(roi), 64, "zeros")
+    back = mask_to_frame(crop[0, 0].numpy(), roi[0], H, W)
+    inside = (((xx - 90) ** 2 + (yy - 50) ** 2) < 10 ** 2)
+    outside = (((xx - 90) ** 2 + (yy - 50) ** 2) > 20 ** 2) & (back > 0)
+    assert back[inside].mean() > 0.95
+    assert back[outside].max(initial=0) < 0.05
+
+
+def test_similarities_and_assignment():
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(0, 100, (2, 33, 2))
+    vis = np.ones((2, 33))
+    sim = keypoint_similarity(kp, vis, kp + 0.5, vis)
+    assert sim[0, 0] > 0.95 and sim[1, 1] > 0.95
+    b = boxes_from_keypoints(kp, vis, margin=0.0)
+    assert np.allclose(b[:, :2], kp.min(1)) and np.allclose(b[:, 2:], kp.max(1))
+    assert iou_matrix(b, b)[0, 0] == pytest.approx(1.0)
+    assert assign(np.array([[0.1, 0.9], [0.8, 0.2]]), 0.5) == [(0, 1), (1, 0)]
+    h = np.array([[0.5, 0.5, 0], [0, 0, 1.0]])
+    np.testing.assert_allclose(histogram_similarity(h, h), [[1, 0], [0, 1]], atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# Whole single-person pipeline vs MediaPipe's legacy Pose solution
+
+
+def _mediapipe_reference(video: str, every: int):
+    mp = pytest.importorskip("mediapipe", reason="mediapipe==0.10.21 is the parity reference (test extra)")
+    import cv2
+
+    pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False)
+    cap = cv2.VideoCapture(str(VIDEOS / video))
+    out = []
+    k = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if k % every == 0:
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            r = pose.process(rgb)
+            if r.pose_landmarks is not None:
+                H, W = rgb.shape[:2]
+                lm = np.array([[p.x * W, p.y * H, p.visibility] for p in r.pose_landmarks.landmark])
+                out.append((rgb, lm))
+        k += 1
+    pose.close()
+    return out
+
+
+@needs_videos
+@pytest.mark.parametrize("video", ["hybrik_taiji.mp4", "mmhuman3d_single_person_demo.mp4", "phalp_vid.mp4"])
+def test_single_person_pipeline_matches_mediapipe(video, pose_models):
+    det, lmk = pose_models
+    pairs = _mediapipe_reference(video, every=max(1, {"hybrik_taiji.mp4": 41, "phalp_vid.mp4": 18}.get(video, 4)))
+    assert len(pairs) >= 8, "MediaPipe found too few people to compare"
+    errors = []
+    for rgb, ref in pairs:
+        frame = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+        d = det(frame)[0]
+        assert len(d.scores) >= 1, "our detector missed a person MediaPipe found"
+        lb = lmk(frame, np.zeros(1, dtype=int), d.rois()[:1], with_masks=False)
+        vis = ref[:, 2] > 0.5
+        box = ref[vis, :2].max(0) - ref[vis, :2].min(0)
+        err = np.linalg.norm(lb.keypoints_px[0] - ref[:, :2], axis=1)[vis] / box.max()
+        errors.append(err)
+    errors = np.concatenate(errors)
+    # Within 2% of the person's box size: the median and 95% of all landmarks (the odd landmark on a
+    # heatmap boundary may flip between neighbouring cells).
+    assert np.median(errors) < 0.02 and np.percentile(errors, 95) < 0.02, (
+        f"median {np.median(errors):.4f}, p95 {np.percentile(errors, 95):.4f}, max {errors.max():.4f}")
