@@ -225,10 +225,17 @@ class AnnyBody(BodyModel):
         w = self._phenotype_weights(shape, self.shape_names, anchors, self.phen_mask, extrapolate=self.extrapolate)
         return w if self.phen_proj is None else w @ self.phen_proj
 
-    def _rest_state(self, shape: torch.Tensor):
-        """Anny's native rest (A-pose), canonical axes: vertices (B, V, 3), joints (B, 24, 3)."""
+    def _rest_state(self, shape: torch.Tensor, vertex_ids=None):
+        """Anny's native rest (A-pose), canonical axes: vertices (B, V, 3), joints (B, 24, 3).
+
+        With ``vertex_ids`` only those vertices are shaped (the fitter's hot path needs a few dozen)."""
         c = self._coeffs(shape)
-        v = self.v_template + (c @ self.v_dirs).reshape(len(c), -1, 3)
+        if vertex_ids is None:
+            v = self.v_template + (c @ self.v_dirs).reshape(len(c), -1, 3)
+        else:
+            K = self.v_dirs.shape[0]
+            dirs = self.v_dirs.reshape(K, -1, 3)[:, vertex_ids].reshape(K, -1)
+            v = self.v_template[vertex_ids] + (c @ dirs).reshape(len(c), -1, 3)
         j = self.j_template + torch.einsum("bk,kjc->bjc", c, self.j_dirs)
         return v, j
 
@@ -245,10 +252,10 @@ class AnnyBody(BodyModel):
         return self._tpose_joints(JA)[0]
 
     # --- posing ---
-    def _cached_rest_state(self, shape: torch.Tensor):
+    def _cached_rest_state(self, shape: torch.Tensor, vertex_ids=None):
         """``_rest_state`` memoised for the last shape that needs no gradient (fixed-shape loops)."""
         if shape.requires_grad and torch.is_grad_enabled():
-            return self._rest_state(shape)
+            return self._rest_state(shape, vertex_ids)
         key = self._rest_cache_key
         if key is not None and key.shape == shape.shape and key.device == shape.device and torch.equal(key, shape):
             return self._rest_cache
@@ -264,7 +271,8 @@ class AnnyBody(BodyModel):
         """See BodyModel.forward. ``vertex_ids`` (K,) skins only those vertices (vertices is then (N, K, 3))."""
         shape = self._batched_shape(shape)
         rotmats, transl = rotmats.to(self.dtype), transl.to(self.dtype)
-        vA, JA = self._cached_rest_state(shape)
+        shaped_subset = vertex_ids is not None and shape.requires_grad and torch.is_grad_enabled()
+        vA, JA = self._cached_rest_state(shape, vertex_ids if shaped_subset else None)
         JT = self._tpose_joints(JA)
         G = chain_global_rotations(rotmats, SMPL_PARENTS)
         P = chain_joint_positions(G, JT, transl, SMPL_PARENTS)
@@ -279,7 +287,9 @@ class AnnyBody(BodyModel):
         t = targets - (M @ pivots[..., None])[..., 0]
         W = self.skin_columns
         if vertex_ids is not None:
-            vA, W = vA[:, vertex_ids], W[vertex_ids]
+            W = W[vertex_ids]
+            if not shaped_subset:
+                vA = vA[:, vertex_ids]
         return BodyOutput(vertices=blend_skinning(vA, W, M, t), joints=P)
 
     # --- landmarks ---
