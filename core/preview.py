@@ -102,3 +102,61 @@ def render_landmarks_preview(
             yield img
 
     write_video(path, info, frames(), (W, H))
+
+
+def render_capture_preview(
+    path: str, info: VideoInfo, body, fits, camera, frame_range: tuple[int, int], device="cpu",
+    progress: ProgressFn = null_progress, cancel: Optional[Callable[[], bool]] = None, max_side: int = 1280,
+) -> None:
+    """The fitted meshes of every person drawn over the footage (camera frame, one z-buffer), with ids."""
+    import torch
+
+    from .overlay import render_meshes
+
+    scale = preview_scale(info, max_side)
+    W, H = int(round(info.width * scale)), int(round(info.height * scale))
+    faces = np.asarray(body.faces)
+    start, stop = frame_range
+    total = stop - start
+    index = [{int(f): t for t, f in enumerate(fit.frames)} for fit in fits]
+    cache: dict[int, tuple[int, np.ndarray]] = {}
+
+    def vertices(k: int, t: int) -> np.ndarray:
+        """Vertices of person k at its local frame t, posed in chunks of 32 frames."""
+        c0 = (t // 32) * 32
+        if cache.get(k, (None,))[0] != c0:
+            fit = fits[k]
+            sl = slice(c0, min(c0 + 32, len(fit.frames)))
+            with torch.no_grad():
+                out = body(torch.as_tensor(fit.rotmats[sl], dtype=torch.float32, device=device),
+                           torch.as_tensor(fit.transl[sl], dtype=torch.float32, device=device),
+                           torch.as_tensor(fit.shape, dtype=torch.float32, device=device))
+            cache[k] = (c0, out.vertices.cpu().numpy())
+        return cache[k][1][t - c0]
+
+    def frames():
+        for n, (idx, rgb) in enumerate(iter_frames(info, start=start, stop=stop)):
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled")
+            img = cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA) if scale != 1.0 else rgb.copy()
+            meshes, labels = [], []
+            for k, fit in enumerate(fits):
+                t = index[k].get(idx)
+                if t is None:
+                    continue
+                v = vertices(k, t)
+                meshes.append((v, faces, track_colour(fit.track_id)))
+                top = v[np.argmin(v[:, 1])]
+                u = (camera.fx * top[0] / max(top[2], 1e-3) + camera.cx) * scale
+                w = (camera.fy * top[1] / max(top[2], 1e-3) + camera.cy) * scale
+                labels.append((f"id {fit.track_id}", (u - 20, w - 8), track_colour(fit.track_id)))
+            if meshes:
+                img = render_meshes(img, meshes, camera.fx * scale, camera.fy * scale, camera.cx * scale,
+                                    camera.cy * scale, alpha=0.6)
+            for text, xy, colour in labels:
+                draw_label(img, text, xy, colour)
+            draw_label(img, f"frame {idx}", (8, 8), (255, 255, 255))
+            progress("preview", n + 1, total)
+            yield img
+
+    write_video(path, info, frames(), (W, H))
