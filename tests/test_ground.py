@@ -1,0 +1,254 @@
+"""Ground plane, foot contacts and the world frame on synthetic scenes with a known camera."""
+import math
+
+import numpy as np
+import pytest
+
+from core.ground import (
+    GroundEstimate,
+    T_world_from_cam,
+    detect_contacts,
+    estimate_ground,
+    fit_ground_plane,
+    to_world_points,
+    to_world_rotations,
+)
+
+FPS = 30.0
+HEIGHT = 1.6
+PITCH = 10.0  # degrees, looking down
+ROLL = 3.0
+
+
+def _rx(a):
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def _rz(a):
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+
+# World (Z up) -> level OpenCV camera looking along +Y: x = X, y = -Z, z = Y.
+R_LEVEL = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+
+
+def camera(pitch_deg=PITCH, roll_deg=ROLL, height=HEIGHT):
+    """(R_cam_from_world, camera centre in the world): pitched down, then rolled about the view axis."""
+    R = _rz(math.radians(roll_deg)) @ _rx(math.radians(pitch_deg)) @ R_LEVEL
+    return R, np.array([0.0, 0.0, height])
+
+
+def to_cam(p_world, cam):
+    R, c = cam
+    return (np.asarray(p_world) - c) @ R.T
+
+
+def walker(start, end, T, fps=FPS, phase=0.0, cycle=1.1, stance=0.6, lift=0.1, foot_len=0.25, width=0.18):
+    """World foot points (T, 4, 3) [l heel, r heel, l toe, r toe] and true contacts (T, 4).
+
+    Each foot is planted flat for ``stance`` of the gait cycle and swings forward (zero speed at both
+    ends, raised by ``lift``) for the rest; the feet are half a cycle apart.
+    """
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    t = np.arange(T) / fps
+    dur = t[-1]
+    fwd = (end - start) / np.linalg.norm(end - start)
+    side = np.array([-fwd[1], fwd[0]])  # the walker's left
+    speed = np.linalg.norm(end - start) / dur
+    stride = speed * cycle
+    feet = np.zeros((T, 4, 3))
+    contact = np.zeros((T, 4), bool)
+    for f, (sgn, off) in enumerate(((1.0, 0.0), (-1.0, 0.5))):
+        u = (t / cycle + phase + off)  # cycles since start
+        k = np.floor(u)
+        s = u - k  # phase in the cycle: [0, stance) planted, [stance, 1) swing
+        planted = s < stance
+        q = np.clip((s - stance) / (1 - stance), 0.0, 1.0)
+        prog = np.where(planted, 0.0, q - np.sin(2 * np.pi * q) / (2 * np.pi))  # 0..1, zero speed at the ends
+        along = (k + prog) * stride - (phase + off) * stride  # foot position along the path
+        h = np.where(planted, 0.0, lift * (1 - np.cos(2 * np.pi * q)) / 2)
+        heel = start[None] + along[:, None] * fwd[None] + sgn * width / 2 * side[None]
+        toe = heel + foot_len * fwd[None]
+        feet[:, f, :2], feet[:, f, 2] = heel, h
+        feet[:, f + 2, :2], feet[:, f + 2, 2] = toe, h
+        contact[:, f] = contact[:, f + 2] = planted
+    return feet, contact
+
+
+@pytest.fixture(scope="module")
+def scene():
+    rng = np.random.default_rng(7)
+    cam = camera()
+    T = 150
+    people = [walker((-2.0, 4.0), (2.5, 4.5), T), walker((1.5, 7.0), (-1.0, 3.0), T, phase=0.3)]
+    feet_cam, contacts = [], []
+    for fw, c in people:
+        feet_cam.append(to_cam(fw, cam) + rng.normal(scale=0.007, size=fw.shape))
+        contacts.append(c)
+    R, _ = cam
+    return {"cam": cam, "feet": feet_cam, "contacts": contacts, "feet_world": [p[0] for p in people],
+            "n_true": R @ np.array([0.0, 0.0, 1.0]), "d_true": HEIGHT}
+
+
+def _angle_deg(a, b):
+    return math.degrees(math.acos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1)))
+
+
+def test_contacts_agree_with_truth(scene):
+    n, d = scene["n_true"], scene["d_true"]
+    for feet, truth in zip(scene["feet"], scene["contacts"]):
+        for kw in ({}, {"plane": (n, d)}, {"up_cam": n}):
+            c = detect_contacts(feet, FPS, **kw)
+            assert c.shape == truth.shape and c.min() >= 0 and c.max() <= 1
+            agree = np.mean((c >= 0.5) == truth)
+            assert agree >= 0.9, (kw.keys(), agree)
+
+
+def test_contacts_soft_edges_and_holes():
+    # A foot standing still for 2 s, lifted for one frame in the middle (a tracking glitch), then gone.
+    T = 90
+    feet = np.zeros((T, 1, 3)) + np.array([0.0, 1.5, 4.0])
+    feet[30, 0, 1] -= 0.004  # a 4 mm wobble: still a contact
+    feet[60:, 0, 2] += np.cumsum(np.full(T - 60, 1.0 / FPS))  # walks away at 1 m/s
+    c = detect_contacts(feet, FPS)[:, 0]
+    assert np.all(c[2:55] == 1.0)
+    assert np.all(c[65:] == 0.0)
+    ramp = c[50:66]
+    assert np.any((ramp > 0) & (ramp < 1)), "contact should ramp out, not switch"
+    assert np.all(np.diff(ramp) <= 0)
+    # A single missing frame inside a contact is a hole and filled; a longer gap is not a contact.
+    feet[40, 0] = np.nan
+    c = detect_contacts(feet, FPS)[:, 0]
+    assert c[40] == 1.0
+    feet[20:26, 0] = np.nan
+    c = detect_contacts(feet, FPS)[:, 0]
+    assert np.all(c[20:26] == 0.0) and c[19] < 1.0 and c[26] < 1.0 and c[10] == 1.0
+
+
+def test_fit_ground_plane_robust_and_oriented(scene):
+    rng = np.random.default_rng(1)
+    R, c = scene["cam"]
+    ground_w = np.column_stack([rng.uniform(-3, 3, 300), rng.uniform(2, 9, 300), rng.normal(0, 0.005, 300)])
+    outliers_w = np.column_stack([rng.uniform(-3, 3, 60), rng.uniform(2, 9, 60), rng.uniform(0.2, 1.5, 60)])
+    pts = to_cam(np.vstack([ground_w, outliers_w]), scene["cam"])
+    n, d = fit_ground_plane(pts)
+    assert abs(np.linalg.norm(n) - 1) < 1e-9
+    assert _angle_deg(n, scene["n_true"]) < 0.5
+    assert abs(d - HEIGHT) < 0.01
+    assert d > 0 and n[1] < 0  # the camera is on the plane's positive side; n points to -y
+    # Weights: zero-weight points are ignored.
+    w = np.r_[np.ones(300), np.zeros(60)]
+    n2, d2 = fit_ground_plane(pts, w)
+    assert _angle_deg(n2, scene["n_true"]) < 0.5
+
+
+def test_fit_ground_plane_rejects_too_few_and_collinear():
+    with pytest.raises(ValueError, match="at least 3"):
+        fit_ground_plane(np.array([[0, 1.5, 3.0], [1, 1.5, 4.0], [np.nan, 0, 0]]))
+    line = np.column_stack([np.linspace(-1, 1, 50), np.full(50, 1.5), np.linspace(3, 6, 50)])
+    with pytest.raises(ValueError, match="line"):
+        fit_ground_plane(line)
+
+
+def test_estimate_ground_from_walkers(scene):
+    g = estimate_ground(scene["feet"], FPS)
+    assert isinstance(g, GroundEstimate)
+    assert g.method == "contacts"
+    assert _angle_deg(g.n, scene["n_true"]) < 1.0
+    assert abs(g.camera_height - HEIGHT) < 0.02 and g.d == g.camera_height
+    assert abs(g.pitch_deg - PITCH) < 1.0 and abs(g.roll_deg - ROLL) < 1.0
+    assert g.n_points >= 100
+
+
+def test_world_frame_puts_ground_at_zero(scene):
+    g = estimate_ground(scene["feet"], FPS)
+    T = T_world_from_cam(g)
+    R = T[:3, :3]
+    assert np.allclose(R @ R.T, np.eye(3), atol=1e-12) and abs(np.linalg.det(R) - 1) < 1e-12
+    assert np.allclose(to_world_points(np.zeros(3), T), [0, 0, g.camera_height], atol=1e-12)
+    for feet, truth in zip(scene["feet"], scene["contacts"]):
+        z = to_world_points(feet, T)[..., 2]
+        assert abs(np.median(z[truth])) < 0.01
+        assert np.percentile(np.abs(z[truth]), 95) < 0.03
+    # The camera looks along +Y (no sideways component) and its right is +X (no vertical component).
+    fwd = R @ np.array([0, 0, 1.0])
+    right = R @ np.array([1.0, 0, 0])
+    assert abs(fwd[0]) < 1e-12 and fwd[1] > 0.9 and fwd[2] < 0  # looking down
+    assert right[0] > 0.99
+    # Recovered world positions match the truth up to a rotation about Z and the origin shift: check
+    # distances between contact points, which any such motion keeps.
+    fw = scene["feet_world"][0][scene["contacts"][0]][::5]
+    fc = to_world_points(scene["feet"][0][scene["contacts"][0]][::5], T)
+    dist_true = np.linalg.norm(fw[:, None] - fw[None], axis=-1)
+    dist_est = np.linalg.norm(fc[:, None] - fc[None], axis=-1)
+    assert np.abs(dist_true - dist_est).max() < 0.05
+
+
+def test_level_camera_hand_computed():
+    h = 1.3
+    g = GroundEstimate(n=np.array([0.0, -1.0, 0.0]), d=h, camera_height=h, pitch_deg=0.0, roll_deg=0.0,
+                       n_points=0, method="level-camera")
+    T = T_world_from_cam(g)
+    expected = np.array([[1.0, 0, 0, 0], [0, 0, 1.0, 0], [0, -1.0, 0, h], [0, 0, 0, 1]])
+    assert np.allclose(T, expected, atol=1e-12)
+    # A point 2 m ahead, 0.5 m right, on the ground (y = h below the camera).
+    assert np.allclose(to_world_points(np.array([0.5, h, 2.0]), T), [0.5, 2.0, 0.0])
+    # A body facing the camera (its +z towards the camera, -z_cam) faces world -Y.
+    R_cam = np.diag([-1.0, 1.0, -1.0])  # turned 180 degrees about y
+    R_w = to_world_rotations(R_cam[None], T)[0]
+    assert np.allclose(R_w @ np.array([0, 0, 1.0]), [0, -1.0, 0])
+
+
+def jumper(T, start, end=None, fps=FPS, period=0.5, width=0.2, foot_len=0.25):
+    """Feet (T, 4, 3) in the world of someone hopping with both feet together, ballistic flights."""
+    start = np.asarray(start, float)
+    end = start if end is None else np.asarray(end, float)
+    t = np.arange(T) / fps
+    v0 = 9.81 * period / 2
+    tau = np.mod(t, period)
+    h = v0 * tau - 9.81 * tau ** 2 / 2
+    s = t / t[-1]
+    # Travel along a gentle arc (so that landings are not on a line).
+    base = start[None] + s[:, None] * (end - start)[None]
+    if end is not start:
+        perp = np.array([-(end - start)[1], (end - start)[0]])
+        base = base + 0.35 * np.sin(np.pi * s)[:, None] * perp[None] / max(np.linalg.norm(perp), 1e-9)
+    feet = np.zeros((T, 4, 3))
+    for f, sgn in ((0, 1.0), (1, -1.0)):
+        feet[:, f, :2] = base + np.array([sgn * width / 2, 0.0])
+        feet[:, f + 2, :2] = feet[:, f, :2] + np.array([0.0, -foot_len])
+        feet[:, f, 2] = feet[:, f + 2, 2] = h
+    return feet
+
+
+def test_jumper_has_no_contacts_and_falls_back():
+    rng = np.random.default_rng(3)
+    cam = camera()
+    T = 150
+    feet = to_cam(jumper(T, (0.3, 3.5)), cam) + rng.normal(scale=0.005, size=(T, 4, 3))
+    c = detect_contacts(feet, FPS)
+    assert np.mean(c >= 0.5) < 0.02
+    g = estimate_ground([feet], FPS)
+    assert g.method == "level-camera"
+    assert np.allclose(g.n, [0, -1, 0]) and g.pitch_deg == 0 and g.roll_deg == 0
+    assert g.d > 0 and g.n_points > 0
+    # Travelling hops over the floor give enough low points to fit a tilted plane.
+    feet = to_cam(jumper(T, (-1.5, 3.0), (1.5, 6.0)), cam) + rng.normal(scale=0.005, size=(T, 4, 3))
+    g = estimate_ground([feet], FPS)
+    assert g.method == "lowest-points"
+    R, _ = cam
+    assert _angle_deg(g.n, R @ np.array([0, 0, 1.0])) < 3.0
+    assert abs(g.camera_height - HEIGHT) < 0.08
+
+
+def test_no_feet_at_all_and_steep_planes_fall_back():
+    g = estimate_ground([np.full((20, 4, 3), np.nan)], FPS)
+    assert g.method == "level-camera" and g.n_points == 0 and g.d > 0
+    # Walkers seen by a camera pitched down 60 degrees: the true plane is > 45 degrees off -y.
+    cam = camera(pitch_deg=60.0, roll_deg=0.0)
+    fw, _ = walker((-1.0, 2.0), (1.0, 2.5), 120)
+    g = estimate_ground([to_cam(fw, cam)], FPS)
+    assert g.method != "contacts"
+    assert math.degrees(math.acos(np.clip(-g.n[1], -1, 1))) <= 45.0 + 1e-9
