@@ -79,8 +79,8 @@ class FitConfig:
     w_limits: float = 1.0
     w_pose_prior: float = 0.005
     w_shape: float = 0.02
-    w_accel: float = 30.0
-    w_rot_accel: float = 1.0
+    w_accel: float = 1.0
+    w_rot_accel: float = 0.1
     w_ground: float = 5.0
     robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal
     robust_3d: float = 0.08  # metres
@@ -162,13 +162,18 @@ def initial_pose(world: np.ndarray, conf: np.ndarray, J_rest: np.ndarray) -> np.
     T = world.shape[0]
     x = world[:, L_HIP] - world[:, R_HIP]  # body's left
     up = 0.5 * (world[:, L_SH] + world[:, R_SH]) - 0.5 * (world[:, L_HIP] + world[:, R_HIP])
-    x /= np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+    nx = np.linalg.norm(x, axis=-1, keepdims=True)
+    x = x / np.maximum(nx, 1e-6)
     y = up - np.sum(up * x, -1, keepdims=True) * x
-    y /= np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-6)
+    ny = np.linalg.norm(y, axis=-1, keepdims=True)
+    y = y / np.maximum(ny, 1e-6)
     z = np.cross(x, y)
     R = np.tile(np.eye(3), (T, 24, 1, 1))
     G = np.tile(np.eye(3), (T, 24, 1, 1))
     G[:, 0] = np.stack([x, y, z], -1)
+    # Frames without a usable torso (not observed): upright, facing the camera, until smoothing fills them.
+    bad = (nx[:, 0] < 1e-4) | (ny[:, 0] < 1e-4)
+    G[bad, 0] = np.diag([1.0, -1.0, -1.0])
     R[:, 0] = G[:, 0]
     bones = {j: (c, a, b) for j, c, a, b in _LIMB_BONES}
     for j in range(1, 24):

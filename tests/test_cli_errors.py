@@ -1,0 +1,100 @@
+"""Bad input gets a one-line error, exit code 2, and nothing is written or overwritten."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "samples" / "sample_two_people.mp4"
+COMMANDS = ["landmarks", "capture"]
+
+
+def _run(*args, cwd=REPO):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=600)
+
+
+def _one_line_error(proc):
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("doppel: error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "notes.mp4").write_text("this is not a video\n")
+    (d / "empty.mp4").write_bytes(b"")
+    # Truncated: the first third of a real clip (the index at the end is gone or the stream stops early).
+    data = SAMPLE.read_bytes()
+    (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    # A video with nobody in it: 12 frames of a slowly shifting grey gradient.
+    w = cv2.VideoWriter(str(d / "nobody.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 12.0, (160, 120))
+    for k in range(12):
+        img = np.tile(np.linspace(40, 200, 160, dtype=np.uint8)[None, :, None], (120, 1, 3))
+        w.write(np.roll(img, k, axis=1))
+    w.release()
+    # Zero frames: a container opened and closed without a frame.
+    w = cv2.VideoWriter(str(d / "zero.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 12.0, (160, 120))
+    w.release()
+    return d
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("name,needle", [
+    ("missing.mp4", "not found"),
+    ("notes.mp4", "video"),
+    ("empty.mp4", "empty"),
+    ("truncated.mp4", "video"),
+    ("zero.avi", "video"),
+    ("nobody.avi", "no person"),
+])
+def test_bad_video_is_one_line_exit_2_and_writes_nothing(command, name, needle, bad_inputs, tmp_path):
+    out = tmp_path / "out.npz"
+    proc = _run(command, bad_inputs / name, "-o", out, "--progress", "none")
+    line = _one_line_error(proc)
+    assert needle in line.lower(), line
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".doppel-")], "temporary files left behind"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unwritable_output_fails_before_any_work(command, tmp_path):
+    proc = _run(command, SAMPLE, "-o", tmp_path / "no" / "such" / "dir" / "out.npz", "--progress", "none")
+    assert "output folder does not exist" in _one_line_error(proc)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):  # running as root: permissions do not bind
+            pytest.skip("cannot make a read-only folder as root")
+        proc = _run(command, SAMPLE, "-o", ro / "out.npz", "--progress", "none")
+        assert "not writable" in _one_line_error(proc)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_failed_run_keeps_an_earlier_result(bad_inputs, tmp_path):
+    out = tmp_path / "result.npz"
+    out.write_bytes(b"earlier result")
+    proc = _run("capture", bad_inputs / "nobody.avi", "-o", out, "--progress", "none")
+    _one_line_error(proc)
+    assert out.read_bytes() == b"earlier result"
+
+
+def test_bad_options_are_user_errors(tmp_path):
+    proc = _run("capture", SAMPLE, "-o", tmp_path / "r.npz", "--max-people", "0", "--progress", "none")
+    assert "max-people" in _one_line_error(proc)
+    proc = _run("capture", SAMPLE, "-o", tmp_path / "r.txt", "--progress", "none")
+    assert ".npz" in _one_line_error(proc)
+    proc = _run("landmarks", SAMPLE, "-o", tmp_path / "r.npz", "--device", "cuda:7", "--progress", "none")
+    if proc.returncode != 0:
+        assert "cuda" in _one_line_error(proc).lower()

@@ -1,0 +1,84 @@
+"""The body fit recovers a known pose, position and body size from keypoints made with the body model."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core.convert import rotvec_to_rotmat
+from core.fit import FitConfig, default_camera, fit_track, rot6d_to_rotmat, rotmat_to_rot6d
+from core.perception import TrackObservations
+
+anny = pytest.importorskip("anny", reason="the Anny body model (pip install anny) is the default body")
+
+
+@pytest.fixture(scope="module")
+def body():
+    from core.body import load_body_model
+
+    return load_body_model("anny")
+
+
+def _synthetic_track(body, cam, T=24):
+    t = np.linspace(0, 1, T)
+    s = np.sin(2 * np.pi * t)
+    bp = np.zeros((T, 23, 3))
+    bp[:, 0, 0], bp[:, 1, 0] = 0.45 * s, -0.45 * s  # hips swing
+    bp[:, 3, 0], bp[:, 4, 0] = 0.5 * (1 + s), 0.5 * (1 - s)  # knees bend backwards (+x)
+    bp[:, 15, 2], bp[:, 16, 2] = -1.2, 1.2  # arms down from the T-pose
+    bp[:, 17, 1], bp[:, 18, 1] = -0.6 - 0.3 * s, 0.6 - 0.3 * s  # elbows flex
+    # Upright, facing the camera, turned 20 degrees, walking sideways 4 m away.
+    go = np.stack([rotvec_to_rotmat(np.array([0, 0.35 * math.sin(0.5 * k / T), 0])) for k in range(T)])
+    go = np.einsum("ij,tjk->tik", np.diag([1.0, -1.0, -1.0]), go)
+    R = np.concatenate([go[:, None], rotvec_to_rotmat(bp)], 1)
+    shape_true = torch.tensor([0.7, 0.65, 0.5, 0.45, 0.6, 0.5])
+    with torch.no_grad():
+        J0 = body.rest_joints(shape_true)[0].double().numpy()
+        pelvis = np.stack([0.3 * t - 0.15, np.full(T, 0.1), np.full(T, 4.0)], -1)
+        transl = pelvis - J0
+        Rt = torch.as_tensor(R, dtype=torch.float32)
+        tt = torch.as_tensor(transl, dtype=torch.float32)
+        lms = body.pose_landmarks(Rt, tt, shape_true).double().numpy()
+        joints = body(Rt, tt, shape_true, vertex_ids=torch.zeros(1, dtype=torch.long)).joints.double().numpy()
+    uv = np.stack([cam.fx * lms[..., 0] / lms[..., 2] + cam.cx, cam.fy * lms[..., 1] / lms[..., 2] + cam.cy], -1)
+    hip = 0.5 * (lms[:, 23] + lms[:, 24])
+    lo, hi = uv.min(1), uv.max(1)
+    centre = 0.5 * (lo + hi)
+    size = 1.6 * (hi - lo).max(-1)
+    obs = TrackObservations(
+        track_id=0, frames=np.arange(T), keypoints=np.concatenate([uv, np.ones((T, 33, 1))], -1).astype(np.float32),
+        presence=np.ones((T, 33), np.float32), z=np.zeros((T, 33), np.float32),
+        world=(lms - hip[:, None]).astype(np.float32), boxes_xyxy=np.concatenate([lo, hi], -1).astype(np.float32),
+        rois=np.concatenate([centre, size[:, None], np.zeros((T, 1))], -1).astype(np.float32),
+        pose_score=np.ones(T, np.float32), masks=np.full((T, 64, 64), 255, np.uint8))
+    return obs, joints, shape_true.numpy(), (hi - lo).max(-1)
+
+
+def test_rot6d_roundtrip():
+    R = torch.as_tensor(rotvec_to_rotmat(np.random.default_rng(0).normal(size=(50, 3))), dtype=torch.float32)
+    torch.testing.assert_close(rot6d_to_rotmat(rotmat_to_rot6d(R)), R, atol=1e-5, rtol=0)
+
+
+def test_fit_recovers_known_pose_position_and_size(body):
+    cam = default_camera(1280, 720)
+    obs, joints_true, shape_true, box = _synthetic_track(body, cam)
+    fit = fit_track(body, obs, cam, FitConfig())
+    J = fit.joints
+    # Root-aligned joint error (MPJPE) and the pelvis depth.
+    rel = (J - J[:, :1]) - (joints_true - joints_true[:, :1])
+    mpjpe = np.linalg.norm(rel, axis=-1).mean()
+    depth_err = np.abs(J[:, 0, 2] - joints_true[:, 0, 2]).mean() / 4.0
+    assert mpjpe < 0.04, f"root-aligned MPJPE {mpjpe * 1000:.1f} mm"
+    assert depth_err < 0.08, f"pelvis depth off by {depth_err * 100:.1f} %"
+    # The fitted joints reproject onto the true ones within 2 % of the person's size.
+    def proj(P):
+        return np.stack([cam.fx * P[..., 0] / P[..., 2] + cam.cx, cam.fy * P[..., 1] / P[..., 2] + cam.cy], -1)
+    err2d = np.linalg.norm(proj(J) - proj(joints_true), axis=-1).mean(1) / box
+    assert err2d.mean() < 0.02, f"2-D joint error {err2d.mean() * 100:.2f} % of the box"
+    # Body size: the fitted rest skeleton's leg + torso height is within 5 % of the truth.
+    with torch.no_grad():
+        Jr_fit = body.rest_joints(torch.as_tensor(fit.shape, dtype=torch.float32)).double().numpy()
+        Jr_true = body.rest_joints(torch.as_tensor(shape_true)).double().numpy()
+    h_fit = Jr_fit[15, 1] - Jr_fit[7, 1]
+    h_true = Jr_true[15, 1] - Jr_true[7, 1]
+    assert abs(h_fit - h_true) / h_true < 0.05, f"height {h_fit:.3f} m vs {h_true:.3f} m"
