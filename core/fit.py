@@ -27,7 +27,8 @@ import torch
 from .body.base import BodyModel
 from .perception import TrackObservations
 from .result import SMPL_PARENTS
-from .smoothing import lam_from_strength, smooth_rotations, whittaker
+from .smoothing import (lam_from_strength, smooth_positions_adaptive, smooth_rotations, smooth_rotations_adaptive,
+                        whittaker)
 
 # Landmark indices (BlazePose order).
 L_SH, R_SH, L_EL, R_EL, L_WR, R_WR = 11, 12, 13, 14, 15, 16
@@ -459,10 +460,9 @@ def _make_fit(body, track_id, frames, observed, R, tr, shape, losses, device) ->
 
 
 def smooth_fit(body: BodyModel, fit: TrackFit, strength: float, fps: float, device="cpu") -> TrackFit:
-    """Zero-lag smoothing of a fitted track's rotations and translation (see core.smoothing)."""
-    lam = lam_from_strength(strength, fps)
-    if lam <= 0:
+    """Zero-lag, motion-adaptive smoothing of a fitted track's rotations and translation (core.smoothing)."""
+    if strength <= 0:
         return fit
-    R = smooth_rotations(fit.rotmats, lam)
-    tr = whittaker(fit.transl, lam)
+    R = smooth_rotations_adaptive(fit.rotmats, strength, fps)
+    tr = smooth_positions_adaptive(fit.transl, strength, fps)
     return _make_fit(body, fit.track_id, fit.frames, fit.observed, R, tr, fit.shape, fit.losses, device)

@@ -9,6 +9,8 @@ Euler angles.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.linalg import solveh_banded
 
@@ -71,3 +73,50 @@ def lam_from_strength(strength: float, fps: float) -> float:
     # For the second-difference Whittaker smoother the half-power frequency f satisfies
     # lam (2 sin(pi f))^4 = 1, so lam = 1 / (2 sin(pi / period))^4.
     return float(1.0 / (2.0 * np.sin(np.pi / max(period_frames, 2.0))) ** 4)
+
+
+def _local_speed(z: np.ndarray, fps: float) -> np.ndarray:
+    """Central-difference speed ``(T, ...)`` of ``z (T, ..., C)`` per second (norm over the last axis)."""
+    v = np.zeros(z.shape[:-1])
+    if len(z) >= 3:
+        v[1:-1] = np.linalg.norm(z[2:] - z[:-2], axis=-1) * fps / 2.0
+        v[0], v[-1] = v[1], v[-2]
+    return v
+
+
+def _adaptive(x: np.ndarray, strength: float, fps: float, weights, v_lo: float, v_hi: float) -> np.ndarray:
+    """Blend a light and a heavy zero-lag smoothing frame by frame: heavy where the signal is still,
+    light where it moves. ``x (T, G, C)``: G independent groups (joints) of C channels; the speed
+    thresholds ``v_lo < v_hi`` are in channel units per second."""
+    light = whittaker(x, lam_from_strength(strength, fps), weights)
+    heavy = whittaker(x, lam_from_strength(4.0 * strength, fps), weights)
+    probe = whittaker(x, lam_from_strength(2.0 * strength, fps), weights)  # speed, with jitter mostly gone
+    v = _local_speed(probe, fps)  # (T, G)
+    # Spread the "moving" verdict over a few frames on both sides (symmetric, so still no lag).
+    k = max(1, int(round(0.1 * fps)))
+    vmax = v.copy()
+    for s in range(1, k + 1):
+        vmax[s:] = np.maximum(vmax[s:], v[:-s])
+        vmax[:-s] = np.maximum(vmax[:-s], v[s:])
+    alpha = np.clip((v_hi - vmax) / (v_hi - v_lo), 0.0, 1.0)[..., None]  # 1 = still
+    return alpha * heavy + (1.0 - alpha) * light
+
+
+def smooth_rotations_adaptive(R: np.ndarray, strength: float, fps: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Zero-lag, motion-adaptive smoothing of rotations ``(T, J, 3, 3)``: still joints are smoothed
+    hard (jitter goes), moving joints lightly (fast swings keep their size and timing)."""
+    if strength <= 0 or len(R) < 3:
+        return np.asarray(R, dtype=np.float64).copy()
+    R = np.asarray(R, dtype=np.float64)
+    T, J = R.shape[:2]
+    flat = R.reshape(T, J, 9) / math.sqrt(2.0)  # Frobenius distance / sqrt 2 ~ angle in radians
+    out = _adaptive(flat, strength, fps, weights, v_lo=math.radians(40), v_hi=math.radians(120))
+    return project_to_rotation(out.reshape(T, J, 3, 3) * math.sqrt(2.0))
+
+
+def smooth_positions_adaptive(x: np.ndarray, strength: float, fps: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Zero-lag, motion-adaptive smoothing of positions ``(T, 3)`` in metres."""
+    x = np.asarray(x, dtype=np.float64)
+    if strength <= 0 or len(x) < 3:
+        return x.copy()
+    return _adaptive(x[:, None], strength, fps, weights, v_lo=0.3, v_hi=0.7)[:, 0]

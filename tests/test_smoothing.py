@@ -211,3 +211,52 @@ def test_half_power_period_is_fps_independent(fps):
     out = whittaker(s, lam)
     n = int(fps)
     assert abs(np.abs(out[n:-n]).max() - 0.5) < 0.08
+
+
+# --------------------------------------------------------------------------------------------------
+# The motion-adaptive smoother the capture uses by default (strength 1): still joints are smoothed
+# hard, moving joints lightly, both without lag.
+
+from core.smoothing import smooth_positions_adaptive, smooth_rotations_adaptive  # noqa: E402
+
+
+def _jittered(R, deg, rng):
+    noise = rotvec_to_rotmat(rng.normal(0, math.radians(deg) / math.sqrt(3), R.shape[:-2] + (3,)))
+    return noise @ R
+
+
+def test_adaptive_default_removes_70_percent_of_jitter_on_a_still_pose():
+    rng = np.random.default_rng(3)
+    T, J = 150, 5
+    base = rotvec_to_rotmat(rng.normal(0, 0.6, (J, 3)))
+    R = _jittered(np.broadcast_to(base, (T, J, 3, 3)).copy(), 2.0, rng)
+    out = smooth_rotations_adaptive(R, 1.0, FPS)
+    before, after = _rms(_angle(R, base[None])), _rms(_angle(out, base[None]))
+    assert 1 - after / before >= 0.7, f"removed {100 * (1 - after / before):.0f} % of the jitter"
+    p = np.array([0.2, 1.0, 3.0]) + rng.normal(0, 0.01, (T, 3))
+    q = smooth_positions_adaptive(p, 1.0, FPS)
+    e0, e1 = _rms(np.linalg.norm(p - [0.2, 1, 3], axis=-1)), _rms(np.linalg.norm(q - [0.2, 1, 3], axis=-1))
+    assert 1 - e1 / e0 >= 0.7, f"removed {100 * (1 - e1 / e0):.0f} % of the translation jitter"
+
+
+def test_adaptive_keeps_fast_swings_and_steps_on_time():
+    rng = np.random.default_rng(4)
+    T = 120
+    t = np.arange(T) / FPS
+    theta = math.radians(60) * np.sin(2 * np.pi * 2.0 * t)
+    truth = rotvec_to_rotmat(np.stack([theta, 0 * theta, 0 * theta], -1))[:, None]
+    out = smooth_rotations_adaptive(_jittered(truth, 2.0, rng), 1.0, FPS)
+    a = rotmat_to_rotvec(out[:, 0])[:, 0]
+    peaks_true = [i for i in range(1, T - 1) if theta[i] > theta[i - 1] and theta[i] >= theta[i + 1] and theta[i] > 0.5]
+    for i in peaks_true[1:-1]:
+        w = slice(i - 4, i + 5)
+        assert abs(int(np.argmax(a[w])) - 4) <= 1, "a swing peak moved by more than one frame"
+    assert np.abs(a[10:-10]).max() >= 0.9 * math.radians(60), "the fast swing lost more than 10 % of its size"
+    step = np.zeros(T)
+    step[60:] = 1.0
+    Rstep = rotvec_to_rotmat(np.stack([step, 0 * step, 0 * step], -1))[:, None]
+    s = rotmat_to_rotvec(smooth_rotations_adaptive(Rstep, 1.0, FPS)[:, 0])[:, 0]
+    assert abs(int(np.flatnonzero(s > 0.5)[0]) - 60) <= 1, "the step is delayed"
+    walk = np.stack([1.3 * t, 0 * t, 3 + 0 * t], -1)
+    q = smooth_positions_adaptive(walk + rng.normal(0, 0.01, (T, 3)), 1.0, FPS)
+    assert abs(np.mean(q[:, 0] - walk[:, 0])) < 0.005, "a walking root lags behind"
