@@ -91,8 +91,9 @@ def landmark_spec(verts: np.ndarray, joints: np.ndarray, group: np.ndarray, eye_
         # Ear: the most lateral skin a little below eye level, behind the eyes.
         band = head & (verts[:, 1] < c[1]) & (verts[:, 1] > c[1] - 0.04) & (verts[:, 2] < c[2] - 0.04)
         set_vertex(f"{side}_ear", _argbest(verts, band, sgn * verts[:, 0], c + [sgn * 0.07, -0.02, -0.09]))
-        # Mouth corner: front skin ~2.4 cm to the side, ~4.3 cm below the nose tip.
-        set_vertex(f"mouth_{side}", _front_near(verts, head, vn[0] + sgn * 0.024, vn[1] - 0.043, 0.006))
+        # Mouth corner: front skin ~2.4 cm to the side, ~2.7 cm below the nose tip (where BlazePose puts it:
+        # its metric landmarks have the mouth corners ~6 cm below the eyes and ~2.5-3 cm below the nose).
+        set_vertex(f"mouth_{side}", _front_near(verts, head, vn[0] + sgn * 0.024, vn[1] - 0.027, 0.006))
 
         for part in ("shoulder", "elbow", "wrist", "knee", "ankle"):
             jw[L[f"{side}_{part}"], J[f"{side}_{part}"]] = 1.0
