@@ -1,18 +1,20 @@
 """Render the synthetic suite (cached), run the engine on it when it can, score everything, write a report.
 
     python -m benchmarks.synthetic.run_all [--mocap ../shared/data/mocap] [--cache .cache/synthetic]
-        [--quick] [--no-baseline] [--report docs/BENCHMARKS.md]
+        [--quick] [--no-baseline] [--iterations N] [--report docs/BENCHMARKS.md]
 
 One clip per BVH file in the mocap folder (a few seconds each); files that share one world (the CMU
 salsa pairs 60_XX + 61_XX) become one two-person clip. Renders are cached under the cache folder by a
 content hash of the BVH files, the render settings and the renderer's source, so a second run only
 evaluates. If the engine has a ``capture`` command (``python -m core capture VIDEO -o RESULT``), every
 clip is captured and scored; otherwise only the render part and the MediaPipe baseline run, and the
-report says so.
+report says so. Capture results are cached next to the render under a hash of the engine's source
+(``core/**/*.py``) and the capture options, so a changed engine is captured again.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -51,16 +53,37 @@ def engine_has_capture() -> bool:
     return "capture" in COMMANDS
 
 
-def run_capture(video: str, result: str, log) -> bool:
-    cmd = [sys.executable, "-m", "core", "capture", video, "-o", result]
+def capture_args(iterations: int | None) -> list[str]:
+    return ["--progress", "none"] + ([] if iterations is None else ["--iterations", str(int(iterations))])
+
+
+def engine_hash(extra: list[str]) -> str:
+    """Content hash of the engine's Python source and the capture options (names cached results)."""
+    h = hashlib.sha256(json.dumps(extra).encode())
+    core = os.path.join(REPO, "core")
+    for dirpath, dirnames, filenames in sorted(os.walk(core)):
+        dirnames.sort()
+        for f in sorted(filenames):
+            if f.endswith(".py"):
+                path = os.path.join(dirpath, f)
+                h.update(os.path.relpath(path, core).encode())
+                with open(path, "rb") as fh:
+                    h.update(fh.read())
+    return h.hexdigest()[:12]
+
+
+def run_capture(video: str, result: str, extra: list[str], log) -> float | None:
+    """Run the engine's capture; returns its wall-clock seconds, or None if it failed."""
+    cmd = [sys.executable, "-m", "core", "capture", video, "-o", result] + extra
     log(f"run_all: {' '.join(cmd)}")
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         log(f"run_all: capture failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-        return False
-    log(f"run_all: captured in {time.time() - t0:.1f} s")
-    return True
+        return None
+    seconds = time.time() - t0
+    log(f"run_all: captured in {seconds:.1f} s")
+    return seconds
 
 
 def machine() -> str:
@@ -91,13 +114,17 @@ def main(argv=None) -> int:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--report", default=os.path.join(REPO, "docs", "BENCHMARKS.md"))
     ap.add_argument("--only", nargs="*", help="clip names to run (default: all)")
+    ap.add_argument("--iterations", type=int, help="passed to the engine's capture (optimiser steps per person; "
+                    "default: the engine's own)")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.mocap):
         print(f"run_all: mocap folder not found: {args.mocap}", file=sys.stderr)
         return 2
     log = print
     has_capture = engine_has_capture()
-    rows, timings, scores = [], [], {}
+    extra = capture_args(args.iterations)
+    ehash = engine_hash(extra) if has_capture else ""
+    rows, timings, scores, capture_times = [], [], {}, {}
     for k, (name, paths) in enumerate(suite(args.mocap)):
         if args.only and name not in args.only:
             continue
@@ -119,8 +146,19 @@ def main(argv=None) -> int:
         _, gt_people = ev.load_gt(gt)
         scores[name] = {}
         if has_capture:
-            result = os.path.join(out, f"{name}_result.npz")
-            if os.path.isfile(result) or run_capture(video, result, log):
+            result = os.path.join(out, f"{name}_result-{ehash}.npz")
+            timing = result[:-4] + ".seconds.json"
+            if not os.path.isfile(result):
+                seconds = run_capture(video, result, extra, log)
+                if seconds is not None:
+                    with open(timing, "w") as fh:
+                        json.dump({"seconds": seconds, "frames": info["frames"], "args": extra}, fh)
+            else:
+                log(f"run_all: {name}: cached capture {result}")
+            if os.path.isfile(result):
+                if os.path.isfile(timing):
+                    with open(timing) as fh:
+                        capture_times[name] = json.load(fh)["seconds"]
                 pred = ev.load_result_people(result)
                 scores[name]["doppel"] = ev.evaluate(pred, gt_people)
                 scores[name]["doppel13"] = ev.evaluate([ev._select(p, ev.COMMON13) for p in pred], gt_people, ev.COMMON13)
@@ -143,7 +181,7 @@ def main(argv=None) -> int:
         n_gt = sum(sc[method]["overall"]["people_gt"] for sc in scores.values() if method in sc)
         if n_gt:
             rows.append(ev.format_row(f"**all clips: {label}**", ev.summarise(per, n_gt)))
-    report = make_report(args, rows, timings, has_capture)
+    report = make_report(args, rows, timings, has_capture, capture_times, ehash)
     print(report)
     if args.report:
         os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
@@ -175,12 +213,24 @@ def write_section(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def make_report(args, rows, timings, has_capture) -> str:
+def git_head() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def make_report(args, rows, timings, has_capture, capture_times=None, ehash="") -> str:
+    capture_times = capture_times or {}
     cmd = "python -m benchmarks.synthetic.run_all" + (" --quick" if args.quick else "") + \
-          (" --no-baseline" if args.no_baseline else "")
+          (" --no-baseline" if args.no_baseline else "") + \
+          ("" if args.iterations is None else f" --iterations {args.iterations}")
     lines = ["## Synthetic suite (motion capture rendered on Anny bodies, exact ground truth)", "",
              f"Command: `{cmd}` (from the repository root, in the project's venv).", "",
-             f"Machine: {machine()}.", "",
+             f"Machine: {machine()}.", ""] + \
+            ([f"Engine: repository at commit `{git_head()}`, engine source + capture options hash `{ehash}` "
+              "(the name of the cached result files).", ""] if has_capture else []) + [
              "Clips: every BVH file in `../shared/data/mocap` (CMU motion capture), "
              f"{'1' if args.quick else '2'} s from t = 1 s at 25 fps, "
              f"{'320x180' if args.quick else '640x360'}; the salsa pairs (60_XX + 61_XX) as one two-person clip. "
@@ -196,13 +246,30 @@ def make_report(args, rows, timings, has_capture) -> str:
               "per-frame similarity Procrustes, W-MPJPE in the world after one rigid alignment on the first frame. "
               "The MediaPipe baseline (legacy Pose, `mediapipe==0.10.21`, world landmarks) is single-person and "
               "scored on the 13 joints it shares with SMPL; it has no world trajectory, so W-MPJPE and foot "
-              "skate are not defined for it.", "", ev.TABLE_HEADER] + rows + ["",
+              "skate are not defined for it. Doppel is scored from its result file alone: camera-frame joints are "
+              "its world joints (`p{i}_joints`) mapped through its own `T_world_from_cam`, 2-D joints their "
+              "projection with its own intrinsics (the engine's default 60° field of view, not the renderer's); "
+              "its world (Z up, ground at z = 0, camera at (0, 0, h)) is brought into the renderer's world by the "
+              "one rigid first-frame alignment of W-MPJPE, which foot skate also uses. People are matched to the "
+              "ground truth by 2-D box IoU (Hungarian); frames are video frame indices on both sides.",
+              "", ev.TABLE_HEADER] + rows + ["",
               "### Render cost", "",
               "Wall-clock seconds per frame (Cycles, 4 samples + OpenImageDenoise, 2 threads; the machine is shared, "
               "so other jobs may have been running).", "",
               "| clip | people | frames | seconds per frame |", "|---|---|---|---|"]
     for name, n, spf, people in timings:
         lines.append(f"| {name} | {people} | {n} | {spf:.1f} |")
+    if capture_times:
+        its = "the engine's default" if args.iterations is None else str(args.iterations)
+        lines += ["", "### Capture cost", "",
+                  f"Wall-clock seconds of `python -m core capture VIDEO -o RESULT {' '.join(capture_args(args.iterations))}` "
+                  f"per clip (CPU, optimiser steps per person: {its}; includes start-up and model loading; the 2 CPUs were "
+                  "shared with other jobs, so these are upper bounds).", "",
+                  "| clip | people | frames | seconds | seconds per frame |", "|---|---|---|---|---|"]
+        for name, n, _, people in timings:
+            if name in capture_times:
+                sec = capture_times[name]
+                lines.append(f"| {name} | {people} | {n} | {sec:.1f} | {sec / max(n, 1):.2f} |")
     lines.append("")
     return "\n".join(lines)
 
