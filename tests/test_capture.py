@@ -1,0 +1,78 @@
+"""The main job end to end on the shipped sample clip, and the atomic result writer."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.fileio import atomic_path
+from core.result import read_result
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "samples" / "sample_two_people.mp4"
+pytest.importorskip("anny", reason="the default body model")
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory):
+    d = tmp_path_factory.mktemp("capture")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "capture", str(SAMPLE), "-o", str(d / "result.npz"), "--preview",
+         str(d / "overlay.mp4"), "--bvh", str(d), "--glb", str(d / "people.glb"), "--end", "36", "--iterations", "60",
+         "--progress", "json"],
+        capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    return d, proc
+
+
+def test_capture_writes_a_valid_result_for_both_people(captured):
+    d, proc = captured
+    res = read_result(d / "result.npz")  # validates every shape; never unpickles
+    assert len(res.people) == 2
+    assert res.meta["schema_version"] == 1 and res.meta["world"]["convention"] == "Z-up, metres"
+    assert res.meta["frame_range"] == [0, 36]
+    for p in res.people:
+        J = p.joints
+        # Upright people standing on the ground (z = 0), heads well above pelvis.
+        assert np.all(J[:, 15, 2] - J[:, 0, 2] > 0.3)
+        feet = J[:, [7, 8, 10, 11], 2].min(1)
+        assert abs(np.median(feet)) < 0.15, f"feet float at {np.median(feet):.2f} m"
+        assert p.bone_rotations.shape[1] == len(p.bone_names) and p.bone_names[0] == "pelvis"
+        np.testing.assert_allclose(np.linalg.norm(p.bone_rotations, axis=-1), 1.0, atol=1e-4)
+    a, b = (np.median(p.joints[:, 0, :2], 0) for p in res.people)
+    assert np.linalg.norm(a - b) > 0.3, "the two dancers ended up on top of each other"
+    # The camera sits above the ground looking at them.
+    T = np.asarray(res.meta["camera"]["T_world_from_cam"])
+    assert T[2, 3] > 0.3
+
+
+def test_capture_progress_lines_and_exports(captured):
+    import json
+
+    d, proc = captured
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    stages = {e["stage"] for e in events}
+    assert {"landmarks", "fit", "done"} <= stages
+    assert events[-1]["stage"] == "done" and events[-1]["people"] == 2
+    assert len(list(d.glob("*.bvh"))) == 2
+    assert (d / "people.glb").read_bytes()[:4] == b"glTF"
+    cap = cv2.VideoCapture(str(d / "overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 36
+
+
+def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "result.npz"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            Path(tmp).write_bytes(b"half-written")
+            raise RuntimeError("crash in the middle")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.npz"]
+    with atomic_path(target) as tmp:
+        Path(tmp).write_bytes(b"new")
+    assert target.read_bytes() == b"new"
