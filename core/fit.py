@@ -58,7 +58,7 @@ class Camera:
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1.0]])
 
 
-DEFAULT_FOV_DEG = 60.0  # horizontal field of view along the longer image side (see docs/CAPTURE.md)
+DEFAULT_FOV_DEG = 60.0  # horizontal field of view along the longer image side (README: "Camera")
 
 
 def default_camera(width: int, height: int, fov_deg: float | None = None, focal_px: float | None = None) -> Camera:
@@ -82,7 +82,7 @@ class FitConfig:
     w_shape: float = 0.02
     w_accel: float = 1.0
     w_rot_accel: float = 0.1
-    w_ground: float = 5.0
+    w_ground: float = 1.0
     robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal
     robust_3d: float = 0.08  # metres
     smoothing: float = 1.0  # post-fit zero-lag smoothing strength (0 = off)
@@ -421,10 +421,11 @@ def fit_track(
     done = 0
     last: dict[str, float] = {}
     for stage, n_iter, pose_free in stages:
-        params = [{"params": [transl], "lr": cfg.lr * 0.5}, {"params": [shape_raw], "lr": cfg.lr}]
-        params.append({"params": [rot6d], "lr": cfg.lr})
+        lr = cfg.lr * (0.25 if stage == "refine" else 1.0)  # refining a solution: small steps only
+        params = [{"params": [transl], "lr": lr * 0.5}, {"params": [shape_raw], "lr": lr}]
+        params.append({"params": [rot6d], "lr": lr})
         opt = torch.optim.Adam(params)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_iter), eta_min=cfg.lr * 0.1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_iter), eta_min=lr * 0.1)
         for it in range(n_iter):
             opt.zero_grad(set_to_none=True)
             R = rot6d_to_rotmat(rot6d)
