@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-people", type=int, default=8, help="most people to keep (default 8)")
     parser.add_argument("--detect-every", type=int, default=8,
                         help="frames between detector runs while tracking is confident (default 8)")
+    parser.add_argument("--reacquire", type=float, default=3.0, metavar="SECONDS",
+                        help="a person who leaves and comes back within this time keeps their id (default 3)")
     add_device_and_progress(parser)
 
 
@@ -51,7 +53,9 @@ def run(args) -> int:
         check_writable(args.preview)
     device = resolve_device(args.device)
     info = probe_video(args.video)
-    config = PerceptionConfig(max_people=args.max_people, detect_every=args.detect_every)
+    if args.reacquire < 0:
+        raise ConfigError("--reacquire must be 0 or more seconds")
+    config = PerceptionConfig(max_people=args.max_people, detect_every=args.detect_every, reacquire_s=args.reacquire)
     progress = Progress(args.progress)
     t0 = time.monotonic()
     result = run_perception(info, config, device=device, progress=progress, start=args.start, stop=args.end)

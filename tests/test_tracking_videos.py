@@ -92,3 +92,29 @@ def test_sports2d_man_on_wall_and_walking_woman_keep_their_ids(pose_models):
         common, iw, it = np.intersect1d(woman.frames, t.frames, return_indices=True)
         close = np.hypot(*(_hips(woman)[iw] - _hips(t)[it]).T) < 0.2 * woman.rois[iw, 2]
         assert close.sum() <= 3, f"id {t.track_id} duplicates the woman on {int(close.sum())} frames"
+
+
+def test_person_who_leaves_and_comes_back_keeps_their_id(pose_models, tmp_path):
+    """Blank out the dancer for about a second: when he is back, he has his old id."""
+    import cv2
+
+    src = cv2.VideoCapture(str(VIDEOS / "mmhuman3d_single_person_demo.mp4"))
+    out = tmp_path / "gap.avi"
+    w = None
+    k = 0
+    while True:
+        ok, bgr = src.read()
+        if not ok:
+            break
+        bgr = cv2.resize(bgr, (540, 960), interpolation=cv2.INTER_AREA)
+        if w is None:
+            w = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), 12.0, (540, 960))
+        if 14 <= k < 26:  # one second of empty frames: the person has left
+            bgr = np.full_like(bgr, 90)
+        w.write(bgr)
+        k += 1
+    w.release()
+    res = run_perception(str(out), PerceptionConfig(), models=pose_models)
+    assert len(res.tracks) == 1, f"{len(res.tracks)} ids for one person"
+    f = res.tracks[0].frames
+    assert f.min() <= 3 and f.max() >= 36 and not np.any((f >= 14) & (f < 26))
