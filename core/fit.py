@@ -35,6 +35,12 @@ L_SH, R_SH, L_EL, R_EL, L_WR, R_WR = 11, 12, 13, 14, 15, 16
 L_HIP, R_HIP, L_KN, R_KN, L_AN, R_AN = 23, 24, 25, 26, 27, 28
 L_HEEL, R_HEEL, L_TOE, R_TOE, L_INDEX, R_INDEX = 29, 30, 31, 32, 19, 20
 
+# Per-landmark trust in the fit. The ears' place on the body model is the least certain correspondence
+# (BlazePose's ear point wanders between the tragus and the helix), so the head's pitch follows the eyes,
+# nose and mouth instead.
+LANDMARK_WEIGHTS = np.ones(33, np.float32)
+LANDMARK_WEIGHTS[[7, 8]] = 0.1
+
 # (SMPL joint, SMPL child joint, landmark from, landmark to): bone directions for the initial pose.
 _LIMB_BONES = [
     (1, 4, L_HIP, L_KN), (2, 5, R_HIP, R_KN), (4, 7, L_KN, L_AN), (5, 8, R_KN, R_AN),
@@ -229,6 +235,7 @@ class _Objective:
         observed[pos] = True
         self.observed = observed
         conf = kp[..., 2] * (kp[..., 2] >= cfg.conf_threshold)
+        conf = conf * LANDMARK_WEIGHTS[None]
         boxes = np.zeros((T, 4), np.float32)
         boxes[pos] = obs.boxes_xyxy
         diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
