@@ -308,12 +308,13 @@ class Tracker:
             lb = None
 
         # Update the tracks frame by frame.
+        lb_rois = lb.rois_from_landmarks() if lb is not None else None
         for b, t in enumerate(indices):
             items = [(tr, j) for j, (tr, bb, _) in enumerate(plan) if bb == b]
-            good = [(tr, j) for tr, j in items if self._accept(tr, lb, j, t)]
+            good = [(tr, j) for tr, j in items if self._accept(tr, lb, lb_rois[j], j, t)]
             good = self._drop_duplicates(good, lb)
             good_tracks = {id(tr) for tr, _ in good}
-            nxt = lb.rois_from_landmarks() if good else None
+            nxt = lb_rois
             for tr, j in good:
                 tr.add(t, lb, j, nxt[j])
             for tr, _ in items:
@@ -327,27 +328,28 @@ class Tracker:
         """Hysteresis: a new track needs a confident pose, an established one may dip lower."""
         return self.cfg.keep_threshold if tr.n_obs >= 5 else self.cfg.presence_threshold
 
-    def _consistent(self, tr: "_Track", lb: LandmarkBatch, j: int, t: int) -> bool:
+    def _consistent(self, tr: "_Track", lb: LandmarkBatch, roi: np.ndarray, j: int, t: int) -> bool:
         """Does observation ``j`` continue ``tr`` plausibly? The body's up direction may turn at most
         ~20 degrees a frame (a flip) and the landmarks must resemble the last ones."""
         if tr.last_kp is None or tr.last_roi is None:
             return True
         gap = max(1, t - tr.last_frame)
-        rot = lb.rois_from_landmarks()[j, 3] if lb.aux_px.shape[0] > j else tr.last_roi[3]
+        rot = roi[3]
         turn = abs(math.remainder(float(rot - tr.last_roi[3]), 2 * math.pi))
         if turn > math.radians(35 + 20 * gap):
             return False
-        size = lb.rois_from_landmarks()[j, 2] if lb.aux_px.shape[0] > j else tr.last_roi[2]
+        size = roi[2]
         if abs(math.log(max(size, 1.0) / max(tr.last_roi[2], 1.0))) > math.log(1.35) * min(gap, 3):
             return False
         sim = keypoint_similarity(lb.keypoints_px[j:j + 1], lb.visibility[j:j + 1], tr.last_kp[None], tr.last_vis[None], k=0.3)
         return float(sim[0, 0]) >= 0.25
 
-    def _accept(self, tr: "_Track", lb: LandmarkBatch, j: int, t: int) -> bool:
+    def _accept(self, tr: "_Track", lb: LandmarkBatch, roi: np.ndarray, j: int, t: int) -> bool:
+        """``roi``: the region observation ``j``'s landmarks give (computed once per chunk)."""
         score = float(lb.pose_score[j])
         if score >= self.cfg.presence_threshold:
-            return tr.n_obs < 5 or self._consistent(tr, lb, j, t)
-        return score >= self._threshold(tr) and self._consistent(tr, lb, j, t)
+            return tr.n_obs < 5 or self._consistent(tr, lb, roi, j, t)
+        return score >= self._threshold(tr) and self._consistent(tr, lb, roi, j, t)
 
     def _recover(self, frames, rows, plan, lb: LandmarkBatch) -> LandmarkBatch:
         """Established tracks that missed: retry their region turned by +-60/120/180 degrees and 1.3x
@@ -370,6 +372,7 @@ class Tracker:
         lb2 = self.lmk(frames, np.asarray(alt_rows), np.asarray(alt_rois, np.float32))
         self.stats["recovery_regions"] = self.stats.get("recovery_regions", 0) + len(alt_rows)
         owner = np.asarray(owner)
+        rois2 = lb2.rois_from_landmarks()
         dst, src = [], []
         for j in miss:
             cand = np.flatnonzero(owner == j)
@@ -377,7 +380,7 @@ class Tracker:
             hips = 0.5 * (lb2.keypoints_px[cand, 23] + lb2.keypoints_px[cand, 24])
             near = np.hypot(*(hips - base[:2]).T) < 0.35 * base[2]
             tr, b, _ = plan[j]
-            plausible = np.array([self._consistent(tr, lb2, int(c), tr.last_frame + 1) for c in cand])
+            plausible = np.array([self._consistent(tr, lb2, rois2[c], int(c), tr.last_frame + 1) for c in cand])
             score = np.where(near & plausible, lb2.pose_score[cand], 0.0)
             k = int(np.argmax(score))
             if score[k] >= self.cfg.presence_threshold:
