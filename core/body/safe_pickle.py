@@ -14,8 +14,8 @@ import numpy as np
 from ..errors import WeightsFormatError
 
 
-class ArrayStandIn:
-    """Stands in for a chumpy object: keeps the wrapped array (chumpy stores it as ``x``)."""
+class _StateStandIn:
+    """Accepts any constructor arguments and keeps the pickled state; builds nothing itself."""
 
     def __init__(self, *args, **kwargs):
         self.state = None
@@ -23,10 +23,18 @@ class ArrayStandIn:
     def __setstate__(self, state):
         self.state = state
 
-    def to_array(self) -> np.ndarray:
+    def _state_dict(self):
         st = self.state
         if isinstance(st, tuple) and st and isinstance(st[0], dict):
             st = st[0]
+        return st
+
+
+class ArrayStandIn(_StateStandIn):
+    """Stands in for a chumpy object: keeps the wrapped array (chumpy stores it as ``x``)."""
+
+    def to_array(self) -> np.ndarray:
+        st = self._state_dict()
         if isinstance(st, dict):
             for key in ("x", "_x", "a"):
                 if key in st and isinstance(st[key], (np.ndarray, ArrayStandIn, list, tuple, float, int)):
@@ -34,21 +42,13 @@ class ArrayStandIn:
         raise WeightsFormatError("unsupported chumpy object in the SMPL file (no plain array inside)")
 
 
-class SparseStandIn:
+class SparseStandIn(_StateStandIn):
     """Stands in for a scipy.sparse csc/csr matrix: keeps its arrays, rebuilt by ``to_array``."""
 
     fmt = "csc"
 
-    def __init__(self, *args, **kwargs):
-        self.state = None
-
-    def __setstate__(self, state):
-        self.state = state
-
     def to_array(self) -> np.ndarray:
-        st = self.state
-        if isinstance(st, tuple) and st and isinstance(st[0], dict):
-            st = st[0]
+        st = self._state_dict()
         if not isinstance(st, dict):
             raise WeightsFormatError("unsupported sparse matrix in the SMPL file")
         shape = st.get("_shape", st.get("shape"))
