@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from .errors import Cancelled, ConfigError, NoPersonFound
 from .progress import ProgressFn, null_progress
 from .tracking import assign, boxes_from_keypoints, histogram_similarity, keypoint_similarity
 from .video import VideoInfo, iter_frames, probe_video
+
+if TYPE_CHECKING:
+    from .densepose.parts import DenseObservations
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class TrackObservations:
     rois: np.ndarray  # (T, 4) cx, cy, size, rotation of the landmark region
     pose_score: np.ndarray  # (T,)
     masks: np.ndarray  # (T, M, M) uint8 segmentation in ROI coordinates (see blazepose.mask_to_frame)
+    dense: Optional["DenseObservations"] = None  # DensePose samples (core.densepose.parts), when DensePose ran
 
 
 @dataclass(frozen=True)
