@@ -1,9 +1,10 @@
 """A restricted unpickler for SMPL model files (``.pkl``).
 
 SMPL pickles hold numpy arrays, chumpy ``Ch`` objects wrapping numpy arrays, and a scipy sparse
-``J_regressor``. This unpickler resolves only those globals, each to a harmless local stand-in or to a
-numpy array constructor; any other global (``os.system``, ``builtins.eval``, ...) is refused before
-anything runs. Never ``pickle.load`` a user's file directly.
+``J_regressor``. This unpickler (core.safe_pickle's restricted one plus the extras below) resolves only
+those globals, each to a harmless local stand-in or to a numpy array constructor; any other global
+(``os.system``, ``builtins.eval``, ...) and any persistent id is refused before anything runs. Never
+``pickle.load`` a user's file directly.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pickle
 import numpy as np
 
 from ..errors import WeightsFormatError
+from ..safe_pickle import NUMPY_MULTIARRAY_MODULES, RestrictedUnpickler, numpy_multiarray
 
 
 class _StateStandIn:
@@ -79,14 +81,6 @@ def _reconstructor(cls, base, state):
     return cls()
 
 
-def _numpy_reconstruct():
-    try:
-        from numpy.core.multiarray import _reconstruct, scalar
-    except ImportError:  # numpy >= 2 without the compatibility alias
-        from numpy._core.multiarray import _reconstruct, scalar
-    return _reconstruct, scalar
-
-
 def _encode_latin1(text, encoding="latin1"):
     """Python 3 writes bytes at protocol 2 as ``_codecs.encode(str, 'latin1')``; only that is allowed."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -99,34 +93,29 @@ def _numpy_frombuffer(buf, dtype, shape, order):
     return arr.reshape(shape, order=order) if shape else arr
 
 
-class SMPLUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
+class SMPLUnpickler(RestrictedUnpickler):
+    """The shared restricted unpickler plus the chumpy / scipy.sparse stand-ins and protocol 0-2 helpers."""
+
+    extra_globals = {
+        **{(m, "scalar"): numpy_multiarray().scalar for m in NUMPY_MULTIARRAY_MODULES},
+        ("numpy.core.numeric", "_frombuffer"): _numpy_frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _numpy_frombuffer,
+        ("copy_reg", "_reconstructor"): _reconstructor,
+        ("copyreg", "_reconstructor"): _reconstructor,
+        ("_codecs", "encode"): _encode_latin1,
+        ("__builtin__", "object"): object,
+        ("builtins", "object"): object,
+    }
+
+    def find_extra(self, module: str, name: str):
         if module == "chumpy" or module.startswith("chumpy."):
             return ArrayStandIn
         if module.startswith("scipy.sparse"):
-            if name == "csc_matrix":
-                return SparseStandIn
-            if name == "csr_matrix":
-                return CsrStandIn
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            _reconstruct, scalar = _numpy_reconstruct()
-            if name == "_reconstruct":
-                return _reconstruct
-            if name == "scalar":
-                return scalar
-        if module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer":
-            return _numpy_frombuffer
-        if module == "numpy" and name == "ndarray":
-            return np.ndarray
-        if module == "numpy" and name == "dtype":
-            return np.dtype
-        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
-            return _reconstructor
-        if module == "_codecs" and name == "encode":
-            return _encode_latin1
-        if module in ("__builtin__", "builtins") and name == "object":
-            return object
-        raise WeightsFormatError(f"refusing to load {module}.{name} from an SMPL pickle (only arrays are allowed)")
+            return {"csc_matrix": SparseStandIn, "csr_matrix": CsrStandIn}.get(name)
+        return None
+
+    def refuse_global(self, module: str, name: str) -> Exception:
+        return WeightsFormatError(f"refusing to load {module}.{name} from an SMPL pickle (only arrays are allowed)")
 
 
 def to_numpy(obj) -> np.ndarray:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingWeightsError, WeightsFormatError
+from ..safe_pickle import RestrictedUnpickler
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "densepose" / "model_final_162be9.pkl"
 
@@ -40,34 +41,18 @@ DOWNLOAD_HINT = (
 IGNORED_KEYS = ("pixel_mean", "pixel_std")
 IGNORED_PREFIXES = ("proposal_generator.anchor_generator.cell_anchors.",)
 
-_ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy", "ndarray"): np.ndarray,
-}
 
+class _RestrictedUnpickler(RestrictedUnpickler):
+    """core.safe_pickle's allow-list as is (OrderedDict, numpy dtype/ndarray/_reconstruct); DensePose wording."""
 
-def _numpy_reconstruct():
-    try:  # numpy >= 2
-        from numpy._core.multiarray import _reconstruct  # type: ignore[attr-defined]
-    except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return _reconstruct
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) in _ALLOWED_GLOBALS:
-            return _ALLOWED_GLOBALS[(module, name)]
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
-            return _numpy_reconstruct()
-        raise WeightsFormatError(
+    def refuse_global(self, module: str, name: str) -> Exception:
+        return WeightsFormatError(
             f"refusing to load: the pickle references {module}.{name}, which a DensePose checkpoint never "
             "needs (only numpy arrays and plain containers are allowed); the file may be hostile"
         )
 
-    def persistent_load(self, pid):
-        raise WeightsFormatError("refusing to load: the pickle uses persistent ids (not a detectron2 .pkl)")
+    def refuse_persistent_id(self, pid) -> Exception:
+        return WeightsFormatError("refusing to load: the pickle uses persistent ids (not a detectron2 .pkl)")
 
 
 def read_checkpoint(path: str | os.PathLike) -> "OrderedDict[str, np.ndarray]":

@@ -1,0 +1,71 @@
+"""A restricted unpickler shared by every reader of pickled model files.
+
+Pickles of numpy arrays need only a few globals: numpy's ``_reconstruct`` (under ``numpy.core.multiarray``
+or, on numpy >= 2, ``numpy._core.multiarray``), ``numpy.ndarray``, ``numpy.dtype`` and, for state dicts,
+``collections.OrderedDict``. :class:`RestrictedUnpickler` resolves exactly those, plus the extras a
+subclass names; every other global (``os.system``, ``builtins.eval``, ...) and every persistent id is
+refused before anything runs. Each caller subclasses it to add its extras and to word the refusal in its
+own terms (see core.body.safe_pickle for SMPL files, core.densepose.weights for DensePose checkpoints).
+Never ``pickle.load`` a user's file directly.
+"""
+from __future__ import annotations
+
+import pickle
+from collections import OrderedDict
+from typing import Any, Mapping
+
+import numpy as np
+
+NUMPY_MULTIARRAY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
+
+
+def numpy_multiarray():
+    """numpy's multiarray module, wherever this numpy version keeps it (no deprecation warning on 2.x)."""
+    try:  # numpy >= 2
+        from numpy._core import multiarray  # type: ignore[attr-defined]
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    return multiarray
+
+
+BASE_GLOBALS: Mapping[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): OrderedDict,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy", "ndarray"): np.ndarray,
+    **{(module, "_reconstruct"): numpy_multiarray()._reconstruct for module in NUMPY_MULTIARRAY_MODULES},
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An Unpickler that resolves only allow-listed globals and refuses persistent ids.
+
+    Subclasses add exact ``(module, name)`` pairs in ``extra_globals``, rules by module prefix in
+    :meth:`find_extra`, and their own error wording in :meth:`refuse_global` and
+    :meth:`refuse_persistent_id` (each returns the exception to raise).
+    """
+
+    extra_globals: Mapping[tuple[str, str], Any] = {}
+
+    def find_extra(self, module: str, name: str) -> Any | None:
+        """A caller-specific global for ``module.name``, or None to go on to the allow-lists."""
+        return None
+
+    def refuse_global(self, module: str, name: str) -> Exception:
+        return pickle.UnpicklingError(f"refusing to load {module}.{name} from a pickle (not on the allow-list)")
+
+    def refuse_persistent_id(self, pid) -> Exception:
+        return pickle.UnpicklingError("refusing to load: the pickle uses persistent ids")
+
+    def find_class(self, module: str, name: str):
+        found = self.find_extra(module, name)
+        if found is not None:
+            return found
+        key = (module, name)
+        if key in self.extra_globals:
+            return self.extra_globals[key]
+        if key in BASE_GLOBALS:
+            return BASE_GLOBALS[key]
+        raise self.refuse_global(module, name)
+
+    def persistent_load(self, pid):
+        raise self.refuse_persistent_id(pid)
