@@ -133,7 +133,12 @@ class DensePoseModel:
         self.config = config
         self.device = torch.device(device)
         self.w = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32).to(self.device) for k, v in state.items()}
-        self._bn = {}
+        # Dense maps run in channels-last memory format (oneDNN's fast layout on CPU, notably for
+        # the many 1x1 convolutions); 4-D weights are stored the same way (values unchanged).
+        for k, v in self.w.items():
+            if v.dim() == 4:
+                self.w[k] = v.contiguous(memory_format=torch.channels_last)
+        self._bn = {}  # FrozenBN as per-channel (scale, bias), computed once
         for k in list(self.w):
             if k.endswith(".norm.running_var"):
                 base = k[: -len(".running_var")]
@@ -157,7 +162,10 @@ class DensePoseModel:
     def _conv_bn(self, x, name, stride=1, padding=0, relu=True):
         x = F.conv2d(x, self.w[name + ".weight"], None, stride, padding)
         scale, bias = self._bn[name + ".norm"]
-        x = x.mul_(scale).add_(bias)  # FrozenBN: x * scale + bias (in place on the fresh conv output)
+        # FrozenBN: x * scale + bias, in place on the fresh conv output. Neither folded into the
+        # conv weights nor fused as addcmul (FMA): both change the rounding enough for the tiny
+        # golden model to leave the parity tolerances (near-tied RPN logits swap order).
+        x = x.mul_(scale).add_(bias)
         return F.relu_(x) if relu else x
 
     def _gn(self, x, name):
@@ -298,7 +306,8 @@ class DensePoseModel:
         if d > 1:
             hp = (hp + d - 1) // d * d
             wp = (wp + d - 1) // d * d
-        batch = torch.zeros((len(resized), 3, hp, wp), dtype=torch.float32, device=self.device)
+        # (B, 3, Hp, Wp) with channels-last strides: the whole network then runs channels-last
+        batch = torch.zeros((len(resized), hp, wp, 3), dtype=torch.float32, device=self.device).permute(0, 3, 1, 2)
         for i, r in enumerate(resized):
             t = torch.from_numpy(np.ascontiguousarray(r.astype(np.float32).transpose(2, 0, 1))).to(self.device)
             batch[i, :, : r.shape[0], : r.shape[1]] = (t - self.pixel_mean) / self.pixel_std

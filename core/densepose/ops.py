@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # torchvision's batched_nms switches from the "coordinate offset" trick to a per-class loop above
 # this many box values (4 per box); we follow it so results match in both regimes.
@@ -181,7 +182,7 @@ def roi_align(
     spatial_scale: float,
     sampling_ratio: int,
     aligned: bool,
-    max_chunk_values: int = 1 << 24,
+    max_chunk_values: int = 1 << 22,
 ) -> torch.Tensor:
     """ROIAlign of ``rois (R, 5) = (batch_index, x1, y1, x2, y2)`` on ``features (B, C, H, W)``.
 
@@ -189,9 +190,12 @@ def roi_align(
     coordinates and a minimum ROI size of 1; aligned=True: a -0.5 pixel shift; sampling_ratio <= 0:
     adaptive ceil(roi_size / bins) samples per bin). Returns ``(R, C, PH, PW)``.
 
-    Vectorised: the bilinear weights are separable per axis, so each ROI gathers a grid of
-    ``2*PH*gh x 2*PW*gw`` feature vectors and reduces it with two small contractions. ROIs are
-    processed in chunks to bound memory.
+    Vectorised: every output bin is a weighted sum of ``4 * gh * gw`` feature vectors (two bilinear
+    taps per axis per sample, the weights separable per axis and divided by the sample count), so
+    all bins of all ROIs are one ``F.embedding_bag`` (gather + weighted sum in one fused pass, no
+    gathered intermediate) over the features viewed as ``(B*H*W, C)`` rows; with channels-last
+    features that view is free. ROIs are processed in chunks to bound the index/weight memory.
+    The result is ``(R, C, PH, PW)`` in channels-last memory format.
     """
     if isinstance(output_size, int):
         output_size = (output_size, output_size)
@@ -224,23 +228,26 @@ def roi_align(
     xi = xi.reshape(R, pw_n, -1)
     xw = xw.reshape(R, pw_n, -1).to(features.dtype)
     ny, nx = yi.shape[-1], xi.shape[-1]
+    # (B, C, H, W) -> (B*H*W, C) rows: a view when the features are channels-last
     feat_t = features.permute(0, 2, 3, 1).reshape(B * H * W, C)
     bidx = rois[:, 0].to(torch.int64)
-    per_roi = ph_n * ny * pw_n * nx * C
+    per_roi = ph_n * ny * pw_n * nx  # gather indices (and weights) per ROI
     chunk = max(1, int(max_chunk_values // max(per_roi, 1)))
-    outs = []
+    out = torch.empty((R, ph_n, pw_n, C), dtype=features.dtype, device=features.device)
     for s in range(0, R, chunk):
         e = min(R, s + chunk)
+        r = e - s
         flat = (
             bidx[s:e].view(-1, 1, 1, 1, 1) * (H * W)
-            + yi[s:e].view(e - s, ph_n, ny, 1, 1) * W
-            + xi[s:e].view(e - s, 1, 1, pw_n, nx)
-        )  # (r, PH, ny, PW, nx)
-        g = feat_t.index_select(0, flat.reshape(-1)).view(e - s, ph_n, ny, pw_n, nx, C)
-        g = torch.einsum("rabqjc,rqj->rabqc", g, xw[s:e])
-        g = torch.einsum("rabqc,rab->rcaq", g, yw[s:e])
-        outs.append(g)
-    return torch.cat(outs, dim=0).contiguous()
+            + yi[s:e].view(r, ph_n, 1, ny, 1) * W
+            + xi[s:e].view(r, 1, pw_n, 1, nx)
+        )  # (r, PH, PW, ny, nx)
+        wgt = yw[s:e].view(r, ph_n, 1, ny, 1) * xw[s:e].view(r, 1, pw_n, 1, nx)
+        out[s:e] = F.embedding_bag(
+            flat.reshape(r * ph_n * pw_n, ny * nx), feat_t, mode="sum",
+            per_sample_weights=wgt.reshape(r * ph_n * pw_n, ny * nx),
+        ).view(r, ph_n, pw_n, C)
+    return out.permute(0, 3, 1, 2)
 
 
 def assign_boxes_to_levels(
@@ -272,7 +279,9 @@ def multilevel_roi_align(
     max_level = int(round(-math.log2(scales[-1])))
     levels = assign_boxes_to_levels(boxes, min_level, max_level, canonical_box_size, canonical_level)
     C = features[0].shape[1]
-    out = features[0].new_zeros((boxes.shape[0], C, output_size, output_size))
+    # every box gets exactly one level (levels are clamped), so no zero-fill is needed
+    out = torch.empty((boxes.shape[0], C, output_size, output_size), dtype=features[0].dtype,
+                      device=features[0].device, memory_format=torch.channels_last)
     for li, (feat, scale) in enumerate(zip(features, scales)):
         inds = torch.nonzero(levels == li).view(-1)
         if inds.numel():
