@@ -6,7 +6,9 @@ Blender add-on (through the CLI) build the same :class:`CaptureConfig`.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -14,7 +16,7 @@ import torch
 
 from . import __version__
 from .convert import blender_camera_from_cv, blender_fps, rotmat_to_rotvec
-from .errors import Cancelled, ConfigError
+from .errors import Cancelled, ConfigError, MissingWeightsError
 from .fit import Camera, FitConfig, TrackFit, default_camera, fit_track, smooth_fit
 from .perception import PerceptionConfig, PerceptionResult, run_perception
 from .progress import ProgressFn, null_progress
@@ -23,6 +25,12 @@ from .video import VideoInfo, probe_video
 
 # Foot landmarks used for contacts and the ground: left heel, right heel, left toe, right toe.
 FOOT_LANDMARKS = (29, 30, 31, 32)
+
+# DensePose: the checkpoint and UV data used when present (user supplied, see weights/README.md).
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+DENSEPOSE_CHECKPOINT = WEIGHTS_DIR / "densepose" / "model_final_162be9.pkl"
+DENSEPOSE_UV = WEIGHTS_DIR / "densepose" / "UV_Processed.mat"
+DENSEPOSE_SCORE = 0.7  # detections below this score are not matched to anybody
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,10 @@ class CaptureConfig:
     ground_iterations: int = 60
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     fit: FitConfig = field(default_factory=FitConfig)
+    densepose: Optional[str] = None  # DensePose checkpoint; None = weights/densepose/model_final_162be9.pkl if present
+    use_densepose: bool = True  # False = no dense term even when a checkpoint is present
+    densepose_uv: Optional[str] = None  # None = weights/densepose/UV_Processed.mat if present (body smpl only)
+    densepose_every: int = 1  # run DensePose on every k-th frame
 
     def validate(self) -> None:
         if self.body not in ("anny", "smpl"):
@@ -45,6 +57,8 @@ class CaptureConfig:
             raise ConfigError("--focal-px must be positive")
         if self.smoothing < 0:
             raise ConfigError("--smoothing must be 0 or more")
+        if self.densepose_every < 1:
+            raise ConfigError("--densepose-every must be at least 1")
         self.perception.validate()
 
 
@@ -68,6 +82,62 @@ def _foot_points(body, fit: TrackFit, device) -> np.ndarray:
     return lms[:, list(FOOT_LANDMARKS)].double().cpu().numpy()
 
 
+def _log(progress, text: str) -> None:
+    """A line for the user: on stderr, and as ``{"stage": "log", "message": ...}`` in JSON progress
+    mode. Only for a :class:`core.progress.Progress` (anything with ``.message``); silent otherwise."""
+    message = getattr(progress, "message", None)
+    if message is None:
+        return
+    close = getattr(progress, "close", None)
+    if close is not None:
+        close()  # end a progress bar's line first
+    print(f"doppel: {text}", file=sys.stderr, flush=True)
+    message(stage="log", message=text)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(WEIGHTS_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
+def resolve_densepose(config: CaptureConfig) -> tuple[Optional[Path], Optional[Path]]:
+    """The DensePose checkpoint and UV data files a capture will use (None = not used).
+
+    An explicitly given file that does not exist raises MissingWeightsError; the defaults are used
+    only when present. The UV data is looked for only with the SMPL body model.
+    """
+    ckpt = uv = None
+    if config.densepose is not None:
+        p = Path(config.densepose).expanduser()
+        if not p.is_file():
+            raise MissingWeightsError(
+                f"DensePose checkpoint not found: {config.densepose} (--densepose); get model_final_162be9.pkl "
+                f"as weights/README.md explains, or leave --densepose out to capture without the dense term")
+        ckpt = p
+    elif DENSEPOSE_CHECKPOINT.is_file():
+        ckpt = DENSEPOSE_CHECKPOINT
+    if config.densepose_uv is not None:
+        p = Path(config.densepose_uv).expanduser()
+        if not p.is_file():
+            raise MissingWeightsError(
+                f"DensePose UV data not found: {config.densepose_uv} (--densepose-uv); get UV_Processed.mat "
+                f"as weights/README.md explains, or leave --densepose-uv out")
+        uv = p
+    elif config.body == "smpl":
+        try:
+            from .densepose.uv_data import default_uv_path
+
+            default = Path(default_uv_path())
+        except ImportError:
+            default = DENSEPOSE_UV
+        uv = default if default.is_file() else None
+    if not config.use_densepose:
+        ckpt = None
+    return ckpt, uv
+
+
 def run_capture(
     video: str | VideoInfo,
     config: CaptureConfig = CaptureConfig(),
@@ -83,13 +153,51 @@ def run_capture(
     from .ground import T_world_from_cam, detect_contacts, estimate_ground
 
     config.validate()
+    dp_checkpoint, dp_uv_path = resolve_densepose(config)
     info = video if isinstance(video, VideoInfo) else probe_video(video)
     device = torch.device(device)
     body = body_model if body_model is not None else load_body_model(config.body, device=device)
+    dp_model = dense_uv = None
+    if dp_checkpoint is not None:  # load before the long work, so a bad file fails early
+        from .densepose import load_densepose
+
+        dp_model = load_densepose(dp_checkpoint, device=str(device), score_thresh=DENSEPOSE_SCORE,
+                                  detections_per_image=max(10, 3 * config.max_people))
+        if dp_uv_path is not None and config.body == "smpl":
+            try:
+                from .densepose.uv_data import DensePoseUV
+            except ImportError:
+                DensePoseUV = None
+            if DensePoseUV is not None:
+                dense_uv = DensePoseUV.load(dp_uv_path)
     pcfg = replace(config.perception, max_people=config.max_people)
     perception = run_perception(info, pcfg, device=device, progress=progress, cancel=cancel, start=start, stop=stop,
                                 models=pose_models)
     cam = default_camera(info.width, info.height, config.fov_deg, config.focal_px)
+
+    # DensePose IUV per person and frame, for the fit's dense term (when a checkpoint is present).
+    dp_frames = 0
+    if dp_model is not None:
+        from .densepose.observe import dense_frames, observe_dense
+
+        dp_frames = len(dense_frames(perception, config.densepose_every))
+        if dense_uv is not None:
+            uv_note = f", UV data {dp_uv_path.name}"
+        elif config.body != "smpl":
+            uv_note = ", UV data ignored (needs --body smpl)" if config.densepose_uv is not None else ""
+        else:
+            uv_note = ", no UV data (part-level term only)"
+        _log(progress, f"dense term on: DensePose {dp_checkpoint.name} on {dp_frames} frames "
+                       f"(every {config.densepose_every}){uv_note}")
+        tracks = observe_dense(info, perception, dp_model, every=config.densepose_every, progress=progress,
+                               cancel=cancel)
+        perception = replace(perception, tracks=tracks)
+    elif not config.use_densepose:
+        _log(progress, "dense term off (--no-densepose)")
+    else:
+        _log(progress, f"dense term off: no DensePose checkpoint at {_rel(DENSEPOSE_CHECKPOINT)} "
+                       f"(see weights/README.md)")
+    dense_kw = {} if dense_uv is None else {"dense_uv": dense_uv}
 
     def check_cancel():
         if cancel is not None and cancel():
@@ -100,7 +208,7 @@ def run_capture(
     fits = []
     for k, tr in enumerate(perception.tracks):
         check_cancel()
-        f = fit_track(body, tr, cam, config.fit, device,
+        f = fit_track(body, tr, cam, config.fit, device, **dense_kw,
                       progress=lambda d, tot, k=k: progress("fit", k * 100 + int(100 * d / tot), n * 100))
         fits.append(smooth_fit(body, f, config.smoothing, info.fps, device))
     progress("fit", n * 100, n * 100)
@@ -115,7 +223,7 @@ def run_capture(
             check_cancel()
             contacts = detect_contacts(feet[k], info.fps, plane=plane)
             g = fit_track(body, tr, cam, config.fit, device, init=f, ground=plane, contacts=contacts,
-                          iterations=config.ground_iterations,
+                          iterations=config.ground_iterations, **dense_kw,
                           progress=lambda d, tot, k=k: progress("ground", k * 100 + int(100 * d / tot), n * 100))
             refined.append(g)
         fits = refined
@@ -157,6 +265,8 @@ def run_capture(
         "body_model": {"name": body.name, "version": body.version, "n_shape": body.n_shape,
                        "shape_names": list(body.shape_names), "joint_names": list(SMPL_JOINT_NAMES)},
         "config": _jsonable(asdict(config)),
+        "densepose": {"checkpoint": dp_checkpoint.name if dp_checkpoint is not None else None, "frames": dp_frames,
+                      "uv_data": dense_uv is not None},
         "people": [{"track_id": int(p.track_id), "name": f"Person {int(p.track_id) + 1}"} for p in people],
     }
     result = Result(meta=meta, people=tuple(people), faces=np.asarray(body.faces, np.int32))

@@ -25,13 +25,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bvh", metavar="DIR", help="also write one BVH per person into this folder")
     parser.add_argument("--glb", metavar="FILE", help="also write a skinned, animated glTF binary (.glb)")
     parser.add_argument("--iterations", type=int, default=None, help="optimiser steps per person (default 160)")
+    dp = parser.add_argument_group(
+        "DensePose",
+        "dense IUV observations for the fit (user-supplied checkpoint, CC BY-SA 3.0; see weights/README.md)")
+    dp.add_argument("--densepose", metavar="PATH",
+                    help="DensePose R-CNN checkpoint (.pkl) for the dense fitting term (default: "
+                         "weights/densepose/model_final_162be9.pkl when present; without one the dense term is off)")
+    dp.add_argument("--no-densepose", action="store_true",
+                    help="capture without DensePose even when a checkpoint is present (much faster on a CPU)")
+    dp.add_argument("--densepose-uv", metavar="PATH",
+                    help="DensePose UV data UV_Processed.mat for surface-point correspondences with --body smpl "
+                         "(default: weights/densepose/UV_Processed.mat when present)")
+    dp.add_argument("--densepose-every", type=int, default=1, metavar="N",
+                    help="run DensePose on every N-th frame only (default 1; on a CPU try 4-10: the model takes ~20 s "
+                         "per frame there)")
     add_device_and_progress(parser)
 
 
 def run(args) -> int:
     from dataclasses import replace
 
-    from .capture import CaptureConfig, run_capture
+    from .capture import CaptureConfig, resolve_densepose, run_capture
     from .fileio import check_writable
     from .fit import FitConfig
     from .preview import render_capture_preview
@@ -49,11 +63,19 @@ def run(args) -> int:
         raise ConfigError(f"--bvh folder does not exist: {args.bvh}")
     if args.max_people < 1:
         raise ConfigError("--max-people must be at least 1")
+    if args.densepose_every < 1:
+        raise ConfigError(f"--densepose-every must be at least 1, got {args.densepose_every}")
+    if args.no_densepose and args.densepose:
+        raise ConfigError("--densepose and --no-densepose contradict each other: give one of them")
     device = resolve_device(args.device)
-    info = probe_video(args.video)
     fit_cfg = FitConfig() if args.iterations is None else replace(FitConfig(), iterations=max(1, args.iterations))
     config = CaptureConfig(body=args.body, max_people=args.max_people, fov_deg=args.fov, focal_px=args.focal_px,
-                           smoothing=args.smoothing, fit=fit_cfg)
+                           smoothing=args.smoothing, fit=fit_cfg, densepose=args.densepose,
+                           use_densepose=not args.no_densepose, densepose_uv=args.densepose_uv,
+                           densepose_every=args.densepose_every)
+    config.validate()
+    resolve_densepose(config)  # a missing --densepose / --densepose-uv file fails here, before any work
+    info = probe_video(args.video)
     progress = Progress(args.progress)
     t0 = time.monotonic()
     cap = run_capture(info, config, device=device, progress=progress, start=args.start, stop=args.end)
