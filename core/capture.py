@@ -169,7 +169,7 @@ def run_capture(
             except ImportError:
                 DensePoseUV = None
             if DensePoseUV is not None:
-                dense_uv = DensePoseUV.load(dp_uv_path)
+                dense_uv = DensePoseUV.load(dp_uv_path, n_body_vertices=getattr(body, "n_vertices", None))
     pcfg = replace(config.perception, max_people=config.max_people)
     perception = run_perception(info, pcfg, device=device, progress=progress, cancel=cancel, start=start, stop=stop,
                                 models=pose_models)
