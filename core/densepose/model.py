@@ -200,7 +200,7 @@ class DensePoseModel:
         outs = [self._conv(prev, "backbone.fpn_output5", padding=1)]
         for k in (4, 3, 2):
             top_down = F.interpolate(prev, scale_factor=2.0, mode="nearest")
-            prev = self._conv(res[f"res{k}"], f"backbone.fpn_lateral{k}") + top_down
+            prev = self._conv(res[f"res{k}"], f"backbone.fpn_lateral{k}").add_(top_down)
             outs.insert(0, self._conv(prev, f"backbone.fpn_output{k}", padding=1))
         outs.append(F.max_pool2d(outs[-1], kernel_size=1, stride=2, padding=0))
         return outs
@@ -208,7 +208,7 @@ class DensePoseModel:
     def rpn_head(self, feats: list) -> tuple[list, list]:
         logits, deltas = [], []
         for f in feats:
-            t = F.relu(self._conv(f, "proposal_generator.rpn_head.conv", padding=1))
+            t = F.relu_(self._conv(f, "proposal_generator.rpn_head.conv", padding=1))
             logits.append(self._conv(t, "proposal_generator.rpn_head.objectness_logits"))
             deltas.append(self._conv(t, "proposal_generator.rpn_head.anchor_deltas"))
         return logits, deltas
@@ -224,7 +224,7 @@ class DensePoseModel:
         x = pooled.flatten(1)
         for i in range(len(self.arch.box_fc_dims)):
             n = f"roi_heads.box_head.fc{i + 1}"
-            x = F.relu(F.linear(x, self.w[n + ".weight"], self.w[n + ".bias"]))
+            x = F.relu_(F.linear(x, self.w[n + ".weight"], self.w[n + ".bias"]))
         p = "roi_heads.box_predictor."
         cls = F.linear(x, self.w[p + "cls_score.weight"], self.w[p + "cls_score.bias"])
         deltas = F.linear(x, self.w[p + "bbox_pred.weight"], self.w[p + "bbox_pred.bias"])
@@ -237,10 +237,10 @@ class DensePoseModel:
             y = feats[lvl_i]
             for j in range(DECODER_CONVS[lvl]):
                 idx = j if lvl == "p2" else 2 * j
-                y = F.relu(self._conv(y, f"roi_heads.decoder.{lvl}.{idx}", padding=1))
+                y = F.relu_(self._conv(y, f"roi_heads.decoder.{lvl}.{idx}", padding=1))
                 if lvl != "p2":
                     y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
-            x = y if x is None else x + y
+            x = y if x is None else x.add_(y)  # fresh tensors: in place, same values
         return self._conv(x, "roi_heads.decoder.predictor")
 
     def densepose_head(self, x: torch.Tensor) -> torch.Tensor:
@@ -249,22 +249,22 @@ class DensePoseModel:
         k = a.head_kernel
         if a.head == "v1convx":
             for i in range(a.head_convs):
-                x = F.relu(self._conv(x, f"{dh}body_conv_fcn{i + 1}", padding=k // 2))
+                x = F.relu_(self._conv(x, f"{dh}body_conv_fcn{i + 1}", padding=k // 2))
             return x
         # DeepLab head: ASPP (1x1, three atrous 3x3, image pooling) -> [non-local] -> GN convs
-        branches = [F.relu(self._gn(self._conv(x, dh + "ASPP.convs.0.0", bias=False), dh + "ASPP.convs.0.1"))]
+        branches = [F.relu_(self._gn(self._conv(x, dh + "ASPP.convs.0.0", bias=False), dh + "ASPP.convs.0.1"))]
         for j, rate in zip((1, 2, 3), DL_ATROUS_RATES):
             y = self._conv(x, f"{dh}ASPP.convs.{j}.0", padding=rate, dilation=rate, bias=False)
-            branches.append(F.relu(self._gn(y, f"{dh}ASPP.convs.{j}.1")))
+            branches.append(F.relu_(self._gn(y, f"{dh}ASPP.convs.{j}.1")))
         pooled = F.adaptive_avg_pool2d(x, 1)
-        pooled = F.relu(self._gn(self._conv(pooled, dh + "ASPP.convs.4.1", bias=False), dh + "ASPP.convs.4.2"))
+        pooled = F.relu_(self._gn(self._conv(pooled, dh + "ASPP.convs.4.1", bias=False), dh + "ASPP.convs.4.2"))
         branches.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
-        x = F.relu(self._conv(torch.cat(branches, dim=1), dh + "ASPP.project.0", bias=False))
+        x = F.relu_(self._conv(torch.cat(branches, dim=1), dh + "ASPP.project.0", bias=False))
         if a.nonlocal_on:
             x = self._nonlocal(x, dh + "NLBlock.")
         for i in range(a.head_convs):
             n = f"{dh}body_conv_fcn{i + 1}"
-            x = F.relu(self._gn(self._conv(x, n, padding=k // 2, bias=False), n + ".norm"))
+            x = F.relu_(self._gn(self._conv(x, n, padding=k // 2, bias=False), n + ".norm"))
         return x
 
     def _nonlocal(self, x: torch.Tensor, p: str) -> torch.Tensor:

@@ -111,10 +111,12 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     b = boxes[order]
     x1, y1, x2, y2 = b.unbind(1)
     areas = (x2 - x1) * (y2 - y1)
-    w = (torch.minimum(x2[:, None], x2[None, :]) - torch.maximum(x1[:, None], x1[None, :])).clamp(min=0)
-    h = (torch.minimum(y2[:, None], y2[None, :]) - torch.maximum(y1[:, None], y1[None, :])).clamp(min=0)
-    inter = w * h
-    iou = inter / (areas[:, None] + areas[None, :] - inter)
+    # same operations and order as the textbook expression, in place on (N, N) temporaries
+    inter = torch.minimum(x2[:, None], x2[None, :]).sub_(torch.maximum(x1[:, None], x1[None, :])).clamp_(min=0)
+    h = torch.minimum(y2[:, None], y2[None, :]).sub_(torch.maximum(y1[:, None], y1[None, :])).clamp_(min=0)
+    inter.mul_(h)
+    union = torch.add(areas[:, None], areas[None, :], out=h).sub_(inter)
+    iou = inter.div_(union)
     over = torch.triu(iou > iou_threshold, diagonal=1).cpu().numpy()
     removed = np.zeros(n, dtype=bool)
     keep = []
