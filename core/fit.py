@@ -9,6 +9,8 @@ representation and the root translation; one shape for the whole track. The obje
 - a silhouette term: sampled surface points must project inside the person's segmentation mask;
 - priors: anatomical joint limits (knees and elbows bend one way, spine and neck within range), a
   weak pull towards the rest pose, the shape towards the population mean;
+- with DensePose samples (``obs.dense``): a dense term, exact surface correspondences with DensePose's
+  UV data or part-to-region otherwise (core.fit_dense);
 - temporal terms: joint accelerations and rotation accelerations (zero-phase, so no lag);
 - optionally, once the ground is known: feet on the ground and still while in contact, never below it.
 
@@ -25,6 +27,8 @@ import numpy as np
 import torch
 
 from .body.base import BodyModel
+from .fit_dense import gmof as _gmof
+from .fit_dense import make_dense_term
 from .perception import TrackObservations
 from .result import SMPL_PARENTS
 from .smoothing import (lam_from_strength, smooth_positions_adaptive, smooth_rotations, smooth_rotations_adaptive,
@@ -94,6 +98,9 @@ class FitConfig:
     smoothing: float = 1.0  # post-fit zero-lag smoothing strength (0 = off)
     silhouette_points: int = 192
     conf_threshold: float = 0.2
+    w_dense: float = 2.0  # DensePose term (only when the observations carry DensePose samples)
+    robust_dense: float = 0.06  # Geman-McClure scale, fraction of the box diagonal
+    dense_points_per_region: int = 64  # surface points per body region for the part-level term
 
 
 @dataclass(frozen=True)
@@ -126,12 +133,6 @@ def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
 
 def rotmat_to_rot6d(R: torch.Tensor) -> torch.Tensor:
     return torch.cat([R[..., :, 0], R[..., :, 1]], -1)
-
-
-def _gmof(r2: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Geman-McClure on squared residuals: sigma^2 r^2 / (sigma^2 + r^2), normalised to r^2 near 0."""
-    s2 = sigma * sigma
-    return r2 * s2 / (r2 + s2)
 
 
 def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -220,7 +221,7 @@ def initial_depth(kp2d: np.ndarray, conf: np.ndarray, world: np.ndarray, cam: Ca
 class _Objective:
     """Holds the observations on the device and evaluates the loss terms."""
 
-    def __init__(self, body: BodyModel, obs: TrackObservations, cam: Camera, cfg: FitConfig, device):
+    def __init__(self, body: BodyModel, obs: TrackObservations, cam: Camera, cfg: FitConfig, device, dense_uv=None):
         self.body, self.cam, self.cfg, self.device = body, cam, cfg, device
         f0, f1 = int(obs.frames[0]), int(obs.frames[-1])
         self.frames = np.arange(f0, f1 + 1)
@@ -258,7 +259,16 @@ class _Objective:
         g = torch.Generator().manual_seed(0)
         self.sil_ids = torch.randperm(V, generator=g)[: cfg.silhouette_points].to(device)
         self.lm_ids, self.lm_inv = torch.unique(body.lm_vertex_index, return_inverse=True)
-        self.all_ids = torch.cat([self.lm_ids.to(device), self.sil_ids])
+        # DensePose samples, when the observation stage produced them (core.fit_dense).
+        self.dense = None
+        if cfg.w_dense > 0:
+            self.dense = make_dense_term(body, getattr(obs, "dense", None), self.frames, cfg.dense_points_per_region,
+                                         uv_data=dense_uv, device=device)
+        ids = [self.lm_ids.to(device), self.sil_ids]
+        if self.dense is not None:
+            ids.append(self.dense.vertex_ids)
+        self.split = [len(i) for i in ids]
+        self.all_ids = torch.cat(ids)
         self.n_lm_ids = len(self.lm_ids)
         self.K = torch.as_tensor([cam.fx, cam.fy, cam.cx, cam.cy], dtype=dt, device=device)
         self.ground: Optional[tuple[torch.Tensor, torch.Tensor]] = None
@@ -269,15 +279,17 @@ class _Objective:
         return torch.cat([self.K[0] * p[..., 0:1] / z + self.K[2], self.K[1] * p[..., 1:2] / z + self.K[3]], -1)
 
     def posed(self, rotmats, transl, shape):
+        """Joints, the 33 landmarks, silhouette sample points and the dense term's vertices (or None)."""
         out = self.body(rotmats, transl, shape, vertex_ids=self.all_ids)
-        v_lm = out.vertices[:, : self.n_lm_ids][:, self.lm_inv]
+        parts = torch.split(out.vertices, self.split, dim=1)
+        v_lm = parts[0][:, self.lm_inv]
         lms = torch.einsum("kj,njc->nkc", self.body.lm_joint_weights, out.joints) + \
             (v_lm * self.body.lm_vertex_weights[None, :, :, None]).sum(2)
-        return out.joints, lms, out.vertices[:, self.n_lm_ids:]
+        return out.joints, lms, parts[1], (parts[2] if len(parts) > 2 else None)
 
     def losses(self, rotmats, transl, shape, shape_default, stage: str) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        joints, lms, sil = self.posed(rotmats, transl, shape)
+        joints, lms, sil, dense_verts = self.posed(rotmats, transl, shape)
         L: dict[str, torch.Tensor] = {}
         # 2-D reprojection.
         uv = self.project(lms)
@@ -296,6 +308,8 @@ class _Objective:
         if stage != "init":
             # Silhouette: surface points should land inside the person's mask.
             L["silhouette"] = cfg.w_silhouette * self._silhouette(sil)
+            if self.dense is not None:
+                L["dense"] = cfg.w_dense * self.dense.loss(dense_verts, self.project, self.diag, cfg.robust_dense)
             L["limits"] = cfg.w_limits * _joint_limits(rotmats)
             eye = torch.eye(3, device=self.device)
             L["pose_prior"] = cfg.w_pose_prior * (rotmats[:, 1:] - eye).pow(2).sum((-1, -2)).mean() * 23
@@ -377,11 +391,16 @@ def fit_track(
     contacts: Optional[np.ndarray] = None,
     iterations: Optional[int] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    dense_uv=None,
 ) -> TrackFit:
     """Fit one track. With ``init`` the fit continues from an earlier solution (e.g. once the ground
-    plane ``(n, d)`` in the camera frame and per-frame foot ``contacts (T, 4)`` are known)."""
+    plane ``(n, d)`` in the camera frame and per-frame foot ``contacts (T, 4)`` are known).
+
+    When ``obs.dense`` holds DensePose samples the fit adds the dense term: exact surface
+    correspondences with ``dense_uv`` (a ``core.densepose.uv_data.DensePoseUV`` matching the body),
+    part-level otherwise (core.fit_dense)."""
     device = torch.device(device)
-    obj = _Objective(body, obs, cam, cfg, device)
+    obj = _Objective(body, obs, cam, cfg, device, dense_uv=dense_uv)
     T = len(obj.frames)
     dt = torch.float32
     shape_default = body.default_shape.to(device=device, dtype=dt)
