@@ -164,12 +164,9 @@ def run_capture(
         dp_model = load_densepose(dp_checkpoint, device=str(device), score_thresh=DENSEPOSE_SCORE,
                                   detections_per_image=max(10, 3 * config.max_people))
         if dp_uv_path is not None and config.body == "smpl":
-            try:
-                from .densepose.uv_data import DensePoseUV
-            except ImportError:
-                DensePoseUV = None
-            if DensePoseUV is not None:
-                dense_uv = DensePoseUV.load(dp_uv_path, n_body_vertices=getattr(body, "n_vertices", None))
+            from .densepose.uv_data import DensePoseUV
+
+            dense_uv = DensePoseUV.load(dp_uv_path, n_body_vertices=body.n_vertices)
     pcfg = replace(config.perception, max_people=config.max_people)
     perception = run_perception(info, pcfg, device=device, progress=progress, cancel=cancel, start=start, stop=stop,
                                 models=pose_models)
@@ -197,7 +194,6 @@ def run_capture(
     else:
         _log(progress, f"dense term off: no DensePose checkpoint at {_rel(DENSEPOSE_CHECKPOINT)} "
                        f"(see weights/README.md)")
-    dense_kw = {} if dense_uv is None else {"dense_uv": dense_uv}
 
     def check_cancel():
         if cancel is not None and cancel():
@@ -208,7 +204,7 @@ def run_capture(
     fits = []
     for k, tr in enumerate(perception.tracks):
         check_cancel()
-        f = fit_track(body, tr, cam, config.fit, device, **dense_kw,
+        f = fit_track(body, tr, cam, config.fit, device, dense_uv=dense_uv,
                       progress=lambda d, tot, k=k: progress("fit", k * 100 + int(100 * d / tot), n * 100))
         fits.append(smooth_fit(body, f, config.smoothing, info.fps, device))
     progress("fit", n * 100, n * 100)
@@ -223,7 +219,7 @@ def run_capture(
             check_cancel()
             contacts = detect_contacts(feet[k], info.fps, plane=plane)
             g = fit_track(body, tr, cam, config.fit, device, init=f, ground=plane, contacts=contacts,
-                          iterations=config.ground_iterations, **dense_kw,
+                          iterations=config.ground_iterations, dense_uv=dense_uv,
                           progress=lambda d, tot, k=k: progress("ground", k * 100 + int(100 * d / tot), n * 100))
             refined.append(g)
         fits = refined
