@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from core.convert import rotvec_to_rotmat
+from core.densepose.observe import match_frame
 from core.densepose.parts import N_REGIONS, PART_REGION, DenseObservations, vertex_regions
 from core.fit import FitConfig, default_camera, fit_track
 from core.overlay import rasterize
@@ -53,8 +54,9 @@ def _project(cam, P):
 
 def render_dense(verts, faces, cam, face_part, face_uv=None):
     """Part labels ``(H, W)`` (0 = background) and, with ``face_uv (F, 3, 2)``, U and V images of a
-    camera-frame mesh (affine barycentric interpolation in the image; fine for small triangles)."""
-    uv = _project(cam, verts)
+    camera-frame mesh (affine barycentric interpolation in the image; fine for small triangles).
+    Pixel (i, j) has its centre at (j + 0.5, i + 0.5) in the camera's image coordinates."""
+    uv = _project(cam, verts) - 0.5
     fid = rasterize(uv, 1.0 / verts[:, 2], faces, cam.height, cam.width)
     labels = np.where(fid >= 0, face_part[np.maximum(fid, 0)], 0).astype(np.uint8)
     if face_uv is None:
@@ -73,22 +75,17 @@ def render_dense(verts, faces, cam, face_part, face_uv=None):
     return labels, UV
 
 
-def sample_dense(labels, UV, K, rng):
-    """Up to K foreground pixels, the same number from every visible part (as the observation stage does)."""
+def as_densepose_result(labels, UV):
+    """The rendered person as the DensePose network reports it: one box and its IUV patch."""
+    from core.densepose import DensePoseResult
+
     ys, xs = np.nonzero(labels)
-    lab = labels[ys, xs]
-    present = np.unique(lab)
-    per = K // len(present)
-    pick = np.concatenate([rng.permutation(np.flatnonzero(lab == p))[:per] for p in present])
-    pts = np.zeros((K, 2), np.float32)
-    parts = np.zeros(K, np.uint8)
-    uv = np.zeros((K, 2), np.float32)
-    n = len(pick)
-    pts[:n] = np.stack([xs[pick], ys[pick]], -1)
-    parts[:n] = labels[ys[pick], xs[pick]]
-    if UV is not None:
-        uv[:n] = UV[:, ys[pick], xs[pick]].T
-    return pts, parts, uv
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    UV = np.zeros((2,) + labels.shape, np.float32) if UV is None else UV
+    return DensePoseResult(
+        boxes_xyxy=np.array([[x0, y0, x1, y1]], np.float32), scores=np.ones(1, np.float32),
+        classes=np.zeros(1, np.int64), boxes_xywh_int=np.array([[x0, y0, x1 - x0, y1 - y0]], np.int64),
+        labels=(labels[y0:y1, x0:x1],), uv=(UV[:, y0:y1, x0:x1],), image_hw=labels.shape)
 
 
 def _scene(body, T=6, K=300, face_uv_fn=None, seed=0):
@@ -111,19 +108,20 @@ def _scene(body, T=6, K=300, face_uv_fn=None, seed=0):
     face_uv = None
     if face_uv_fn is not None:
         face_part, face_uv = face_uv_fn(face_region)
-    rng = np.random.default_rng(seed)
+    lo, hi = _project(cam, verts).min(1), _project(cam, verts).max(1)
     pts, parts, uvs = [], [], []
     for t in range(T):
+        # Rendered IUV -> the observation stage's matching and sampling -> the fit.
         labels, UV = render_dense(verts[t], faces, cam, face_part, face_uv)
-        p, q, u = sample_dense(labels, UV, K, rng)
-        pts.append(p), parts.append(q), uvs.append(u)
+        (smp,) = match_frame(as_densepose_result(labels, UV), np.concatenate([lo[t], hi[t]])[None], samples=K,
+                             seed=seed + t)
+        pts.append(smp.points), parts.append(smp.parts), uvs.append(smp.uv)
     dense = DenseObservations(frames=np.arange(T), points=np.stack(pts), parts=np.stack(parts), uv=np.stack(uvs),
                               score=np.ones(T, np.float32))
     kp2 = _project(cam, lms)
     conf = np.zeros((T, 33, 1))
     conf[:, TORSO] = 1.0
     hip = 0.5 * (lms[:, 23] + lms[:, 24])
-    lo, hi = _project(cam, verts).min(1), _project(cam, verts).max(1)
     centre, size = 0.5 * (lo + hi), 1.4 * (hi - lo).max(-1)
     obs = TrackObservations(
         track_id=0, frames=np.arange(T), keypoints=np.concatenate([kp2, conf], -1).astype(np.float32),
