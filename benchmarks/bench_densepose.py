@@ -4,15 +4,21 @@
 
 Uses weights/densepose/model_final_162be9.pkl when present; otherwise random weights with the real
 R50-FPN s1x names and shapes (and says so). With random weights every proposal scores as a person,
-so detections are capped at --people (default 3) to mimic a scene with that many people; the cost
-of the DensePose head grows linearly with the number of people.
+so uncapped the detector emits about 100 detections per image (the config's detections_per_image;
+~97 on the demo frame), which a real model never does on a video frame: detections are therefore
+capped at --people (default 3; 0 = uncapped) to mimic a scene with that many people. The cost of the
+DensePose head grows linearly with the number of detections (each one runs 8 convolutions of 512
+channels on 28x28, ~30 GFLOP; about 0.6 s per detection on a 2-core CPU), so the detections per
+image are printed next to every speed.
 
 Printed side by side, from the same run:
   * ours: the full pipeline (resize -> detections -> per-person IUV), images/s;
   * reference: the same ResNet-50-FPN backbone as a plain ``torch.nn`` module (Conv2d + BatchNorm2d
     in eval mode, the textbook way), on the same padded input; the ratio says how much of the time
     the backbone takes and whether our functional backbone is as fast as the module version;
-  * batched vs unbatched for a batch of video frames (same size).
+  * batched vs unbatched for a batch of video frames (same size);
+  * a per-stage breakdown of one image (backbone+FPN, RPN head + proposals, DensePose decoder,
+    the rest = box head, ROIAlign, DensePose head, predictor and IUV conversion).
 """
 from __future__ import annotations
 
@@ -138,11 +144,32 @@ def timeit(fn, repeats, sync):
     return (time.perf_counter() - t0) / repeats
 
 
+def stage_times(model, x, sync):
+    """Seconds for backbone+FPN, RPN head + proposals, and the DensePose decoder on input ``x``."""
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        feats = model.fpn(model.backbone(x))
+        sync()
+        t1 = time.perf_counter()
+        logits, deltas = model.rpn_head(feats)
+        hw = (x.shape[2], x.shape[3])
+        for n in range(x.shape[0]):
+            model.proposals(logits, deltas, n, hw)
+        sync()
+        t2 = time.perf_counter()
+        if model.arch.decoder_on:
+            model.decoder(feats[:4])
+        sync()
+        t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t2
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default=None)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--people", type=int, default=3, help="detections cap with random weights (default 3)")
+    ap.add_argument("--people", type=int, default=3,
+                    help="detections cap with random weights (default 3; 0 = uncapped, ~100 detections)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
@@ -156,16 +183,17 @@ def main() -> int:
         overrides = {}
     else:
         state = random_state(R50_FPN_S1X, seed=0)
-        source = (f"RANDOM weights with the real R50-FPN s1x names/shapes ({path.name} not found); "
-                  f"detections capped at {args.people}")
-        overrides = {"detections_per_image": args.people}
+        cap = f"detections capped at {args.people}" if args.people > 0 else "detections NOT capped"
+        source = f"RANDOM weights with the real R50-FPN s1x names/shapes ({path.name} not found); {cap}"
+        overrides = {"detections_per_image": args.people} if args.people > 0 else {}
     arch = validate_state(state, path.name)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"DensePose R-CNN benchmark: {source}")
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, os.cpu_count {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "")
-    print(f"{'device':6} {'input HxW':>10} {'net input':>10} {'ours img/s':>11} {'people':>6} "
+    print(f"{'device':6} {'input HxW':>10} {'net input':>10} {'ours img/s':>11} {'dets/img':>8} "
           f"{'ref backbone+FPN img/s':>23} {'backbone share':>14} {'time ours/ref backbone':>22}")
+    stages = []
     for dev in devices:
         sync = (lambda: torch.cuda.synchronize()) if dev == "cuda" else (lambda: None)
         model = DensePoseModel(state, arch, DensePoseConfig(**overrides), device=dev)
@@ -178,8 +206,9 @@ def main() -> int:
             with torch.inference_mode():
                 t_ref = timeit(lambda: ref(x), args.repeats, sync)
                 t_ours_bb = timeit(lambda: model.fpn(model.backbone(x)), args.repeats, sync)
-            print(f"{dev:6} {h:>4}x{w:<5} {x.shape[2]:>4}x{x.shape[3]:<5} {1 / t_full:>11.3f} {n_people:>6} "
+            print(f"{dev:6} {h:>4}x{w:<5} {x.shape[2]:>4}x{x.shape[3]:<5} {1 / t_full:>11.3f} {n_people:>8} "
                   f"{1 / t_ref:>23.3f} {t_ref / t_full:>13.0%} {t_ours_bb / t_ref:>22.2f}")
+            stages.append((dev, h, w, n_people, t_full) + stage_times(model, x, sync))
         # batching (video frames of one size)
         img = frame(240, 320)
         frames = [img] * 2
@@ -187,6 +216,12 @@ def main() -> int:
         t_batch = timeit(lambda: model.predict(frames, batch_size=len(frames)), 1, sync) / len(frames)
         print(f"{dev:6} batch of {len(frames)} at 240x320: {1 / t_batch:.3f} img/s batched vs "
               f"{1 / t_single:.3f} img/s one by one (ratio {t_single / t_batch:.2f})")
+    print("per-stage seconds for one image (same run; rest = box head, ROIAlign, DensePose head, "
+          "predictor, IUV):")
+    print(f"{'device':6} {'input HxW':>10} {'dets/img':>8} {'total':>7} {'bb+FPN':>7} {'RPN':>7} {'decoder':>7} {'rest':>7}")
+    for dev, h, w, n, t_full, t_bb, t_rpn, t_dec in stages:
+        print(f"{dev:6} {h:>4}x{w:<5} {n:>8} {t_full:>7.2f} {t_bb:>7.2f} {t_rpn:>7.2f} {t_dec:>7.2f} "
+              f"{max(0.0, t_full - t_bb - t_rpn - t_dec):>7.2f}")
     return 0
 
 

@@ -372,7 +372,9 @@ class DensePoseModel:
         res = self.backbone(x)
         feats = self.fpn(res)
         logits, deltas = self.rpn_head(feats)
-        dec = self.decoder(feats[:4]) if self.arch.decoder_on else None
+        # the DensePose decoder (a quarter of the dense compute) only feeds the DensePose ROIAlign:
+        # computed on first need, so a batch without detections skips it
+        dec = self.decoder(feats[:4]) if (self.arch.decoder_on and trace is not None) else None
         if trace is not None:
             trace.update({k: v for k, v in res.items()})
             trace.update({f"p{i + 2}": f for i, f in enumerate(feats)})
@@ -393,14 +395,21 @@ class DensePoseModel:
             )
             cls_logits, box_deltas = self.box_head(pooled)
             boxes, scores, classes = self.detect(cls_logits, box_deltas, props, hw)
-            if dec is not None:
-                dp_feats, dp_scales = [dec[n: n + 1]], [0.25]
+            if self.arch.decoder_on and dec is None and boxes.shape[0]:
+                dec = self.decoder(feats[:4])
+            if self.arch.decoder_on and dec is None:  # no detections (and no decoder run): empty
+                r = c.dp_pooler_resolution
+                dp_pooled = torch.zeros((0, self.w["roi_heads.decoder.predictor.weight"].shape[0], r, r),
+                                        device=self.device)
             else:
-                dp_feats, dp_scales = [f[n: n + 1] for f in feats[:4]], box_scales
-            dp_pooled = ops.multilevel_roi_align(
-                dp_feats, boxes, torch.zeros((boxes.shape[0],), device=self.device), c.dp_pooler_resolution,
-                dp_scales, c.dp_sampling_ratio, c.dp_aligned,
-            )
+                if self.arch.decoder_on:
+                    dp_feats, dp_scales = [dec[n: n + 1]], [0.25]
+                else:
+                    dp_feats, dp_scales = [f[n: n + 1] for f in feats[:4]], box_scales
+                dp_pooled = ops.multilevel_roi_align(
+                    dp_feats, boxes, torch.zeros((boxes.shape[0],), device=self.device), c.dp_pooler_resolution,
+                    dp_scales, c.dp_sampling_ratio, c.dp_aligned,
+                )
             if boxes.shape[0]:
                 head = self.densepose_head(dp_pooled)
                 pred = self.predictor(head)
