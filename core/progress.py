@@ -48,8 +48,13 @@ class Progress:
             width = 30
             fill = int(round(frac * width))
             rate = done / max(1e-6, now - self._t0)
+            eta = ""
+            if 0 < done < total and rate > 0:
+                left = int(round((total - done) / rate))
+                eta = f", {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d} left" if left >= 3600 else \
+                    f", {left // 60}:{left % 60:02d} left"
             self.stream.write(
-                f"\r{stage:<12} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} ({rate:.1f}/s)"
+                f"\r{stage:<12} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} ({rate:.2g}/s{eta})   "
             )
             self.stream.flush()
 
