@@ -1,8 +1,8 @@
 """Running the engine (``python -m core ...``) as a subprocess without ever blocking Blender.
 
 Standard library only (no bpy), so it can be tested on its own. A reader thread turns the engine's
-stdout into events on a queue (progress lines are JSON objects ``{"stage", "done", "total"}``);
-another keeps the last lines of stderr, whose last line is the engine's one-line error message.
+stdout into events on a queue (progress lines are JSON objects ``{"stage", "done", "total"}``, log
+lines ``{"stage": "log", "message"}`` are kept in ``EngineJob.log``); another keeps the last lines of stderr, whose last line is the engine's one-line error message.
 ``EngineJob.poll()`` never blocks; ``cancel()`` sends SIGTERM (to the whole process group on POSIX),
 waits briefly and then kills.
 """
@@ -33,9 +33,52 @@ def engine_env(source_dir: str | None) -> dict:
     return env
 
 
+DENSEPOSE_CHECKPOINT = "model_final_162be9.pkl"  # the engine's default, under <source>/weights/densepose/
+
+# Engine progress stages as the panel shows them; unknown stages are shown as "Some stage".
+STAGE_LABELS = {
+    "starting": "Starting",
+    "landmarks": "Finding people",
+    "densepose": "DensePose",
+    "fit": "Fitting bodies",
+    "ground": "Ground contact",
+    "result": "Writing result",
+    "preview": "Preview video",
+    "done": "Done",
+}
+
+
+def stage_label(stage: str) -> str:
+    """A readable label for an engine progress stage (``"densepose"`` -> ``"DensePose"``)."""
+    stage = str(stage or "")
+    return STAGE_LABELS.get(stage) or stage.replace("_", " ").replace("-", " ").strip().capitalize()
+
+
+def densepose_checkpoint(source_dir: str | None) -> str | None:
+    """The DensePose checkpoint the engine uses by default, if it is installed in the engine's
+    weights folder (``<source>/weights/densepose/model_final_162be9.pkl``); else None."""
+    if not source_dir:
+        return None
+    path = os.path.join(source_dir, "weights", "densepose", DENSEPOSE_CHECKPOINT)
+    return path if os.path.isfile(path) else None
+
+
+def densepose_status(source_dir: str | None) -> tuple[bool | None, str]:
+    """(installed, a line for the preferences): True/False, or None when no engine source is set."""
+    if not source_dir:
+        return None, "DensePose: unknown (set Engine Source to look for its checkpoint)"
+    if densepose_checkpoint(source_dir):
+        return True, f"DensePose: installed ({DENSEPOSE_CHECKPOINT})"
+    return False, "DensePose: not installed (optional; see weights/README.md)"
+
+
 def capture_args(video: str, result: str, max_people: int = 0, body: str = "", start: int | None = None,
-                 end: int | None = None, smoothing: float | None = None) -> list[str]:
-    """Arguments after ``python``: ``-m core capture VIDEO -o RESULT --progress json [...]``."""
+                 end: int | None = None, smoothing: float | None = None, densepose: bool = True,
+                 densepose_every: int = 1) -> list[str]:
+    """Arguments after ``python``: ``-m core capture VIDEO -o RESULT --progress json [...]``.
+
+    DensePose options are passed only where they differ from the engine's defaults (DensePose on when
+    its checkpoint is installed, every frame): ``--no-densepose``, ``--densepose-every N``."""
     args = ["-m", "core", "capture", video, "-o", result, "--progress", "json"]
     if max_people and max_people > 0:
         args += ["--max-people", str(int(max_people))]
@@ -45,6 +88,10 @@ def capture_args(video: str, result: str, max_people: int = 0, body: str = "", s
         args += ["--start", str(int(start)), "--end", str(int(end))]
     if smoothing is not None:
         args += ["--smoothing", f"{float(smoothing):g}"]
+    if not densepose:
+        args.append("--no-densepose")
+    elif int(densepose_every) > 1:
+        args += ["--densepose-every", str(int(densepose_every))]
     return args
 
 
@@ -62,7 +109,8 @@ class EngineJob:
         self.done = 0
         self.total = 0
         self.message = ""
-        self.events: list[dict] = []  # JSON objects other than progress (e.g. a final summary)
+        self.events: list[dict] = []  # JSON objects other than progress and log lines (e.g. a final summary)
+        self.log: collections.deque = collections.deque(maxlen=20)  # the engine's log messages, oldest first
         self._queue: queue.Queue = queue.Queue()
         self._stderr: collections.deque = collections.deque(maxlen=40)
         self._threads: list[threading.Thread] = []
@@ -120,6 +168,15 @@ class EngineJob:
         return 0.0 if self.total <= 0 else max(0.0, min(1.0, self.done / self.total))
 
     @property
+    def log_message(self) -> str:
+        """The engine's last log message (``{"stage": "log", "message": ...}``), or ""."""
+        return self.log[-1] if self.log else ""
+
+    @property
+    def stage_label(self) -> str:
+        return stage_label(self.stage)
+
+    @property
     def stderr_tail(self) -> list[str]:
         return list(self._stderr)
 
@@ -141,6 +198,8 @@ class EngineJob:
                         self.done, self.total = int(item["done"]), int(item["total"])
                     except (TypeError, ValueError):
                         pass
+                elif item.get("stage") == "log" and item.get("message") is not None:
+                    self.log.append(str(item["message"]).strip())
                 else:
                     self.events.append(item)
         rc = self.proc.poll()

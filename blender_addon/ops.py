@@ -37,7 +37,7 @@ class CaptureSession:
         args = engine.capture_args(
             self.video, self.result_path, max_people=s.max_people, body=s.body_model,
             start=s.frame_start if s.use_frame_range else None, end=s.frame_end if s.use_frame_range else None,
-            smoothing=s.smoothing)
+            smoothing=s.smoothing, densepose=s.use_densepose, densepose_every=s.densepose_every)
         self.job = engine.EngineJob(python, args, source_dir=source or None)
         self.imported: dict | None = None
         self.state = engine.RUNNING
@@ -80,7 +80,12 @@ class CaptureSession:
         j = self.job
         if j.cancelling:
             return "Cancelling…"
-        return f"{j.stage} {j.done}/{j.total}" if j.total else j.stage
+        return f"{j.stage_label} {j.done}/{j.total}" if j.total else j.stage_label
+
+    @property
+    def log_message(self) -> str:
+        """The engine's last log line (e.g. whether the DensePose term is on), or ""."""
+        return self.job.log_message
 
 
 SESSION: CaptureSession | None = None  # the running capture, if any (one at a time)
@@ -119,11 +124,15 @@ class DOPPEL_OT_capture(bpy.types.Operator):
             _set_status(context, str(exc))
             return False
         _set_status(context, "Capture running…")
+        context.scene.doppel.engine_log = ""
         return True
 
     def _end(self, context):
         s = SESSION
         _set_status(context, s.message)
+        context.scene.doppel.engine_log = s.log_message
+        if s.log_message:  # e.g. "dense term on: DensePose ... on 90 frames": in the Info log, before the result
+            self.report({"INFO"}, f"Engine: {s.log_message}")
         self.report({"INFO"} if s.state == engine.SUCCEEDED else ({"WARNING"} if s.state == engine.CANCELLED else {"ERROR"}),
                     s.message)
         return {"FINISHED"} if s.state == engine.SUCCEEDED else {"CANCELLED"}

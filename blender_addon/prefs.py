@@ -89,15 +89,24 @@ class DoppelPreferences(bpy.types.AddonPreferences):
         row.operator("doppel.check_engine", icon="FILE_REFRESH")
         if SETUP_STATE["running"] or SETUP_STATE["message"]:
             layout.label(text=SETUP_STATE["message"], icon="TIME" if SETUP_STATE["running"] else "INFO")
-        draw_engine_status(layout)
+        draw_engine_status(layout, self)
         if not bpy.app.online_access:
             layout.label(text="Online access is off: Set Up Engine cannot download packages", icon="INTERNET_OFFLINE")
 
 
-def draw_engine_status(layout) -> None:
+def draw_engine_status(layout, prefs=None) -> None:
+    """The engine's status line, and whether the DensePose checkpoint is in the engine's weights folder."""
     ready = ENGINE_STATUS["ready"]
     icon = "CHECKMARK" if ready else ("TIME" if ENGINE_STATUS["checking"] or ready is None else "ERROR")
     layout.label(text=ENGINE_STATUS["message"], icon=icon)
+    installed, text = densepose_status(prefs)
+    layout.label(text=text, icon="CHECKMARK" if installed else "INFO")
+
+
+def densepose_status(prefs=None) -> tuple[bool | None, str]:
+    """Whether the DensePose checkpoint is installed in the engine source's weights/densepose/ folder."""
+    prefs = prefs if prefs is not None else get_prefs()
+    return engine.densepose_status(engine_source(prefs) or None)
 
 
 class DOPPEL_OT_check_engine(bpy.types.Operator):

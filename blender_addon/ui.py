@@ -21,9 +21,20 @@ class DoppelSettings(bpy.types.PropertyGroup):
                ("smpl", "SMPL", "SMPL body model (needs your own licensed SMPL model file)")])
     smoothing: FloatProperty(name="Smoothing", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
                              description="Temporal smoothing strength (0: none)")
+    use_densepose: BoolProperty(
+        name="DensePose", default=True,
+        description="Add a DensePose term to the body fit when its checkpoint (weights/densepose/"
+                    f"{engine.DENSEPOSE_CHECKPOINT}) is installed in the engine folder; without it nothing changes. "
+                    "Slow on a CPU (about 20 s per frame). Off: --no-densepose")
+    densepose_every: IntProperty(
+        name="DensePose Every N Frames", default=1, min=1, soft_max=30,
+        description="Run DensePose on every N-th frame only (--densepose-every). It costs about 20 s per frame on "
+                    "a CPU: raise this (5 or more) or run the engine on a GPU")
     output_dir: StringProperty(name="Results", subtype="DIR_PATH",
                                description="Folder for result files (empty: the add-on's user folder)")
     status: StringProperty(name="Status", default="", options={"SKIP_SAVE"})
+    engine_log: StringProperty(name="Engine Log", default="", options={"SKIP_SAVE"},
+                               description="The engine's last log message of the latest capture")
 
 
 class VIEW3D_PT_doppel(bpy.types.Panel):
@@ -49,10 +60,16 @@ class VIEW3D_PT_doppel(bpy.types.Panel):
         col.prop(s, "max_people")
         col.prop(s, "body_model")
         col.prop(s, "smoothing", slider=True)
+        row = col.row(align=True)
+        row.prop(s, "use_densepose")
+        if s.use_densepose:
+            row.prop(s, "densepose_every", text="Every N Frames")
         col.prop(s, "output_dir")
         if running:
             box = layout.box()
             box.progress(factor=session.job.fraction, type="BAR", text=session.status_text)
+            if session.log_message:
+                box.label(text=session.log_message, icon="TEXT")
             box.operator("doppel.cancel", icon="CANCEL")
             box.label(text="Esc also cancels")
         else:
@@ -60,6 +77,8 @@ class VIEW3D_PT_doppel(bpy.types.Panel):
             layout.operator("doppel.import_result", icon="IMPORT")
         if s.status:
             layout.label(text=s.status, icon="INFO")
+        if s.engine_log and not running:
+            layout.label(text=s.engine_log, icon="TEXT")
         prefs.draw_engine_status(layout)
 
 

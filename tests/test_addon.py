@@ -90,6 +90,17 @@ SLOW_ENGINE = """
         time.sleep(0.05)
 """
 
+LOGGING_ENGINE = """
+    import json, sys
+    print(json.dumps({"stage": "log", "message": "dense term off: no DensePose checkpoint"}), flush=True)
+    print("not json at all", flush=True)
+    for i in range(4):
+        print(json.dumps({"stage": "densepose", "done": i + 1, "total": 4}), flush=True)
+    print(json.dumps({"stage": "log", "message": "dense term on: DensePose model_final_162be9.pkl on 4 frames (every 2)"}),
+          flush=True)
+    print(json.dumps({"stage": "done", "output": "x.npz", "people": 1}), flush=True)
+"""
+
 FAILING_ENGINE = """
     import json, sys
     print(json.dumps({"stage": "detect", "done": 0, "total": 10}), flush=True)
@@ -102,6 +113,9 @@ COPYING_ENGINE = """
     args = sys.argv[1:]
     assert args[0] == "capture" and "--progress" in args
     out = args[args.index("-o") + 1]
+    dense = "--no-densepose" not in args
+    print(json.dumps({"stage": "log", "message": "dense term on: DensePose fake.pkl on 3 frames (every 1)" if dense
+                      else "dense term off: --no-densepose"}), flush=True)
     for i in range(3):
         print(json.dumps({"stage": "fit", "done": i + 1, "total": 3}), flush=True)
     shutil.copyfile(%r, out)
@@ -199,6 +213,7 @@ def test_register_unregister_twice():
         mod = addon_utils.enable(PKG, default_set=True, handle_error=_raise)
         assert hasattr(bpy.types, "DOPPEL_OT_capture") and hasattr(bpy.types, "VIEW3D_PT_doppel")
         assert bpy.context.scene.doppel.max_people == 4
+        assert bpy.context.scene.doppel.use_densepose is True and bpy.context.scene.doppel.densepose_every == 1
         assert PKG in bpy.context.preferences.addons
         addon_utils.disable(PKG, default_set=True, handle_error=_raise)
         assert not hasattr(bpy.types, "DOPPEL_OT_capture") and not hasattr(bpy.types.Scene, "doppel")
@@ -344,6 +359,66 @@ def test_capture_operator_imports_engine_result(addon, tmp_path, toy_path):
     assert args[args.index("--max-people") + 1] == "3" and args[args.index("--body") + 1] == "smpl"
     assert args[args.index("--start") + 1] == "5" and args[args.index("--end") + 1] == "40"
     assert args[args.index("--smoothing") + 1] == "0.25"
+    assert "--no-densepose" not in args and "--densepose-every" not in args  # engine defaults: not passed
+    assert s.engine_log == "dense term on: DensePose fake.pkl on 3 frames (every 1)"
+    s.densepose_every = 5
+    assert bpy.ops.doppel.capture() == {"FINISHED"}
+    args = json.load(open(tmp_path / "results" / "clip.npz.args.json"))
+    assert args[args.index("--densepose-every") + 1] == "5" and "--no-densepose" not in args
+    s.use_densepose = False
+    assert bpy.ops.doppel.capture() == {"FINISHED"}
+    args = json.load(open(tmp_path / "results" / "clip.npz.args.json"))
+    assert "--no-densepose" in args and "--densepose-every" not in args
+    assert s.engine_log == "dense term off: --no-densepose" and "Captured 2 people" in s.status
+
+
+def test_capture_args_densepose_options():
+    from blender_addon import engine
+    base = engine.capture_args("v.mp4", "r.npz")
+    assert base == ["-m", "core", "capture", "v.mp4", "-o", "r.npz", "--progress", "json"]
+    assert engine.capture_args("v.mp4", "r.npz", densepose=True, densepose_every=1) == base
+    assert engine.capture_args("v.mp4", "r.npz", densepose_every=4)[-2:] == ["--densepose-every", "4"]
+    off = engine.capture_args("v.mp4", "r.npz", densepose=False, densepose_every=4)
+    assert off[-1] == "--no-densepose" and "--densepose-every" not in off
+    args = engine.capture_args("v.mp4", "r.npz", max_people=2, body="anny", start=0, end=9, smoothing=0.5,
+                               densepose_every=3)
+    assert args[8:] == ["--max-people", "2", "--body", "anny", "--start", "0", "--end", "9", "--smoothing", "0.5",
+                        "--densepose-every", "3"]
+
+
+def test_stage_labels():
+    from blender_addon import engine
+    assert engine.stage_label("densepose") == "DensePose"
+    assert engine.stage_label("landmarks") == "Finding people" and engine.stage_label("fit") == "Fitting bodies"
+    assert engine.stage_label("some_new_stage") == "Some new stage" and engine.stage_label("") == ""
+
+
+def test_engine_job_keeps_log_messages(tmp_path):
+    from blender_addon import engine
+    src = _fake_engine(tmp_path, LOGGING_ENGINE)
+    job = engine.EngineJob(sys.executable, ["-m", "core", "capture"], source_dir=src).start()
+    assert job.wait(timeout=30) == engine.SUCCEEDED
+    assert job.log_message == "dense term on: DensePose model_final_162be9.pkl on 4 frames (every 2)"
+    assert list(job.log) == ["dense term off: no DensePose checkpoint", job.log_message]
+    assert (job.stage, job.stage_label, job.done, job.total) == ("densepose", "DensePose", 4, 4)
+    assert [e["stage"] for e in job.events] == ["done"]  # log lines are not among the other events
+
+
+def test_densepose_checkpoint_status(addon, tmp_path):
+    from blender_addon import engine, prefs
+    assert engine.densepose_status(None) == (None, "DensePose: unknown (set Engine Source to look for its checkpoint)")
+    assert engine.densepose_status(str(tmp_path)) == (False, "DensePose: not installed (optional; see weights/README.md)")
+    p = _prefs()
+    p.engine_source = str(tmp_path)
+    assert prefs.densepose_status(p)[0] is False
+    ckpt = tmp_path / "weights" / "densepose" / "model_final_162be9.pkl"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not really a checkpoint")
+    assert engine.densepose_checkpoint(str(tmp_path)) == str(ckpt)
+    assert prefs.densepose_status(p) == (True, "DensePose: installed (model_final_162be9.pkl)")
+    log = []
+    prefs.draw_engine_status(_Layout(log), p)
+    assert ("label", "DensePose: installed (model_final_162be9.pkl)") in log
 
 
 def test_missing_interpreter_is_a_clear_error(addon, tmp_path):
@@ -484,7 +559,12 @@ def test_panels_and_preferences_draw(addon, tmp_path, toy_path):
 
     idle = draw(ui.VIEW3D_PT_doppel)
     props = {v for k, v in idle if k == "prop"}
-    assert {"video_path", "use_frame_range", "frame_start", "frame_end", "max_people", "body_model", "smoothing"} <= props
+    assert {"video_path", "use_frame_range", "frame_start", "frame_end", "max_people", "body_model", "smoothing",
+            "use_densepose", "densepose_every"} <= props
+    bpy.context.scene.doppel.use_densepose = False  # the every-N field only while DensePose is on
+    props = {v for k, v in draw(ui.VIEW3D_PT_doppel) if k == "prop"}
+    assert "use_densepose" in props and "densepose_every" not in props
+    bpy.context.scene.doppel.use_densepose = True
     assert ("operator", "doppel.capture") in idle and ("operator", "doppel.import_result") in idle
     people = draw(ui.VIEW3D_PT_doppel_people)
     assert [v for k, v in people if k == "operator"].count("doppel.person_select") == 2
@@ -497,13 +577,19 @@ def test_panels_and_preferences_draw(addon, tmp_path, toy_path):
             time.sleep(0.05)
         running = draw(ui.VIEW3D_PT_doppel)
         assert ("operator", "doppel.cancel") in running and ("operator", "doppel.capture") not in running
-        assert any(k == "progress" and "detect" in v for k, v in running)
+        assert any(k == "progress" and v.startswith("Detect ") for k, v in running)
+        ops.SESSION.job.stage = "densepose"  # as the engine names it; the panel shows a label
+        ops.SESSION.job.log.append("dense term on: DensePose model_final_162be9.pkl on 90 frames (every 1)")
+        running = draw(ui.VIEW3D_PT_doppel)
+        assert any(k == "progress" and v.startswith("DensePose ") for k, v in running)
+        assert ("label", "dense term on: DensePose model_final_162be9.pkl on 90 frames (every 1)") in running
     finally:
         ops.SESSION.cancel()
     log = []
     prefs.DoppelPreferences.draw(type("P", (), {"layout": _Layout(log), "python_path": "", "engine_source": "",
                                                 "bl_rna": _prefs().bl_rna})(), bpy.context)
     assert ("operator", "doppel.setup_engine") in log and ("operator", "doppel.check_engine") in log
+    assert any(k == "label" and v.startswith("DensePose: ") for k, v in log)
 
 
 def test_person_select_and_visibility(addon, toy_path):
