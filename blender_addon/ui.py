@@ -25,10 +25,10 @@ class DoppelSettings(bpy.types.PropertyGroup):
         name="DensePose", default=True,
         description="Add a DensePose term to the body fit when its checkpoint (weights/densepose/"
                     f"{engine.DENSEPOSE_CHECKPOINT}) is installed in the engine folder; without it nothing changes. "
-                    "Slow on a CPU (about 20 s per frame). Off: --no-densepose")
+                    "Slow on a CPU (about 5 s per frame). Off: --no-densepose")
     densepose_every: IntProperty(
         name="DensePose Every N Frames", default=1, min=1, soft_max=30,
-        description="Run DensePose on every N-th frame only (--densepose-every). It costs about 20 s per frame on "
+        description="Run DensePose on every N-th frame only (--densepose-every). It costs about 5 s per frame on "
                     "a CPU: raise this (5 or more) or run the engine on a GPU")
     output_dir: StringProperty(name="Results", subtype="DIR_PATH",
                                description="Folder for result files (empty: the add-on's user folder)")
