@@ -148,12 +148,22 @@ def run_capture(
     stop: Optional[int] = None,
     pose_models=None,
     body_model=None,
+    dense_observer: Optional[Callable[[PerceptionResult], tuple]] = None,
 ) -> CaptureOutput:
+    """Capture ``video`` (frames ``start``..``stop``) into a :class:`CaptureOutput`.
+
+    ``dense_observer``: optional ``f(perception) -> tracks``, a replacement for the DensePose network
+    (e.g. oracle or cached observations in benchmarks): it gets the perception result and returns its
+    tracks in the same order with ``dense`` set (or None). When given, no DensePose checkpoint or UV
+    data is loaded or run, so the dense term works at the part level.
+    """
     from .body import load_body_model
     from .ground import T_world_from_cam, detect_contacts, estimate_ground
 
     config.validate()
     dp_checkpoint, dp_uv_path = resolve_densepose(config)
+    if dense_observer is not None:
+        dp_checkpoint = None  # the observer stands in for the network
     info = video if isinstance(video, VideoInfo) else probe_video(video)
     device = torch.device(device)
     body = body_model if body_model is not None else load_body_model(config.body, device=device)
@@ -174,7 +184,12 @@ def run_capture(
 
     # DensePose IUV per person and frame, for the fit's dense term (when a checkpoint is present).
     dp_frames = 0
-    if dp_model is not None:
+    if dense_observer is not None:
+        perception = replace(perception, tracks=tuple(dense_observer(perception)))
+        dp_frames = len({int(f) for tr in perception.tracks if tr.dense is not None for f in tr.dense.frames})
+        _log(progress, f"dense term on: observations from {getattr(dense_observer, '__name__', 'a dense observer')} "
+                       f"on {dp_frames} frames")
+    elif dp_model is not None:
         from .densepose.observe import dense_frames, observe_dense
 
         dp_frames = len(dense_frames(perception, config.densepose_every))
