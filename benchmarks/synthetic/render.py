@@ -118,7 +118,7 @@ def build_clip(bvh_paths, cfg: RenderConfig, body: TargetBody) -> Clip:
         transl = mo.transl[:T].copy()
         v, j = body.posed(rot, transl, s)
         dz = -float(np.percentile(v[..., 2].min(1), 2.0))  # feet on the ground (z = 0)
-        v = v + np.float32(dz)
+        v[..., 2] += np.float32(dz)  # only up: the joints below move the same way
         j = j + np.array([0, 0, dz])
         transl[:, 2] += dz
         params.append({"global_orient": rotmat_to_rotvec(rot[:, 0]), "body_pose": rotmat_to_rotvec(rot[:, 1:]),
