@@ -25,15 +25,12 @@ For each cached synthetic clip (``.cache/synthetic/<clip>-<hash>/``, rendered by
 This is an upper bound for the dense term: the labels are exact (or corrupted in a controlled way),
 not the network's.
 
-Ground truth caveat: ``render.build_clip`` puts the feet on the ground with ``v = v + np.float32(dz)``,
-which moves the mesh vertices by ``dz`` along x and y as well, while the GT joints and translation move
-along z only. The rendered bodies therefore sit a constant ``(dz, dz, 0)`` metres (|dz| = 13-108 mm on the
-suite's people) from the GT joints and from the meshes posed from the GT parameters. The oracle draws
-the rendered meshes (the clip rebuilt with ``build_clip`` from the BVH files under ``--mocap``, which
-matches the video pixel for pixel), and by default (``--gt rendered``) the GT joints are moved by the
-same per-person offset before scoring. Pelvis-aligned MPJPE, PA-MPJPE and accel do not depend on
-this, nor does W-MPJPE (its first-frame rigid alignment absorbs a constant offset); the 2-D PCK does
-(``--gt file`` scores against the GT file as it is).
+Ground truth: the oracle draws the meshes of the clip rebuilt with ``build_clip`` from the BVH files
+under ``--mocap`` (they match the video pixel for pixel). Renders made before the renderer lifted the
+bodies along z only carried a constant ``(dz, dz, 0)`` offset between the meshes and the GT joints;
+by default (``--gt rendered``) the GT joints are moved by the measured per-person offset of mesh and
+parameters before scoring, which is zero on current renders (``--gt file`` scores against the GT file
+as it is).
 """
 from __future__ import annotations
 

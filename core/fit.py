@@ -98,7 +98,7 @@ class FitConfig:
     smoothing: float = 1.0  # post-fit zero-lag smoothing strength (0 = off)
     silhouette_points: int = 192
     conf_threshold: float = 0.2
-    w_dense: float = 2.0  # DensePose term (only when the observations carry DensePose samples)
+    w_dense: float = 4.0  # DensePose term (only with DensePose samples; 4 was best with oracle labels, docs/BENCHMARKS.md)
     robust_dense: float = 0.06  # Geman-McClure scale, fraction of the box diagonal
     dense_points_per_region: int = 64  # surface points per body region for the part-level term
 
