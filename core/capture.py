@@ -16,6 +16,8 @@ import torch
 
 from . import __version__
 from .convert import blender_camera_from_cv, blender_fps, rotmat_to_rotvec
+from .densepose.uv_data import DEFAULT_UV
+from .densepose.weights import DEFAULT_WEIGHTS as DEFAULT_DENSEPOSE_WEIGHTS
 from .errors import Cancelled, ConfigError, MissingWeightsError
 from .fit import Camera, FitConfig, TrackFit, default_camera, fit_track, smooth_fit
 from .perception import PerceptionConfig, PerceptionResult, run_perception
@@ -28,8 +30,8 @@ FOOT_LANDMARKS = (29, 30, 31, 32)
 
 # DensePose: the checkpoint and UV data used when present (user supplied, see weights/README.md).
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-DENSEPOSE_CHECKPOINT = WEIGHTS_DIR / "densepose" / "model_final_162be9.pkl"
-DENSEPOSE_UV = WEIGHTS_DIR / "densepose" / "UV_Processed.mat"
+DENSEPOSE_CHECKPOINT = DEFAULT_DENSEPOSE_WEIGHTS
+DENSEPOSE_UV = DEFAULT_UV
 DENSEPOSE_SCORE = 0.7  # detections below this score are not matched to anybody
 
 
@@ -102,37 +104,27 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def _chosen_file(given: Optional[str], default: Optional[Path], what: str, option: str, hint: str) -> Optional[Path]:
+    """An explicitly given file (it must exist), else the default when it exists, else None."""
+    if given is None:
+        return default if default is not None and default.is_file() else None
+    p = Path(given).expanduser()
+    if not p.is_file():
+        raise MissingWeightsError(f"{what} not found: {given} ({option}); {hint}")
+    return p
+
+
 def resolve_densepose(config: CaptureConfig) -> tuple[Optional[Path], Optional[Path]]:
     """The DensePose checkpoint and UV data files a capture will use (None = not used).
 
     An explicitly given file that does not exist raises MissingWeightsError; the defaults are used
     only when present. The UV data is looked for only with the SMPL body model.
     """
-    ckpt = uv = None
-    if config.densepose is not None:
-        p = Path(config.densepose).expanduser()
-        if not p.is_file():
-            raise MissingWeightsError(
-                f"DensePose checkpoint not found: {config.densepose} (--densepose); get model_final_162be9.pkl "
-                f"as weights/README.md explains, or leave --densepose out to capture without the dense term")
-        ckpt = p
-    elif DENSEPOSE_CHECKPOINT.is_file():
-        ckpt = DENSEPOSE_CHECKPOINT
-    if config.densepose_uv is not None:
-        p = Path(config.densepose_uv).expanduser()
-        if not p.is_file():
-            raise MissingWeightsError(
-                f"DensePose UV data not found: {config.densepose_uv} (--densepose-uv); get UV_Processed.mat "
-                f"as weights/README.md explains, or leave --densepose-uv out")
-        uv = p
-    elif config.body == "smpl":
-        try:
-            from .densepose.uv_data import default_uv_path
-
-            default = Path(default_uv_path())
-        except ImportError:
-            default = DENSEPOSE_UV
-        uv = default if default.is_file() else None
+    ckpt = _chosen_file(config.densepose, DENSEPOSE_CHECKPOINT, "DensePose checkpoint", "--densepose",
+                        "get model_final_162be9.pkl as weights/README.md explains, or leave --densepose out to "
+                        "capture without the dense term")
+    uv = _chosen_file(config.densepose_uv, DENSEPOSE_UV if config.body == "smpl" else None, "DensePose UV data",
+                      "--densepose-uv", "get UV_Processed.mat as weights/README.md explains, or leave --densepose-uv out")
     if not config.use_densepose:
         ckpt = None
     return ckpt, uv
