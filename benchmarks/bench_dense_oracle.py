@@ -148,21 +148,6 @@ def slice_gt(people: list[dict], n_frames: int) -> list[dict]:
     return out
 
 
-def result_people(res) -> list[dict]:
-    """A Result (in memory) -> what ``evaluate`` scores, as ``evaluate.load_result_people`` does."""
-    cam = res.meta["camera"]
-    K = np.array([[cam["fx"], 0, cam["cx"]], [0, cam["fy"], cam["cy"]], [0, 0, 1.0]])
-    T_wc = np.asarray(cam["T_world_from_cam"], float)
-    R, t = T_wc[:3, :3], T_wc[:3, 3]
-    out = []
-    for p in res.people:
-        jw = np.asarray(p.joints, float)
-        jc = (jw - t) @ R
-        out.append({"frames": np.asarray(p.frames), "joints_world": jw, "joints_cam": jc,
-                    "joints_2d": ev.project(jc, K)})
-    return out
-
-
 # --- the oracle DensePose ---------------------------------------------------------------------
 
 def region_tables(body):
@@ -441,7 +426,7 @@ def main(argv=None) -> int:
                     oracle = OracleDensePose(verts, K, (info.height, info.width), tables, noise=noise, erode=erode)
                     observer = oracle.observer(args.samples)
                 out, secs = run_one(info, body, n, fit_cfg, observer)
-                pred = result_people(out.result)
+                pred = ev.result_people(out.result)
                 sc = ev.evaluate(pred, gt_people)
                 s = sc["overall"]
                 report["clips"][name]["methods"][label] = {"scores": sc, "seconds": secs,

@@ -210,10 +210,14 @@ def load_gt(path: str) -> tuple[dict, list[dict]]:
 
 
 def load_result_people(path: str) -> list[dict]:
-    """Doppel result -> per person world joints, camera-frame joints and 2-D projections (its own camera)."""
+    """Doppel result file -> per person world joints, camera-frame joints and 2-D projections (its own camera)."""
     from core.result import read_result
 
-    res = read_result(path)
+    return result_people(read_result(path))
+
+
+def result_people(res) -> list[dict]:
+    """A Result (in memory) -> what ``evaluate`` scores (see ``load_result_people``)."""
     cam = res.meta["camera"]
     K = np.array([[cam["fx"], 0, cam["cx"]], [0, cam["fy"], cam["cy"]], [0, 0, 1.0]])
     T_wc = np.asarray(cam["T_world_from_cam"], float)
