@@ -54,8 +54,8 @@ def main() -> int:
     ap.add_argument("--clips", nargs="*")
     args = ap.parse_args()
     import torch
-
     from bench_landmarks import mediapipe_fps
+
     from core.blazepose import load_pose_models
     from core.body import load_body_model
     from core.capture import CaptureConfig, run_capture

@@ -83,7 +83,7 @@ def gt_meshes_cam(body, gt_path: str, n_frames: int, mocap: str | None = None):
     """
     import torch
 
-    from core.convert import rotvec_to_rotmat
+    from core.geometry.rotations import rotvec_to_rotmat
 
     with np.load(gt_path, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}

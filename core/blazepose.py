@@ -20,29 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-LANDMARK_NAMES = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
-    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel", "right_heel",
-    "left_foot_index", "right_foot_index",
-)
-N_LANDMARKS = 33
-SKELETON_EDGES = (
-    (0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (9, 10),
-    (11, 12), (11, 13), (13, 15), (15, 17), (15, 19), (15, 21), (17, 19),
-    (12, 14), (14, 16), (16, 18), (16, 20), (16, 22), (18, 20),
-    (11, 23), (12, 24), (23, 24), (23, 25), (24, 26), (25, 27), (26, 28),
-    (27, 29), (28, 30), (29, 31), (30, 32), (27, 31), (28, 32),
-)
-# Left/right swap permutation of the 33 landmarks (for mirror checks).
-FLIP_PERM = (0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21,
-             24, 23, 26, 25, 28, 27, 30, 29, 32, 31)
+from .geometry.roi import alignment_rois, crop_rois, letterbox_roi, roi_affine, roi_to_frame
 
 DET_SIZE = 224
 LMK_SIZE = 256
-ROI_SCALE = 1.25  # RectTransformationCalculator scale_x / scale_y in pose_detection_to_roi and pose_landmarks_to_roi
 
 
 def ssd_anchors() -> np.ndarray:
@@ -77,21 +58,6 @@ class Detections:
         return alignment_rois(self.keypoints[:, 0], self.keypoints[:, 1])
 
 
-def alignment_rois(centre_px: np.ndarray, scale_px: np.ndarray, scale: float = ROI_SCALE) -> np.ndarray:
-    """AlignmentPointsRects + RectTransformation(square_long): ``(N, 4)`` ROIs from two points.
-
-    The square is twice the centre-to-scale-point distance, times ``scale``; the rotation turns the
-    centre->scale-point vector to point up (target angle 90 degrees).
-    """
-    c = np.asarray(centre_px, dtype=np.float64).reshape(-1, 2)
-    s = np.asarray(scale_px, dtype=np.float64).reshape(-1, 2)
-    d = s - c
-    size = 2.0 * np.hypot(d[:, 0], d[:, 1]) * scale
-    rot = 0.5 * np.pi - np.arctan2(-d[:, 1], d[:, 0])
-    rot = rot - 2 * np.pi * np.floor((rot + np.pi) / (2 * np.pi))
-    return np.stack([c[:, 0], c[:, 1], size, rot], -1)
-
-
 def weighted_nms(scores: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, iou_thresh: float):
     """MediaPipe's WEIGHTED non-maximum suppression (IoU overlap).
 
@@ -122,42 +88,6 @@ def weighted_nms(scores: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, i
     if not keep_s:
         return np.zeros(0, np.float32), np.zeros((0, 4), np.float32), np.zeros((0,) + keypoints.shape[1:], np.float32)
     return np.array(keep_s), np.stack(keep_b), np.stack(keep_k)
-
-
-def _affine_grid_for_rois(rois: torch.Tensor, out_size: int, height: int, width: int) -> torch.Tensor:
-    """Sampling grid ``(N, S, S, 2)`` (grid_sample, align_corners=True) for rotated square crops.
-
-    Output pixel (i, j) samples the image at centre + R(rot) @ ((i/S - 0.5) size, (j/S - 0.5) size),
-    which is the mapping of MediaPipe's OpenCV ImageToTensor converter (corners to corners).
-    """
-    dtype = torch.float32
-    t = (torch.arange(out_size, device=rois.device, dtype=dtype) / out_size - 0.5)
-    cx, cy, size, rot = rois[:, 0:1, None], rois[:, 1:2, None], rois[:, 2:3, None], rois[:, 3:4, None]
-    u = t[None, None, :] * size  # along output x
-    v = t[None, :, None] * size  # along output y
-    c, s = torch.cos(rot), torch.sin(rot)
-    x = cx + c * u - s * v
-    y = cy + s * u + c * v
-    gx = 2.0 * x / max(width - 1, 1) - 1.0
-    gy = 2.0 * y / max(height - 1, 1) - 1.0
-    return torch.stack([gx, gy], -1)
-
-
-def crop_rois(frames: torch.Tensor, frame_index: torch.Tensor, rois: torch.Tensor, out_size: int,
-              padding_mode: str) -> torch.Tensor:
-    """Bilinear rotated crops ``(N, C, S, S)`` float in [0, 255] of ``frames (B, C, H, W)`` float."""
-    grid = _affine_grid_for_rois(rois, out_size, frames.shape[2], frames.shape[3])
-    src = frames.index_select(0, frame_index)
-    return F.grid_sample(src, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
-
-
-def letterbox_roi(height: int, width: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """The whole image as a square ROI (keep_aspect_ratio) and its letterbox padding (l, t, r, b)."""
-    side = float(max(height, width))
-    roi = np.array([[width / 2.0, height / 2.0, side, 0.0]])
-    pad_x = (side - width) / (2 * side)
-    pad_y = (side - height) / (2 * side)
-    return roi, (pad_x, pad_y, pad_x, pad_y)
 
 
 class PoseDetector:
@@ -287,11 +217,9 @@ class PoseLandmarker:
         vis = torch.sigmoid(raw[..., 3])
         pres = torch.sigmoid(raw[..., 4])
         # LandmarkProjectionCalculator: rotate about the crop centre, scale by the ROI, translate.
-        cx, cy, size, rot = rois[:, 0:1], rois[:, 1:2], rois[:, 2:3], rois[:, 3:4]
-        c, s = torch.cos(rot), torch.sin(rot)
-        u = (xy[..., 0] - 0.5) * size
-        v = (xy[..., 1] - 0.5) * size
-        px = torch.stack([cx + c * u - s * v, cy + s * u + c * v], -1)
+        px = torch.stack(roi_to_frame(xy[..., 0], xy[..., 1], rois), -1)
+        size, rot = rois[:, 2:3], rois[:, 3:4]
+        c, s = torch.cos(rot), torch.sin(rot)  # the world landmarks turn with the region, about the camera axis
         wl = world.reshape(N, 39, 3)
         world_rot = torch.stack([c * wl[..., 0] - s * wl[..., 1], s * wl[..., 0] + c * wl[..., 1], wl[..., 2]], -1)
         appearance = _appearance(x, torch.sigmoid(seg[..., 0]))
@@ -343,24 +271,16 @@ def mask_to_frame(mask_roi: np.ndarray, roi: np.ndarray, height: int, width: int
     import cv2
 
     m = np.asarray(mask_roi, dtype=np.float32)
-    S = m.shape[0]
-    cx, cy, size, rot = (float(v) for v in roi)
-    c, s = math.cos(rot), math.sin(rot)
-    k = size / S
-    # Frame point from mask pixel (i, j): centre + R @ ((i/S - 0.5) size, (j/S - 0.5) size).
-    A = np.array([[c * k, -s * k, cx - 0.5 * size * (c - s)],
-                  [s * k, c * k, cy - 0.5 * size * (s + c)]], dtype=np.float64)
+    A = roi_affine(roi, m.shape[0])
     return cv2.warpAffine(m, A, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
 
 
-def load_pose_models(device: torch.device | str = "cpu", weights_dir: str | None = None):
+def load_pose_models(device: torch.device | str = "cpu"):
     """Load the detector and landmark graphs from ``weights/``; returns (PoseDetector, PoseLandmarker)."""
-    import os
-
+    from .paths import POSE_DETECTOR, POSE_LANDMARKER
     from .tflite import load_tflite_graph
 
     device = torch.device(device)
-    wdir = weights_dir or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
-    det = load_tflite_graph(os.path.join(wdir, "pose_detection.tflite"), device=device)
-    lmk = load_tflite_graph(os.path.join(wdir, "pose_landmark_full.tflite"), device=device)
+    det = load_tflite_graph(POSE_DETECTOR, device=device)
+    lmk = load_tflite_graph(POSE_LANDMARKER, device=device)
     return PoseDetector(det, device), PoseLandmarker(lmk, device)

@@ -15,23 +15,23 @@ import numpy as np
 import torch
 
 from . import __version__
-from .convert import blender_camera_from_cv, blender_fps, rotmat_to_rotvec
-from .densepose.uv_data import DEFAULT_UV
-from .densepose.weights import DEFAULT_WEIGHTS as DEFAULT_DENSEPOSE_WEIGHTS
 from .errors import Cancelled, ConfigError, MissingWeightsError
-from .fit import Camera, FitConfig, TrackFit, default_camera, fit_track, smooth_fit
+from .fit import FitConfig, TrackFit, fit_track, smooth_fit
+from .geometry.axes import blender_camera_from_cv
+from .geometry.camera import Camera, camera_for_video
+from .geometry.rotations import rotmat_to_rotvec
+from .geometry.timebase import blender_fps
+from .paths import DENSEPOSE_CHECKPOINT, DENSEPOSE_UV, shown
 from .perception import PerceptionConfig, PerceptionResult, run_perception
 from .progress import ProgressFn, null_progress
-from .result import SMPL_JOINT_NAMES, Result
+from .result import Result
+from .skeletons import SMPL_JOINT_NAMES
 from .video import VideoInfo, probe_video
 
 # Foot landmarks used for contacts and the ground: left heel, right heel, left toe, right toe.
 FOOT_LANDMARKS = (29, 30, 31, 32)
 
 # DensePose: the checkpoint and UV data used when present (user supplied, see weights/README.md).
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-DENSEPOSE_CHECKPOINT = DEFAULT_DENSEPOSE_WEIGHTS
-DENSEPOSE_UV = DEFAULT_UV
 DENSEPOSE_SCORE = 0.7  # detections below this score are not matched to anybody
 
 
@@ -95,13 +95,6 @@ def _log(progress, text: str) -> None:
         close()  # end a progress bar's line first
     print(f"doppel: {text}", file=sys.stderr, flush=True)
     message(stage="log", message=text)
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(WEIGHTS_DIR.parent))
-    except ValueError:
-        return str(path)
 
 
 def _chosen_file(given: Optional[str], default: Optional[Path], what: str, option: str, hint: str) -> Optional[Path]:
@@ -172,7 +165,7 @@ def run_capture(
     pcfg = replace(config.perception, max_people=config.max_people)
     perception = run_perception(info, pcfg, device=device, progress=progress, cancel=cancel, start=start, stop=stop,
                                 models=pose_models)
-    cam = default_camera(info.width, info.height, config.fov_deg, config.focal_px)
+    cam = camera_for_video(info.width, info.height, config.fov_deg, config.focal_px)
 
     # DensePose IUV per person and frame, for the fit's dense term (when a checkpoint is present).
     dp_frames = 0
@@ -199,7 +192,7 @@ def run_capture(
     elif not config.use_densepose:
         _log(progress, "dense term off (--no-densepose)")
     else:
-        _log(progress, f"dense term off: no DensePose checkpoint at {_rel(DENSEPOSE_CHECKPOINT)} "
+        _log(progress, f"dense term off: no DensePose checkpoint at {shown(DENSEPOSE_CHECKPOINT)} "
                        f"(see weights/README.md)")
 
     def check_cancel():

@@ -23,13 +23,11 @@ import os
 
 import numpy as np
 
-from .convert import R_BLENDER_FROM_CANON
 from .fileio import atomic_path
-from .result import SMPL_JOINT_NAMES, SMPL_PARENTS, PersonResult
-from .rig import smpl_global_rotations
-
-# Blender world (Z up) -> BVH (Y up): (X, Y, Z) -> (X, Z, -Y).
-R_BVH_FROM_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+from .geometry.axes import R_BLENDER_FROM_CANON, R_YUP_FROM_ZUP
+from .geometry.kinematics import smpl_global_rotations
+from .result import PersonResult
+from .skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 
 def rest_joints_world(person: PersonResult) -> np.ndarray:
@@ -69,7 +67,7 @@ def _dense_frames(frames: np.ndarray) -> np.ndarray:
 
 def bvh_motion(person: PersonResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rest offsets ``(24, 3)``, root positions ``(N, 3)`` and local rotations ``(N, 24, 3, 3)``, in BVH axes."""
-    M = R_BVH_FROM_BLENDER
+    M = R_YUP_FROM_ZUP
     rest = rest_joints_world(person)
     offsets = rest.copy()
     offsets[1:] = rest[1:] - rest[SMPL_PARENTS[1:]]
@@ -111,7 +109,7 @@ def write_bvh(person: PersonResult, path: str | os.PathLike, fps: float) -> None
         for k in children[j]:
             emit(k, depth + 1)
         if not children[j]:
-            end = _leaf_end(j, rest) @ R_BVH_FROM_BLENDER.T
+            end = _leaf_end(j, rest) @ R_YUP_FROM_ZUP.T
             lines.append(f"{ind}  End Site")
             lines.append(f"{ind}  {{")
             lines.append(f"{ind}    OFFSET {end[0]:.6f} {end[1]:.6f} {end[2]:.6f}")

@@ -2,7 +2,7 @@
 
 Axis convention: glTF is **Y up** (+Y up, +Z forward, metres, right-handed). A Blender/Doppel world
 point ``(X, Y, Z)`` (Z up) is written as ``(X, Z, -Y)``; rotations are conjugated by the same matrix
-``M = R_GLTF_FROM_BLENDER``. Blender's glTF importer (default "+Y Up" option) undoes exactly this, so an
+``M = R_YUP_FROM_ZUP``. Blender's glTF importer (default "+Y Up" option) undoes exactly this, so an
 imported file stands where the result's bodies stand.
 
 Layout, per person ``i`` (named ``<video stem>_Person<i+1>`` like the add-on's objects and actions):
@@ -38,13 +38,12 @@ import struct
 
 import numpy as np
 
-from .convert import quat_continuity, quat_wxyz_to_xyzw, rotmat_to_quat_wxyz
 from .fileio import atomic_path
+from .geometry.axes import R_YUP_FROM_ZUP
+from .geometry.mesh import vertex_normals
+from .geometry.rig import Rig, posed_bone_frames
+from .geometry.rotations import quat_continuity, quat_wxyz_to_xyzw, rotmat_to_quat_wxyz
 from .result import PersonResult, Result
-from .rig import Rig, posed_bone_frames
-
-# Blender world (Z up) -> glTF (Y up): (X, Y, Z) -> (X, Z, -Y).
-R_GLTF_FROM_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
 _CHUNK_JSON = 0x4E4F534A  # "JSON"
@@ -101,18 +100,9 @@ def _xyzw(R: np.ndarray) -> np.ndarray:
     return quat_wxyz_to_xyzw(rotmat_to_quat_wxyz(R))
 
 
-def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # area-weighted face normals
-    out = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(out, f[:, k], n)
-    norm = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.where(norm > 1e-12, out / np.maximum(norm, 1e-12), np.array([0.0, 1.0, 0.0]))
-
-
 def rest_local_transforms(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
     """Rest local rotations ``(B, 3, 3)`` and translations ``(B, 3)`` of the bone nodes (glTF axes)."""
-    M = R_GLTF_FROM_BLENDER
+    M = R_YUP_FROM_ZUP
     R, h, par = rig.matrices, rig.heads, rig.parents
     rot = np.empty_like(R)
     trans = np.empty_like(h)
@@ -131,8 +121,8 @@ def animated_local_transforms(person: PersonResult) -> tuple[np.ndarray, np.ndar
     par = rig.parents
     parent_o = orients[:, np.maximum(par, 0)]
     local = np.swapaxes(parent_o, -1, -2) @ orients
-    local[:, 0] = R_GLTF_FROM_BLENDER @ orients[:, 0]
-    return local, heads[:, 0] @ R_GLTF_FROM_BLENDER.T
+    local[:, 0] = R_YUP_FROM_ZUP @ orients[:, 0]
+    return local, heads[:, 0] @ R_YUP_FROM_ZUP.T
 
 
 def _clip_stem(meta: dict) -> str:
@@ -147,7 +137,7 @@ def gltf_document(result: Result) -> tuple[dict, bytes]:
     if not fps > 0:
         raise ValueError("the result's video fps is missing or not positive")
     stem = _clip_stem(meta)
-    M = R_GLTF_FROM_BLENDER
+    M = R_YUP_FROM_ZUP
     faces = np.asarray(result.faces, np.int64)
     buf = _Builder()
     nodes: list[dict] = []
@@ -183,7 +173,7 @@ def gltf_document(result: Result) -> tuple[dict, bytes]:
         # --- mesh
         verts = np.asarray(person.rest_vertices, np.float64) @ M.T
         pos_acc = buf.accessor(verts.astype(np.float32), "VEC3", _ARRAY_BUFFER, minmax=True)
-        nrm_acc = buf.accessor(_vertex_normals(verts, faces).astype(np.float32), "VEC3", _ARRAY_BUFFER)
+        nrm_acc = buf.accessor(vertex_normals(verts, faces, unused=(0.0, 1.0, 0.0)).astype(np.float32), "VEC3", _ARRAY_BUFFER)
         jtype = np.uint8 if B <= 256 else np.uint16
         j_acc = buf.accessor(np.asarray(person.skin_indices).astype(jtype), "VEC4", _ARRAY_BUFFER)
         w = np.clip(np.asarray(person.skin_weights, np.float64), 0.0, None)

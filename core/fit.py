@@ -29,10 +29,17 @@ import torch
 from .body.base import BodyModel
 from .fit_dense import gmof as _gmof
 from .fit_dense import make_dense_term
+from .geometry.camera import Camera
+from .geometry.rotations import rot6d_to_rotmat, rotation_between, rotmat_to_rot6d
 from .perception import TrackObservations
-from .result import SMPL_PARENTS
-from .smoothing import (lam_from_strength, smooth_positions_adaptive, smooth_rotations, smooth_rotations_adaptive,
-                        whittaker)
+from .skeletons import SMPL_PARENTS
+from .smoothing import (
+    lam_from_strength,
+    smooth_positions_adaptive,
+    smooth_rotations,
+    smooth_rotations_adaptive,
+    whittaker,
+)
 
 # Landmark indices (BlazePose order).
 L_SH, R_SH, L_EL, R_EL, L_WR, R_WR = 11, 12, 13, 14, 15, 16
@@ -51,32 +58,6 @@ _LIMB_BONES = [
     (7, 10, L_HEEL, L_TOE), (8, 11, R_HEEL, R_TOE),
     (16, 18, L_SH, L_EL), (17, 19, R_SH, R_EL), (18, 20, L_EL, L_WR), (19, 21, R_EL, R_WR),
 ]
-
-
-@dataclass(frozen=True)
-class Camera:
-    """Pinhole intrinsics in pixels."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    def K(self) -> np.ndarray:
-        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1.0]])
-
-
-DEFAULT_FOV_DEG = 60.0  # horizontal field of view along the longer image side (README: "Camera")
-
-
-def default_camera(width: int, height: int, fov_deg: float | None = None, focal_px: float | None = None) -> Camera:
-    """Intrinsics from a field of view along the image's longer side (or an explicit focal length)."""
-    if focal_px is None:
-        fov = DEFAULT_FOV_DEG if fov_deg is None else fov_deg
-        focal_px = max(width, height) / (2.0 * math.tan(math.radians(fov) / 2.0))
-    return Camera(float(focal_px), float(focal_px), width / 2.0, height / 2.0, int(width), int(height))
 
 
 @dataclass(frozen=True)
@@ -121,42 +102,6 @@ class TrackFit:
 # rotation helpers (torch)
 
 
-def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
-    """6-D representation (first two columns) -> rotation matrices, by Gram-Schmidt. ``(..., 6) -> (..., 3, 3)``."""
-    a, b = x[..., :3], x[..., 3:]
-    e1 = torch.nn.functional.normalize(a, dim=-1)
-    b = b - (e1 * b).sum(-1, keepdim=True) * e1
-    e2 = torch.nn.functional.normalize(b, dim=-1)
-    e3 = torch.cross(e1, e2, dim=-1)
-    return torch.stack([e1, e2, e3], -1)
-
-
-def rotmat_to_rot6d(R: torch.Tensor) -> torch.Tensor:
-    return torch.cat([R[..., :, 0], R[..., :, 1]], -1)
-
-
-def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Minimal rotations ``(..., 3, 3)`` taking unit vectors a to b."""
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    v = np.cross(a, b)
-    c = np.sum(a * b, -1)
-    K = np.zeros(v.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 0] = -v[..., 2], v[..., 1], v[..., 2]
-    K[..., 1, 2], K[..., 2, 0], K[..., 2, 1] = -v[..., 0], -v[..., 1], v[..., 0]
-    f = 1.0 / np.maximum(1.0 + c, 1e-6)
-    R = np.eye(3) + K + (K @ K) * f[..., None, None]
-    # Antiparallel: turn by pi about any axis orthogonal to a.
-    anti = c < -0.999
-    if np.any(anti):
-        ax = np.cross(a[anti], np.array([1.0, 0.0, 0.0]))
-        bad = np.linalg.norm(ax, axis=-1) < 1e-3
-        ax[bad] = np.cross(a[anti][bad], np.array([0.0, 1.0, 0.0]))
-        ax /= np.linalg.norm(ax, axis=-1, keepdims=True)
-        R[anti] = 2 * ax[..., :, None] * ax[..., None, :] - np.eye(3)
-    return R
-
-
 # ------------------------------------------------------------------------------------------------
 # initialisation from the landmark model's 3-D landmarks
 
@@ -192,7 +137,7 @@ def initial_pose(world: np.ndarray, conf: np.ndarray, J_rest: np.ndarray) -> np.
             d_obs = world[:, b] - world[:, a]
             ok = (np.minimum(conf[:, a], conf[:, b]) > 0.3) & (np.linalg.norm(d_obs, axis=-1) > 1e-4)
             rest = np.einsum("tik,k->ti", G[:, p], J_rest[c] - J_rest[j])  # the bone as the parent carries it
-            S = _swing(rest, np.where(ok[:, None], d_obs, rest))
+            S = rotation_between(rest, np.where(ok[:, None], d_obs, rest))
             G[:, j] = S @ G[:, p]
         R[:, j] = np.swapaxes(G[:, p], -1, -2) @ G[:, j]
     return R

@@ -18,10 +18,11 @@ from dataclasses import asdict
 import numpy as np
 
 from . import __version__
-from .blazepose import LANDMARK_NAMES, SKELETON_EDGES
 from .errors import UserError
 from .fileio import atomic_path
 from .perception import PerceptionConfig, PerceptionResult, TrackObservations
+from .skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
+from .skeletons import BLAZEPOSE_LANDMARK_NAMES as LANDMARK_NAMES
 from .video import VideoInfo
 
 FORMAT = "doppel-landmarks"

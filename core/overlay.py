@@ -25,20 +25,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .geometry.mesh import vertex_normals
+
 _EPS = 1e-5  # barycentric tolerance: pixel centres on shared edges are covered by both triangles
 _BUDGET = 1 << 21  # candidate pixels per batch
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals ``(V, 3)`` (zero for unused vertices)."""
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces, np.int64)
-    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    out = np.zeros_like(v)
-    for k in range(3):
-        out += np.stack([np.bincount(f[:, k], weights=n[:, c], minlength=len(v)) for c in range(3)], 1)
-    norm = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norm, 1e-20)
 
 
 _SIZES = np.unique(np.concatenate([2 ** np.arange(15), 3 * 2 ** np.arange(14)])).astype(np.int64)  # 1, 2, 3, 4, 6, 8, 12, ...
@@ -206,28 +196,4 @@ def render_meshes(image_rgb: np.ndarray, meshes: Sequence[tuple], fx: float, fy:
     flat_img = out.reshape(-1, 3)
     blended = np.float32(1.0 - alpha) * flat_img[pix] + np.float32(alpha) * t[:, 14:17] * shade[:, None]
     flat_img[pix] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    return out
-    f_local = tri.reshape(-1)[pix]
-    face = F_vis[f_local]
-    py, px = np.divmod(pix, W)
-    # Perspective-correct barycentrics of each covered pixel centre.
-    p = uv[face]
-    (ax, ay), (bx, by), (qx, qy) = p[:, 0].T, p[:, 1].T, p[:, 2].T
-    area = (bx - ax) * (qy - ay) - (qx - ax) * (by - ay)
-    w0 = ((bx - px) * (qy - py) - (qx - px) * (by - py)) / area
-    w1 = ((qx - px) * (ay - py) - (ax - px) * (qy - py)) / area
-    w = np.clip(np.stack([w0, w1, 1.0 - w0 - w1], 1), 0.0, 1.0) * inv_z[face]
-    w /= np.maximum(w.sum(1, keepdims=True), 1e-20)
-    n = np.einsum("pk,pkc->pc", w, N[face])
-    flat = np.cross(V[face[:, 1]] - V[face[:, 0]], V[face[:, 2]] - V[face[:, 0]])  # fallback where normals cancel
-    n = np.where((np.linalg.norm(n, axis=1) > 1e-6)[:, None], n, flat)
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-    ray = np.stack([(px - cx) / fx, (py - cy) / fy, np.ones(len(px))], 1)
-    ray /= np.linalg.norm(ray, axis=1, keepdims=True)
-    lambert = np.abs(np.sum(n * ray, axis=1))  # head-light: light along the viewing ray; either winding
-    shade = ambient + (1.0 - ambient) * lambert
-    col = np.stack(colours)[owner[visible[f_local]]] * shade[:, None]
-    flat_img = out.reshape(-1, 3)
-    blended = (1.0 - alpha) * flat_img[pix].astype(np.float64) + alpha * col
-    flat_img[pix] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import numpy as np
 import torch
 
-from .blazepose import LandmarkBatch, PoseDetector, PoseLandmarker, alignment_rois, load_pose_models
+from .blazepose import LandmarkBatch, PoseDetector, PoseLandmarker, load_pose_models
 from .errors import Cancelled, ConfigError, NoPersonFound
 from .progress import ProgressFn, null_progress
 from .tracking import assign, boxes_from_keypoints, histogram_similarity, keypoint_similarity
@@ -182,7 +182,7 @@ def same_person(kp: np.ndarray, vis: np.ndarray, threshold: float) -> np.ndarray
     Either the landmarks agree (OKS-like similarity, also with left and right swapped, since a
     second pass on a person may mirror them), or the hips and the shoulders both nearly coincide.
     """
-    from .blazepose import FLIP_PERM
+    from .skeletons import BLAZEPOSE_FLIP as FLIP_PERM
 
     sim = np.maximum(keypoint_similarity(kp, vis, kp, vis),
                      keypoint_similarity(kp, vis, kp[:, list(FLIP_PERM)], vis[:, list(FLIP_PERM)]))

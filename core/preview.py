@@ -8,10 +8,11 @@ from typing import Callable, Iterable, Optional
 import cv2
 import numpy as np
 
-from .blazepose import SKELETON_EDGES, mask_to_frame
+from .blazepose import mask_to_frame
 from .errors import Cancelled, OutputPathError
 from .fileio import atomic_path
 from .progress import ProgressFn, null_progress
+from .skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
 from .video import VideoInfo, iter_frames
 
 

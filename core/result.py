@@ -13,18 +13,9 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import atomic_path
+from .skeletons import N_SMPL_JOINTS
 
 SCHEMA_VERSION = 1
-N_SMPL_JOINTS = 24
-SMPL_JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
-    "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand",
-)
-SMPL_PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21])
-
-
 class ResultFormatError(UserError):
     """A result file is missing fields, has wrong shapes, or is of another schema version."""
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .convert import R_BLENDER_FROM_CANON, blender_camera_from_cv, blender_fps, rotmat_to_rotvec
-from .result import SMPL_JOINT_NAMES, SMPL_PARENTS, PersonResult, Result
-from .rig import rig_from_joints, smpl_blender_pose, smpl_global_rotations, smpl_joints_world
+from .geometry.axes import R_BLENDER_FROM_CANON, blender_camera_from_cv
+from .geometry.kinematics import smpl_global_rotations, smpl_joints_world
+from .geometry.rig import rig_from_joints, smpl_blender_pose
+from .geometry.rotations import rotmat_to_rotvec
+from .geometry.timebase import blender_fps
+from .result import PersonResult, Result
+from .skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 _STEPS = {"hip": [0.09, -0.08, 0], "knee": [0, -0.4, 0], "ankle": [0, -0.4, 0], "foot": [0, -0.05, 0.12],
           "spine": [0, 0.12, 0], "neck": [0, 0.15, 0], "head": [0, 0.1, 0.02], "collar": [0.07, 0.1, 0],

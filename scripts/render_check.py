@@ -117,7 +117,8 @@ def make_toy(folder: str) -> tuple[str, str]:
     own intrinsics: rendered through the Blender camera, the bodies must cover the stick figures."""
     import cv2
 
-    from core.result import SMPL_PARENTS, write_result
+    from core.result import write_result
+    from core.skeletons import SMPL_PARENTS
     from core.synthetic import toy_result
 
     os.makedirs(folder, exist_ok=True)

@@ -13,11 +13,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import tomllib
 import zipfile
 
 import numpy as np
 import pytest
+import tomllib
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed; pip install bpy==5.0.1")
 import addon_utils  # noqa: E402  (comes with bpy)
@@ -472,7 +472,7 @@ def test_capture_end_to_end_real_engine(addon, tmp_path):
     person = r.people[0]
     sc = bpy.context.scene
     # Blender's evaluated bone heads equal the result rig's own forward kinematics (any body model) ...
-    from core.rig import Rig, posed_bone_frames
+    from core.geometry.rig import Rig, posed_bone_frames
     rig = Rig(person.bone_names, person.bone_parents.astype(np.int64), person.bone_heads.astype(np.float64),
               person.bone_tails.astype(np.float64), person.bone_matrices.astype(np.float64))
     heads, _ = posed_bone_frames(rig, person.bone_rotations, person.root_location)
@@ -481,7 +481,7 @@ def test_capture_end_to_end_real_engine(addon, tmp_path):
         got = _posed_heads(arms[0], list(person.bone_names))
         assert np.abs(got - heads[k]).max() < 1e-3
         # ... and, where bones carry SMPL joint names, the result's world joints.
-        from core.result import SMPL_JOINT_NAMES
+        from core.skeletons import SMPL_JOINT_NAMES
         named = [(j, n) for j, n in enumerate(SMPL_JOINT_NAMES) if n in person.bone_names]
         if named:
             got = _posed_heads(arms[0], [n for _, n in named])

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from core.body import load_body_model
-from core.body.base import BLAZEPOSE_LANDMARK_NAMES, rotvec_to_rotmat_torch
 from core.errors import ConfigError, MissingWeightsError, WeightsFormatError
-from core.result import SMPL_JOINT_NAMES, SMPL_PARENTS
-from core.rig import posed_bone_frames, smpl_global_rotations, smpl_joints_world
+from core.geometry.kinematics import smpl_global_rotations, smpl_joints_world
+from core.geometry.rig import posed_bone_frames
+from core.geometry.rotations import rotvec_to_rotmat_torch
+from core.skeletons import BLAZEPOSE_LANDMARK_NAMES, SMPL_JOINT_NAMES, SMPL_PARENTS
 
 J = SMPL_JOINT_NAMES.index
 LM = BLAZEPOSE_LANDMARK_NAMES.index

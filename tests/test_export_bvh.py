@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from core.export_bvh import bvh_motion, euler_zxy_from_rotmat, rest_joints_world, write_bvh
-from core.convert import rotvec_to_rotmat
-from core.result import SMPL_JOINT_NAMES, SMPL_PARENTS
+from core.geometry.rotations import rotvec_to_rotmat
+from core.skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 from core.synthetic import toy_person
 
 

@@ -8,10 +8,11 @@ import struct
 import numpy as np
 import pytest
 
-from core.convert import quat_wxyz_to_rotmat
-from core.export_gltf import R_GLTF_FROM_BLENDER, write_glb
-from core.result import SMPL_JOINT_NAMES
-from core.rig import Rig, posed_bone_frames
+from core.export_gltf import write_glb
+from core.geometry.axes import R_YUP_FROM_ZUP
+from core.geometry.rig import Rig, posed_bone_frames
+from core.geometry.rotations import quat_wxyz_to_rotmat
+from core.skeletons import SMPL_JOINT_NAMES
 from core.synthetic import toy_result
 
 FPS = 25.0
@@ -69,7 +70,7 @@ def test_glb_structure(exported):
         acc = doc["accessors"][prim["attributes"]["POSITION"]]
         np.testing.assert_array_equal(acc["min"], pos.min(0))
         np.testing.assert_array_equal(acc["max"], pos.max(0))
-        np.testing.assert_allclose(pos, person.rest_vertices @ R_GLTF_FROM_BLENDER.T, atol=1e-6)
+        np.testing.assert_allclose(pos, person.rest_vertices @ R_YUP_FROM_ZUP.T, atol=1e-6)
         w = _accessor(doc, binary, prim["attributes"]["WEIGHTS_0"])
         np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-6)
         idx = _accessor(doc, binary, prim["indices"]).reshape(-1, 3)
@@ -86,7 +87,7 @@ def test_node_animation_fk_and_bind_pose(exported):
     """Plain glTF node FK (Y up) puts the bone heads on the joints; the inverse bind matrices undo the rest."""
     result, path = exported
     doc, binary = _read_glb(path)
-    M = R_GLTF_FROM_BLENDER
+    M = R_YUP_FROM_ZUP
     for i, person in enumerate(result.people):
         skin = doc["skins"][i]
         joints = skin["joints"]

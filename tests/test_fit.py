@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.convert import rotvec_to_rotmat
-from core.fit import FitConfig, default_camera, fit_track, rot6d_to_rotmat, rotmat_to_rot6d
+from core.fit import FitConfig, fit_track
+from core.geometry.camera import camera_for_video
+from core.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d, rotvec_to_rotmat
 from core.perception import TrackObservations
 
 anny = pytest.importorskip("anny", reason="the Anny body model (pip install anny) is the default body")
@@ -60,7 +61,7 @@ def test_rot6d_roundtrip():
 
 
 def test_fit_recovers_known_pose_position_and_size(body):
-    cam = default_camera(1280, 720)
+    cam = camera_for_video(1280, 720)
     obs, joints_true, shape_true, box = _synthetic_track(body, cam)
     fit = fit_track(body, obs, cam, FitConfig())
     J = fit.joints

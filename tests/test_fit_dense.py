@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.convert import rotvec_to_rotmat
 from core.densepose.observe import match_frame
 from core.densepose.parts import N_REGIONS, PART_REGION, DenseObservations, vertex_regions
-from core.fit import FitConfig, default_camera, fit_track
+from core.fit import FitConfig, fit_track
+from core.geometry.camera import camera_for_video
+from core.geometry.rotations import rotvec_to_rotmat
 from core.overlay import rasterize
 from core.perception import TrackObservations
 
@@ -90,7 +91,7 @@ def as_densepose_result(labels, UV):
 
 def _scene(body, T=6, K=300, face_uv_fn=None, seed=0):
     """Ground truth, torso-only observations, and rendered DensePose samples."""
-    cam = default_camera(640, 480)
+    cam = camera_for_video(640, 480)
     R = _pose(T)
     shape = body.default_shape.detach().clone()
     with torch.no_grad():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.convert import rotvec_to_rotmat
+from core.geometry.rotations import rotvec_to_rotmat
 from core.overlay import rasterize, render_meshes
 
 H, W = 240, 320

@@ -1,9 +1,12 @@
 """The armature maths: Blender-convention pose bases reproduce the SMPL forward kinematics exactly."""
 import numpy as np
 
-from core.convert import R_BLENDER_FROM_CANON, blender_camera_from_cv, blender_fps, rotmat_to_rotvec, rotvec_to_rotmat
-from core.result import SMPL_JOINT_NAMES, SMPL_PARENTS
-from core.rig import posed_bone_frames, rig_from_joints, smpl_blender_pose, smpl_global_rotations, smpl_joints_world
+from core.geometry.axes import R_BLENDER_FROM_CANON, blender_camera_from_cv
+from core.geometry.kinematics import smpl_global_rotations, smpl_joints_world
+from core.geometry.rig import posed_bone_frames, rig_from_joints, smpl_blender_pose
+from core.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
+from core.geometry.timebase import blender_fps
+from core.skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 
 def _toy_rest_joints():

@@ -2,9 +2,17 @@
 import numpy as np
 
 from benchmarks.synthetic.evaluate import (
-    accel_error, evaluate, foot_skate, match_people, mpjpe, pa_mpjpe, pck_2d, project, w_mpjpe,
+    accel_error,
+    evaluate,
+    foot_skate,
+    match_people,
+    mpjpe,
+    pa_mpjpe,
+    pck_2d,
+    project,
+    w_mpjpe,
 )
-from core.convert import rotvec_to_rotmat
+from core.geometry.rotations import rotvec_to_rotmat
 
 
 def _skeleton(T=5, J=24, seed=0):

@@ -86,7 +86,7 @@ def test_ground_truth_body_covers_the_rendered_pixels(tiny):
 
     from benchmarks.synthetic.bodies import load_target_body
     from benchmarks.synthetic.render import project_points
-    from core.convert import rotvec_to_rotmat
+    from core.geometry.rotations import rotvec_to_rotmat
     from core.overlay import rasterize
 
     info = tiny

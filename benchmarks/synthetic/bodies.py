@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.result import SMPL_PARENTS
-from core.rig import smpl_joints_world
+from core.geometry.kinematics import smpl_joints_world
+from core.skeletons import SMPL_PARENTS
 
 from .retarget import stand_in_rest_joints
 
@@ -104,7 +104,7 @@ class StandInBody(TargetBody):
         self._build(np.array([1.0]))
 
     def _build(self, shape):
-        from core.result import SMPL_JOINT_NAMES
+        from core.skeletons import SMPL_JOINT_NAMES
 
         J = stand_in_rest_joints() * float(shape[0])
         verts, faces, owner = [], [], []

@@ -34,8 +34,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from core.convert import blender_camera_from_cv, rotmat_to_rotvec
-from core.result import SMPL_JOINT_NAMES, SMPL_PARENTS
+from core.geometry.axes import blender_camera_from_cv
+from core.geometry.rotations import rotmat_to_rotvec
+from core.skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 from .bodies import TargetBody, load_target_body
 from .bvh import metres_per_unit, read_bvh

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.convert import R_BLENDER_FROM_CANON, rotmat_to_rotvec
-from core.result import SMPL_JOINT_NAMES, SMPL_PARENTS
-from core.rig import smpl_joints_world
+from core.geometry.axes import R_BLENDER_FROM_CANON
+from core.geometry.kinematics import smpl_joints_world
+from core.geometry.rotations import rotmat_to_rotvec
+from core.skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 from .bvh import BVH, forward_kinematics, metres_per_unit
 

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
-from .base import BLAZEPOSE_LANDMARK_NAMES, BodyModel, BodyOutput, BodyRig
-
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+from ..paths import WEIGHTS_DIR
+from ..skeletons import BLAZEPOSE_LANDMARK_NAMES
+from .base import BodyModel, BodyOutput, BodyRig
 
 
 def load_body_model(name: str = "anny", device="cpu", weights_dir: str | os.PathLike | None = None,
@@ -23,7 +22,7 @@ def load_body_model(name: str = "anny", device="cpu", weights_dir: str | os.Path
     if name == "smpl":
         from .smpl_model import SMPLBody
 
-        return SMPLBody(weights_dir=weights_dir or DEFAULT_WEIGHTS_DIR, gender=gender, dtype=dtype, device=device)
+        return SMPLBody(weights_dir=weights_dir or WEIGHTS_DIR, gender=gender, dtype=dtype, device=device)
     raise ConfigError(f"unknown body model {name!r}: use 'anny' or 'smpl'")
 
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..convert import R_BLENDER_FROM_CANON
 from ..errors import MissingWeightsError
-from ..result import SMPL_JOINT_NAMES, SMPL_PARENTS
-from ..rig import Rig, bone_matrices_from_heads_tails, rig_from_joints
-from .base import (BodyModel, BodyOutput, BodyRig, blend_skinning, chain_global_rotations, chain_joint_positions,
-                   rotvec_to_rotmat_torch, top4_skin, twist_angle_torch)
+from ..geometry.axes import R_BLENDER_FROM_CANON
+from ..geometry.kinematics import chain_global_rotations, chain_joint_positions
+from ..geometry.rig import Rig, bone_matrices_from_heads_tails, rig_from_joints
+from ..geometry.rotations import rotation_between, rotvec_to_rotmat_torch, twist_angle_torch
+from ..skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
+from .base import BodyModel, BodyOutput, BodyRig
+from .kernels import blend_skinning, top4_skin
 from .landmarks import landmark_spec
 
 # SMPL joint -> the Anny bone whose head is the joint (and whose subtree the joint drives).
@@ -54,22 +56,6 @@ def _group_of_bone(label: str, parent_group: int) -> int:
     return parent_group
 
 
-def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking direction a to direction b."""
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    v = np.cross(a, b)
-    c = float(a @ b)
-    if np.linalg.norm(v) < 1e-12:
-        if c > 0:
-            return np.eye(3)
-        axis = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
-        axis /= np.linalg.norm(axis)
-        return 2 * np.outer(axis, axis) - np.eye(3)
-    K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + K + K @ K * (1.0 / (1.0 + c))
-
-
 def _frame(u, n):
     u = u / np.linalg.norm(u)
     n = n - (n @ u) * u
@@ -95,7 +81,7 @@ def tpose_corrections(JA: np.ndarray) -> np.ndarray:
         out = np.array([1.0 if side == "left" else -1.0, 0.0, 0.0])
         if name.endswith("_hip") or name.endswith("_knee"):
             child = n(f"{side}_knee") if name.endswith("_hip") else n(f"{side}_ankle")
-            Rc[j] = _rot_between(Rc[p] @ (JA[child] - JA[j]), down) @ Rc[p]
+            Rc[j] = rotation_between(Rc[p] @ (JA[child] - JA[j]), down) @ Rc[p]
         elif name.endswith("_ankle"):
             Rc[j] = np.eye(3)
         elif name.endswith("_shoulder"):
@@ -106,7 +92,7 @@ def tpose_corrections(JA: np.ndarray) -> np.ndarray:
             Rc[j] = _frame(out, hinge_t) @ _frame(u, hinge).T @ Rc[p]
         elif name.endswith("_elbow") or name.endswith("_wrist"):
             child = n(f"{side}_wrist") if name.endswith("_elbow") else n(f"{side}_hand")
-            Rc[j] = _rot_between(Rc[p] @ (JA[child] - JA[j]), out) @ Rc[p]
+            Rc[j] = rotation_between(Rc[p] @ (JA[child] - JA[j]), out) @ Rc[p]
     return Rc
 
 
@@ -120,7 +106,7 @@ class AnnyBody(BodyModel):
             from anny.models.phenotype import phenotype_blendshape_weights
         except ImportError as exc:
             raise MissingWeightsError(
-                "the Anny body model is not installed: pip install anny (Apache-2.0), or use --body-model smpl"
+                "the Anny body model is not installed: pip install anny (Apache-2.0), or use --body smpl"
             ) from exc
         self._phenotype_weights = phenotype_blendshape_weights
         self.version = str(getattr(anny, "__version__", "unknown"))

@@ -17,18 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..convert import R_BLENDER_FROM_CANON
-from ..result import SMPL_JOINT_NAMES, SMPL_PARENTS, PersonResult
-from ..rig import Rig, blender_pose_from_world_rotations, smpl_global_rotations, smpl_joints_world
-
-BLAZEPOSE_LANDMARK_NAMES = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
-    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
-    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-    "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index",
-)
-N_LANDMARKS = len(BLAZEPOSE_LANDMARK_NAMES)
+from ..geometry.axes import R_BLENDER_FROM_CANON
+from ..geometry.kinematics import smpl_global_rotations, smpl_joints_world
+from ..geometry.rig import Rig, blender_pose_from_world_rotations
+from ..geometry.rotations import rotvec_to_rotmat, rotvec_to_rotmat_torch, twist_angle
+from ..result import PersonResult
+from ..skeletons import BLAZEPOSE_LANDMARK_NAMES, SMPL_JOINT_NAMES, SMPL_PARENTS
 
 
 @dataclass(frozen=True)
@@ -63,104 +57,14 @@ class BodyRig:
         The rig's rest is the canonical T-pose turned Z up (``C``), so bone b's delta is ``G_group(b) @ C^T``
         (times a share of the child joint's twist for twist bones).
         """
-        from ..convert import rotvec_to_rotmat
-
         G = np.asarray(G, dtype=np.float64)
         W = G[:, self.bone_group]
         for b, c, a in zip(self.twist_bones, self.twist_child, self.twist_axis):
             g = self.bone_group[b]
             local = np.swapaxes(G[:, g], -1, -2) @ G[:, c]
-            theta = twist_angle_np(local, a)
+            theta = twist_angle(local, a)
             W[:, b] = G[:, g] @ rotvec_to_rotmat(self.twist_fraction * theta[:, None] * a)
         return W @ R_BLENDER_FROM_CANON.T
-
-
-def twist_angle_np(R: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Signed twist angle of rotations ``R (..., 3, 3)`` about a unit axis (swing-twist decomposition)."""
-    vee = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
-    tr = R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2]
-    return 2.0 * np.arctan2(vee @ axis, 1.0 + tr)
-
-
-def twist_angle_torch(R: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
-    vee = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
-    tr = R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2]
-    return 2.0 * torch.atan2((vee * axis).sum(-1), (1.0 + tr).clamp_min(1e-9))
-
-
-# ----------------------------------------------------------------------------------------------
-# torch maths (stateless)
-
-
-def rotvec_to_rotmat_torch(rotvec: torch.Tensor) -> torch.Tensor:
-    """Axis-angle ``(..., 3)`` -> rotation matrices ``(..., 3, 3)``; smooth (and differentiable) at zero."""
-    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)
-    theta = torch.sqrt(theta2 + 1e-16)
-    small = theta2 < 1e-8
-    # sin(t)/t and (1-cos t)/t^2 with their Taylor series near zero.
-    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / torch.where(small, 1.0, theta2))
-    x, y, z = rotvec.unbind(-1)
-    zero = torch.zeros_like(x)
-    K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(rotvec.shape[:-1] + (3, 3))
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand(K.shape)
-    return eye + a[..., None] * K + b[..., None] * (K @ K)
-
-
-def chain_global_rotations(rotmats: torch.Tensor, parents) -> torch.Tensor:
-    """``G (N, J, 3, 3)``: G_j = G_parent @ R_j (one step per joint, batched over frames)."""
-    G = [rotmats[:, 0]]
-    for j in range(1, rotmats.shape[1]):
-        G.append(G[int(parents[j])] @ rotmats[:, j])
-    return torch.stack(G, 1)
-
-
-def chain_joint_positions(G: torch.Tensor, joints_rest: torch.Tensor, transl: torch.Tensor, parents) -> torch.Tensor:
-    """Posed joints ``(N, J, 3)``: pelvis = rest pelvis + transl, children hang off their rotated parent."""
-    offsets = joints_rest[:, 1:] - joints_rest[:, [int(p) for p in parents[1:]]]  # (B, J-1, 3)
-    P = [joints_rest[:, 0] + transl]
-    for j in range(1, G.shape[1]):
-        p = int(parents[j])
-        P.append(P[p] + (G[:, p] @ offsets[:, j - 1, :, None])[..., 0])
-    return torch.stack(P, 1)
-
-
-def blend_skinning(vertices: torch.Tensor, weights: torch.Tensor, M: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Linear blend skinning: ``v' = (sum_j w_vj M_j) v + sum_j w_vj t_j``.
-
-    vertices (B, V, 3) with B = N or 1, weights (V, J), M (N, J, 3, 3), t (N, J, 3) -> (N, V, 3).
-    """
-    N, J = M.shape[:2]
-    A = torch.cat([M.transpose(-1, -2), t[:, :, None]], -2)  # (N, J, 4, 3): rows = M's columns, then t
-    vh = torch.cat([vertices, torch.ones_like(vertices[..., :1])], -1)  # (B, V, 4)
-    if vh.shape[0] == 1:
-        # One rest mesh for all frames: out[n, v] = sum_jk (w_vj vh_vk) A[n, j, k], a single GEMM.
-        phi = (weights[:, :, None] * vh[0, :, None, :]).reshape(-1, J * 4)  # (V, J*4)
-        out = phi @ A.permute(1, 2, 0, 3).reshape(J * 4, N * 3)  # (V, N*3)
-        return out.reshape(-1, N, 3).transpose(0, 1)
-    Av = torch.matmul(weights, A.reshape(N, J, 12)).reshape(N, -1, 4, 3)  # per-vertex blended transforms
-    return (Av * vh[..., None]).sum(-2)
-
-
-def top4_skin(weights: np.ndarray, indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The 4 strongest influences per vertex, renormalised. ``weights (V, K)`` (dense if indices is None)."""
-    weights = np.asarray(weights, dtype=np.float64)
-    if indices is None:
-        indices = np.broadcast_to(np.arange(weights.shape[1]), weights.shape)
-    order = np.argsort(-weights, axis=1, kind="stable")[:, :4]
-    w = np.take_along_axis(weights, order, 1)
-    idx = np.take_along_axis(np.asarray(indices), order, 1).astype(np.int64)
-    if w.shape[1] < 4:
-        pad = 4 - w.shape[1]
-        w = np.pad(w, ((0, 0), (0, pad)))
-        idx = np.pad(idx, ((0, 0), (0, pad)))
-    w = np.clip(w, 0.0, None)
-    w = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
-    idx = np.where(w > 0, idx, idx[:, :1])  # unused slots point at the main bone with weight 0
-    return idx, w
-
-
-# ----------------------------------------------------------------------------------------------
 
 
 class BodyModel(torch.nn.Module):

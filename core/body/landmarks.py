@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BLAZEPOSE_LANDMARK_NAMES
+from ..skeletons import BLAZEPOSE_LANDMARK_NAMES
 
 J = {n: i for i, n in enumerate((
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",

@@ -6,17 +6,18 @@ gender ``SMPL_MALE``/``SMPL_FEMALE``. SMPL's rest pose is already a T-pose in th
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..convert import R_BLENDER_FROM_CANON
 from ..errors import MissingWeightsError, WeightsFormatError
-from ..result import SMPL_JOINT_NAMES, SMPL_PARENTS
-from ..rig import rig_from_joints
-from .base import BodyModel, BodyOutput, BodyRig, blend_skinning, chain_global_rotations, chain_joint_positions, top4_skin
+from ..geometry.axes import R_BLENDER_FROM_CANON
+from ..geometry.kinematics import chain_global_rotations, chain_joint_positions
+from ..geometry.rig import rig_from_joints
+from ..skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
+from .base import BodyModel, BodyOutput, BodyRig
+from .kernels import blend_skinning, top4_skin
 from .landmarks import landmark_spec
 from .safe_pickle import load_smpl_pickle
 

@@ -16,7 +16,7 @@ the checkpoint, so the tiny golden model and the real R50-FPN checkpoints share 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np

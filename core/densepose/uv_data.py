@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingWeightsError, WeightsFormatError
+from ..paths import DENSEPOSE_UV
 from .parts import N_PARTS
 
 UV_URL = "https://dl.fbaipublicfiles.com/densepose/densepose_uv_data.tar.gz"
-DEFAULT_UV = Path(__file__).resolve().parents[2] / "weights" / "densepose" / "UV_Processed.mat"
+DEFAULT_UV = DENSEPOSE_UV
 
 UV_DOWNLOAD_HINT = (
     f"download densepose_uv_data.tar.gz from {UV_URL} (facebookresearch/DensePose, "

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingWeightsError, WeightsFormatError
+from ..paths import DENSEPOSE_CHECKPOINT
 from ..safe_pickle import RestrictedUnpickler
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "densepose" / "model_final_162be9.pkl"
+DEFAULT_WEIGHTS = DENSEPOSE_CHECKPOINT
 
 DOWNLOAD_HINT = (
     "download densepose_rcnn_R_50_FPN_s1x (model_final_162be9.pkl, CC BY-SA 3.0) from the DensePose "

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .convert import quat_continuity, quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
+from .axes import R_BLENDER_FROM_CANON
+from .rotations import quat_continuity, quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,13 @@ class Rig:
 
     def __post_init__(self):
         B = len(self.names)
-        assert self.parents.shape == (B,) and self.heads.shape == (B, 3) and self.tails.shape == (B, 3)
-        assert self.matrices.shape == (B, 3, 3)
-        assert self.parents[0] == -1 and all(self.parents[b] < b for b in range(1, B)), "bones must be topologically sorted"
+        shapes = {"parents": (self.parents.shape, (B,)), "heads": (self.heads.shape, (B, 3)),
+                  "tails": (self.tails.shape, (B, 3)), "matrices": (self.matrices.shape, (B, 3, 3))}
+        for name, (got, want) in shapes.items():
+            if tuple(got) != want:
+                raise ValueError(f"rig {name} has shape {tuple(got)}, expected {want} for {B} bones")
+        if B and (self.parents[0] != -1 or any(self.parents[b] >= b for b in range(1, B))):
+            raise ValueError("rig bones must be topologically sorted with the root first")
 
     def index(self, name: str) -> int:
         return self.names.index(name)
@@ -101,33 +106,6 @@ def posed_bone_frames(rig: Rig, quats: np.ndarray, root_location: np.ndarray) ->
     return heads, orients
 
 
-def smpl_global_rotations(global_orient: np.ndarray, body_pose: np.ndarray, parents: np.ndarray) -> np.ndarray:
-    """SMPL forward kinematics of rotations: ``G (T, J, 3, 3)``, body canonical -> world.
-
-    ``global_orient (T, 3)`` and ``body_pose (T, J-1, 3)`` are axis-angle; joint j's global rotation is
-    ``G_parent @ R(theta_j)``.
-    """
-    from .convert import rotvec_to_rotmat
-
-    local = rotvec_to_rotmat(np.concatenate([np.asarray(global_orient)[:, None], np.asarray(body_pose)], axis=1))
-    G = np.empty_like(local)
-    for j, p in enumerate(parents):
-        G[:, j] = local[:, j] if p < 0 else G[:, p] @ local[:, j]
-    return G
-
-
-def smpl_joints_world(G: np.ndarray, joints_rest: np.ndarray, transl: np.ndarray, parents: np.ndarray) -> np.ndarray:
-    """World joint positions ``(T, J, 3)`` under the smplx convention (pelvis = rest pelvis + transl)."""
-    T, J = G.shape[:2]
-    out = np.empty((T, J, 3))
-    for j, p in enumerate(parents):
-        if p < 0:
-            out[:, j] = joints_rest[j] + transl
-        else:
-            out[:, j] = out[:, p] + G[:, p] @ (joints_rest[j] - joints_rest[p])
-    return out
-
-
 def rig_from_joints(names, parents: np.ndarray, joints_rest_canon: np.ndarray, leaf_tails: dict | None = None) -> Rig:
     """A Blender rig from rest joints in the body canonical frame (rotated to Z up, facing -Y).
 
@@ -135,8 +113,6 @@ def rig_from_joints(names, parents: np.ndarray, joints_rest_canon: np.ndarray, l
     midline is used (pelvis -> spine, upper chest -> neck). Leaf bones point along their parent bone,
     half its length, unless ``leaf_tails`` gives a world-frame offset (e.g. head: up, feet: forward).
     """
-    from .convert import R_BLENDER_FROM_CANON
-
     parents = np.asarray(parents)
     heads = np.asarray(joints_rest_canon, dtype=np.float64) @ R_BLENDER_FROM_CANON.T
     tails = np.empty_like(heads)
@@ -161,6 +137,4 @@ def smpl_blender_pose(rig: Rig, G: np.ndarray, pelvis_world: np.ndarray) -> tupl
 
     The rig's rest is the canonical rest turned Z up, so bone b's world delta is ``G_b @ C^T``.
     """
-    from .convert import R_BLENDER_FROM_CANON
-
     return blender_pose_from_world_rotations(rig, G @ R_BLENDER_FROM_CANON.T, pelvis_world)

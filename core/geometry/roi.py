@@ -1,0 +1,94 @@
+"""Regions of interest (ROIs): rotated squares in a frame, and the one mapping between them and pixels.
+
+An ROI is ``(cx, cy, size, rotation)`` in pixels and radians: a square of side ``size`` centred on
+``(cx, cy)``, rotated by ``rotation`` (positive turns the region's x axis towards the image's +y
+axis). Region coordinates ``(u, v)`` run over [0, 1] across the square, (0.5, 0.5) at its centre:
+
+    frame = centre + R(rotation) @ ((u - 0.5) size, (v - 0.5) size)
+
+Every crop, landmark, mask and silhouette lookup in the engine goes through :func:`roi_to_frame` or
+its inverse :func:`frame_to_roi`; the functions take numpy arrays or torch tensors.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROI_SCALE = 1.25  # MediaPipe's RectTransformationCalculator scale_x / scale_y for pose regions
+
+
+def _lib(x):
+    return torch if isinstance(x, torch.Tensor) else np
+
+
+def roi_to_frame(u, v, rois):
+    """Region coordinates ``u, v (N, ...)`` of ROIs ``(N, 4)`` -> frame pixels ``x, y (N, ...)``."""
+    lib = _lib(rois)
+    shape = (rois.shape[0],) + (1,) * (u.ndim - 1)
+    cx, cy, size, rot = (rois[:, k].reshape(shape) for k in range(4))
+    c, s = lib.cos(rot), lib.sin(rot)
+    du = (u - 0.5) * size
+    dv = (v - 0.5) * size
+    return cx + c * du - s * dv, cy + s * du + c * dv
+
+
+def frame_to_roi(x, y, rois):
+    """Frame pixels ``x, y (N, ...)`` -> region coordinates ``u, v`` of ROIs ``(N, 4)`` (the inverse)."""
+    lib = _lib(rois)
+    shape = (rois.shape[0],) + (1,) * (x.ndim - 1)
+    cx, cy, size, rot = (rois[:, k].reshape(shape) for k in range(4))
+    c, s = lib.cos(rot), lib.sin(rot)
+    dx, dy = x - cx, y - cy
+    return (c * dx + s * dy) / size + 0.5, (-s * dx + c * dy) / size + 0.5
+
+
+def roi_affine(roi: np.ndarray, pixels: int) -> np.ndarray:
+    """The 2x3 affine taking pixel ``(i, j)`` of a ``pixels``-square raster of one ROI (pixel i covers
+    region coordinate ``i / pixels``) to frame pixels; for ``cv2.warpAffine``."""
+    r = np.asarray(roi, dtype=np.float64).reshape(1, 4)
+    u = np.array([[0.0, 1.0 / pixels, 0.0]])
+    v = np.array([[0.0, 0.0, 1.0 / pixels]])
+    x, y = roi_to_frame(u, v, r)
+    o = np.array([x[0, 0], y[0, 0]])
+    return np.stack([np.array([x[0, 1], y[0, 1]]) - o, np.array([x[0, 2], y[0, 2]]) - o, o], 1)
+
+
+def alignment_rois(centre_px: np.ndarray, scale_px: np.ndarray, scale: float = ROI_SCALE) -> np.ndarray:
+    """MediaPipe's AlignmentPointsRects + RectTransformation(square_long): ``(N, 4)`` ROIs from two points.
+
+    The square is twice the centre-to-scale-point distance, times ``scale``; the rotation turns the
+    centre->scale-point vector to point up (target angle 90 degrees).
+    """
+    c = np.asarray(centre_px, dtype=np.float64).reshape(-1, 2)
+    s = np.asarray(scale_px, dtype=np.float64).reshape(-1, 2)
+    d = s - c
+    size = 2.0 * np.hypot(d[:, 0], d[:, 1]) * scale
+    rot = 0.5 * np.pi - np.arctan2(-d[:, 1], d[:, 0])
+    rot = rot - 2 * np.pi * np.floor((rot + np.pi) / (2 * np.pi))
+    return np.stack([c[:, 0], c[:, 1], size, rot], -1)
+
+
+def letterbox_roi(height: int, width: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The whole image as a square ROI (keep_aspect_ratio) and its letterbox padding (l, t, r, b)."""
+    side = float(max(height, width))
+    roi = np.array([[width / 2.0, height / 2.0, side, 0.0]])
+    pad_x = (side - width) / (2 * side)
+    pad_y = (side - height) / (2 * side)
+    return roi, (pad_x, pad_y, pad_x, pad_y)
+
+
+def crop_rois(frames: torch.Tensor, frame_index: torch.Tensor, rois: torch.Tensor, out_size: int,
+              padding_mode: str) -> torch.Tensor:
+    """Bilinear rotated crops ``(N, C, S, S)`` of ``frames (B, C, H, W)`` float.
+
+    Output pixel (i, j) samples region coordinate (j / S, i / S): corners to corners, the mapping of
+    MediaPipe's OpenCV ImageToTensor converter.
+    """
+    height, width = frames.shape[2], frames.shape[3]
+    t = torch.arange(out_size, device=rois.device, dtype=torch.float32) / out_size
+    x, y = roi_to_frame(t[None, None, :], t[None, :, None], rois)
+    grid = torch.stack([2.0 * x / max(width - 1, 1) - 1.0, 2.0 * y / max(height - 1, 1) - 1.0], -1)
+    src = frames.index_select(0, frame_index)
+    return F.grid_sample(src, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
