@@ -56,9 +56,10 @@ def main() -> int:
     import torch
     from bench_landmarks import mediapipe_fps
 
-    from core.blazepose import load_pose_models
     from core.body import load_body_model
-    from core.capture import CaptureConfig, run_capture
+    from core.capture import run_capture
+    from core.config import CaptureConfig
+    from core.track.perception import load_pose_models
 
     t0 = time.perf_counter()
     body = load_body_model("anny", device=args.device)

@@ -12,7 +12,7 @@ For each cached synthetic clip (``.cache/synthetic/<clip>-<hash>/``, rendered by
 2. An oracle DensePose result is rendered per frame: every person into one z-buffer
    (``core.overlay.rasterize``, so people occlude each other), each visible pixel labelled with one
    DensePose part per body region (the part-level term only sees regions), then split per person into
-   one box + label patch each, as ``core.densepose.DensePoseResult``. Optional corruption:
+   one box + label patch each, as ``core.observe.densepose.DensePoseResult``. Optional corruption:
    ``--noise p`` replaces the part of a share p of the foreground pixels by the part of a random
    neighbouring region (regions adjacent on the mesh), ``--erode k`` removes a k-pixel band at each
    person's silhouette boundary.
@@ -152,7 +152,7 @@ def slice_gt(people: list[dict], n_frames: int) -> list[dict]:
 
 def region_tables(body):
     """Face -> DensePose part (one part per region), and the region adjacency on the mesh."""
-    from core.densepose.parts import N_REGIONS, PART_REGION, vertex_regions
+    from core.observe.densepose.parts import N_REGIONS, PART_REGION, vertex_regions
 
     region_part = np.array([int(np.flatnonzero(PART_REGION == r)[0]) for r in range(N_REGIONS)])
     faces = np.asarray(body.faces, np.int64)
@@ -183,7 +183,7 @@ class OracleDensePose:
         self.stats = {"frames": 0, "people": 0, "pixels": 0, "relabelled": 0, "eroded": 0}
 
     def render(self, t: int):
-        from core.densepose import DensePoseResult
+        from core.observe.densepose import DensePoseResult
         from core.overlay import rasterize
 
         H, W = self.hw
@@ -242,7 +242,7 @@ class OracleDensePose:
     def observer(self, samples: int = 160):
         """A ``dense_observer`` for ``run_capture``: the real observation stage (``observe_dense``:
         matching to the tracks and sampling) fed with this oracle instead of the network."""
-        from core.densepose.observe import dense_frames, observe_dense
+        from core.observe.densepose.observe import dense_frames, observe_dense
 
         oracle = self
 
@@ -287,7 +287,8 @@ def cached_perception():
 def run_one(video_info, body, n_frames, fit_cfg, observer=None):
     """One capture; returns the output and the CPU and wall seconds of the capture without perception
     and without rendering the oracle (what remains is the fit, the ground and the result)."""
-    from core.capture import CaptureConfig, run_capture
+    from core.capture import run_capture
+    from core.config import CaptureConfig
 
     cfg = CaptureConfig(fit=fit_cfg, use_densepose=False)
     t_obs = {"wall": 0.0, "cpu": 0.0}
@@ -381,7 +382,7 @@ def main(argv=None) -> int:
     import torch
 
     from core.body import load_body_model
-    from core.fit import FitConfig
+    from core.config import FitConfig
     from core.video import probe_video
 
     torch.set_num_threads(args.threads)

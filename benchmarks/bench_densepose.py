@@ -36,9 +36,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.densepose import DEFAULT_WEIGHTS, DensePoseModel, load_densepose  # noqa: E402
-from core.densepose.model import DensePoseConfig  # noqa: E402
-from core.densepose.weights import R50_FPN_S1X, random_state, validate_state  # noqa: E402
+from core.observe.densepose import DEFAULT_WEIGHTS, DensePoseModel, load_densepose  # noqa: E402
+from core.observe.densepose.model import DensePoseConfig  # noqa: E402
+from core.observe.densepose.weights import R50_FPN_S1X, random_state, validate_state  # noqa: E402
 
 VIDEO = ROOT.parent / "shared" / "data" / "videos" / "mmaction2_demo_skeleton.mp4"
 
@@ -176,7 +176,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     path = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     if path.exists():
-        from core.densepose.weights import read_checkpoint
+        from core.observe.densepose.weights import read_checkpoint
 
         state = read_checkpoint(path)
         source = f"real checkpoint {path.name}"

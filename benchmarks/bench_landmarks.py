@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,7 +52,8 @@ def mediapipe_fps(path: Path, n_frames: int) -> tuple[float, int]:
 
 
 def doppel_fps(path: Path, n_frames: int, device: str, models) -> tuple[float, int, dict]:
-    from core.perception import PerceptionConfig, run_perception
+    from core.config import PerceptionConfig
+    from core.track.perception import run_perception
 
     t0 = time.perf_counter()
     res = run_perception(str(path), PerceptionConfig(), device=device, stop=n_frames, models=models)
@@ -70,7 +70,7 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from core.blazepose import load_pose_models
+    from core.track.perception import load_pose_models
 
     clips = [(c, "?") for c in args.clips] if args.clips else DEFAULT_CLIPS
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, cpu count {os.cpu_count()}")

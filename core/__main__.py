@@ -18,7 +18,7 @@ from .errors import Cancelled, DoppelError
 COMMANDS = {
     "capture": ("core.cli_capture", "capture every person's motion as body-model parameters (the main job)"),
     "landmarks": ("core.cli_landmarks", "detect, track and run the landmark model on every person"),
-    "densepose": ("core.densepose.cli", "DensePose IUV per person for an image or a video"),
+    "densepose": ("core.observe.densepose.cli_densepose", "DensePose IUV per person for an image or a video"),
 }
 
 

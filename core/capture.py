@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -15,53 +15,26 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import Cancelled, ConfigError, MissingWeightsError
-from .fit import FitConfig, TrackFit, fit_track, smooth_fit
+from .config import CaptureConfig
+from .errors import Cancelled, MissingWeightsError
+from .fit import fit_track, smooth_fit
 from .geometry.axes import blender_camera_from_cv
 from .geometry.camera import Camera, camera_for_video
 from .geometry.rotations import rotmat_to_rotvec
 from .geometry.timebase import blender_fps
 from .paths import DENSEPOSE_CHECKPOINT, DENSEPOSE_UV, shown
-from .perception import PerceptionConfig, PerceptionResult, run_perception
 from .progress import ProgressFn, null_progress
 from .result import Result
 from .skeletons import SMPL_JOINT_NAMES
-from .video import VideoInfo, probe_video
+from .track.perception import run_perception
+from .types import PerceptionResult, TrackFit, VideoInfo
+from .video import probe_video
 
 # Foot landmarks used for contacts and the ground: left heel, right heel, left toe, right toe.
 FOOT_LANDMARKS = (29, 30, 31, 32)
 
 # DensePose: the checkpoint and UV data used when present (user supplied, see weights/README.md).
 DENSEPOSE_SCORE = 0.7  # detections below this score are not matched to anybody
-
-
-@dataclass(frozen=True)
-class CaptureConfig:
-    body: str = "anny"
-    max_people: int = 8
-    fov_deg: Optional[float] = None  # horizontal field of view along the longer image side
-    focal_px: Optional[float] = None
-    smoothing: float = 1.0  # 0 = off, 1 = default, larger = smoother
-    ground_iterations: int = 60
-    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
-    fit: FitConfig = field(default_factory=FitConfig)
-    densepose: Optional[str] = None  # DensePose checkpoint; None = weights/densepose/model_final_162be9.pkl if present
-    use_densepose: bool = True  # False = no dense term even when a checkpoint is present
-    densepose_uv: Optional[str] = None  # None = weights/densepose/UV_Processed.mat if present (body smpl only)
-    densepose_every: int = 1  # run DensePose on every k-th frame
-
-    def validate(self) -> None:
-        if self.body not in ("anny", "smpl"):
-            raise ConfigError(f"unknown body model {self.body!r}: use anny or smpl")
-        if self.fov_deg is not None and not (5.0 <= self.fov_deg <= 170.0):
-            raise ConfigError("--fov must be between 5 and 170 degrees")
-        if self.focal_px is not None and self.focal_px <= 0:
-            raise ConfigError("--focal-px must be positive")
-        if self.smoothing < 0:
-            raise ConfigError("--smoothing must be 0 or more")
-        if self.densepose_every < 1:
-            raise ConfigError("--densepose-every must be at least 1")
-        self.perception.validate()
 
 
 @dataclass(frozen=True)
@@ -154,12 +127,12 @@ def run_capture(
     body = body_model if body_model is not None else load_body_model(config.body, device=device)
     dp_model = dense_uv = None
     if dp_checkpoint is not None:  # load before the long work, so a bad file fails early
-        from .densepose import load_densepose
+        from .observe.densepose import load_densepose
 
         dp_model = load_densepose(dp_checkpoint, device=str(device), score_thresh=DENSEPOSE_SCORE,
                                   detections_per_image=max(10, 3 * config.max_people))
         if dp_uv_path is not None and config.body == "smpl":
-            from .densepose.uv_data import DensePoseUV
+            from .observe.densepose.uv_data import DensePoseUV
 
             dense_uv = DensePoseUV.load(dp_uv_path, n_body_vertices=body.n_vertices)
     pcfg = replace(config.perception, max_people=config.max_people)
@@ -175,7 +148,7 @@ def run_capture(
         _log(progress, f"dense term on: observations from {getattr(dense_observer, '__name__', 'a dense observer')} "
                        f"on {dp_frames} frames")
     elif dp_model is not None:
-        from .densepose.observe import dense_frames, observe_dense
+        from .observe.densepose.observe import dense_frames, observe_dense
 
         dp_frames = len(dense_frames(perception, config.densepose_every))
         if dense_uv is not None:

@@ -45,9 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from dataclasses import replace
 
-    from .capture import CaptureConfig, resolve_densepose, run_capture
+    from .capture import resolve_densepose, run_capture
+    from .config import CaptureConfig, FitConfig
     from .fileio import check_writable
-    from .fit import FitConfig
     from .preview import render_capture_preview
     from .progress import Progress
     from .result import write_result

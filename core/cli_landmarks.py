@@ -39,11 +39,12 @@ def resolve_device(name: str):
 
 
 def run(args) -> int:
+    from .config import PerceptionConfig
     from .fileio import check_writable
     from .landmarks_file import save_landmarks
-    from .perception import PerceptionConfig, run_perception
     from .preview import render_landmarks_preview
     from .progress import Progress
+    from .track.perception import run_perception
     from .video import probe_video
 
     out = check_writable(args.output)

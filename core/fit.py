@@ -20,18 +20,17 @@ Everything is batched over frames in torch; there is no per-frame Python loop on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 
 from .body.base import BodyModel
+from .config import FitConfig
 from .fit_dense import gmof as _gmof
 from .fit_dense import make_dense_term
 from .geometry.camera import Camera
 from .geometry.rotations import rot6d_to_rotmat, rotation_between, rotmat_to_rot6d
-from .perception import TrackObservations
 from .skeletons import SMPL_PARENTS
 from .smoothing import (
     lam_from_strength,
@@ -40,6 +39,7 @@ from .smoothing import (
     smooth_rotations_adaptive,
     whittaker,
 )
+from .types import TrackFit, TrackObservations
 
 # Landmark indices (BlazePose order).
 L_SH, R_SH, L_EL, R_EL, L_WR, R_WR = 11, 12, 13, 14, 15, 16
@@ -58,48 +58,6 @@ _LIMB_BONES = [
     (7, 10, L_HEEL, L_TOE), (8, 11, R_HEEL, R_TOE),
     (16, 18, L_SH, L_EL), (17, 19, R_SH, R_EL), (18, 20, L_EL, L_WR), (19, 21, R_EL, R_WR),
 ]
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    iterations: int = 160
-    init_iterations: int = 50
-    lr: float = 0.03
-    w_2d: float = 1.0
-    w_3d: float = 0.3
-    w_silhouette: float = 0.1
-    w_limits: float = 1.0
-    w_pose_prior: float = 0.005
-    w_shape: float = 0.02
-    w_accel: float = 1.0
-    w_rot_accel: float = 0.1
-    w_ground: float = 1.0
-    robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal
-    robust_3d: float = 0.08  # metres
-    smoothing: float = 1.0  # post-fit zero-lag smoothing strength (0 = off)
-    silhouette_points: int = 192
-    conf_threshold: float = 0.2
-    w_dense: float = 4.0  # DensePose term (only with DensePose samples; 4 was best with oracle labels, docs/BENCHMARKS.md)
-    robust_dense: float = 0.06  # Geman-McClure scale, fraction of the box diagonal
-    dense_points_per_region: int = 64  # surface points per body region for the part-level term
-
-
-@dataclass(frozen=True)
-class TrackFit:
-    """A fitted track over a dense frame range. T frames."""
-
-    track_id: int
-    frames: np.ndarray  # (T,) int, contiguous
-    observed: np.ndarray  # (T,) bool: frames with observations (others are interpolated)
-    rotmats: np.ndarray  # (T, 24, 3, 3): [0] canonical -> camera, [1:] SMPL local rotations
-    transl: np.ndarray  # (T, 3) camera frame, smplx convention
-    shape: np.ndarray  # (S,)
-    joints: np.ndarray  # (T, 24, 3) camera frame
-    losses: dict = field(default_factory=dict)
-
-
-# ------------------------------------------------------------------------------------------------
-# rotation helpers (torch)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -342,7 +300,7 @@ def fit_track(
     plane ``(n, d)`` in the camera frame and per-frame foot ``contacts (T, 4)`` are known).
 
     When ``obs.dense`` holds DensePose samples the fit adds the dense term: exact surface
-    correspondences with ``dense_uv`` (a ``core.densepose.uv_data.DensePoseUV`` matching the body),
+    correspondences with ``dense_uv`` (a ``core.observe.densepose.uv_data.DensePoseUV`` matching the body),
     part-level otherwise (core.fit_dense)."""
     device = torch.device(device)
     obj = _Objective(body, obs, cam, cfg, device, dense_uv=dense_uv)

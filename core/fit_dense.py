@@ -21,8 +21,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .densepose.parts import N_REGIONS, PART_REGION, DenseObservations, vertex_regions
 from .errors import ConfigError
+from .observe.densepose.parts import N_REGIONS, PART_REGION, vertex_regions
+from .types import DenseObservations
 
 
 def gmof(r2: torch.Tensor, sigma: float) -> torch.Tensor:

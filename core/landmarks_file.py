@@ -7,7 +7,7 @@ landmark names and the skeleton edges; per track ``i`` (T frames):
 - ``t{i}_world (T, 33, 3)`` metres (hip-centred, camera-aligned: x right, y down, z away),
 - ``t{i}_boxes (T, 4)`` xyxy px, ``t{i}_presence (T, 33)``, ``t{i}_z (T, 33)``, ``t{i}_pose_score (T,)``,
 - ``t{i}_rois (T, 4)`` (cx, cy, size, rotation) and ``t{i}_masks (T, M, M) uint8``: the segmentation in
-  region coordinates; ``core.blazepose.mask_to_frame(mask / 255, roi, H, W)`` maps it into the frame.
+  region coordinates; ``core.observe.landmarks.mask_to_frame(mask / 255, roi, H, W)`` maps it into the frame.
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from dataclasses import asdict
 import numpy as np
 
 from . import __version__
+from .config import PerceptionConfig, from_dict
 from .errors import UserError
 from .fileio import atomic_path
-from .perception import PerceptionConfig, PerceptionResult, TrackObservations
 from .skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
 from .skeletons import BLAZEPOSE_LANDMARK_NAMES as LANDMARK_NAMES
-from .video import VideoInfo
+from .types import PerceptionResult, TrackObservations, VideoInfo
 
 FORMAT = "doppel-landmarks"
 FORMAT_VERSION = 1
@@ -64,4 +64,4 @@ def load_landmarks(path: str | os.PathLike) -> PerceptionResult:
         kw = {attr: data[f"t{i}_{key}"] for key, attr in _FIELDS.items()}
         tracks.append(TrackObservations(track_id=int(tm["track_id"]), **kw))
     return PerceptionResult(video=VideoInfo(**meta["video"]), frame_range=tuple(meta["frame_range"]),
-                            tracks=tuple(tracks), config=PerceptionConfig(**meta["config"]), stats=meta.get("stats", {}))
+                            tracks=tuple(tracks), config=from_dict(PerceptionConfig, meta["config"]), stats=meta.get("stats", {}))

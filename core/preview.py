@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import colorsys
-import os
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
 
-from .blazepose import mask_to_frame
-from .errors import Cancelled, OutputPathError
-from .fileio import atomic_path
+from .errors import Cancelled
+from .observe.landmarks import mask_to_frame
 from .progress import ProgressFn, null_progress
 from .skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
-from .video import VideoInfo, iter_frames
+from .types import VideoInfo
+from .video import iter_frames
+from .video.writer import write_video
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -46,22 +46,6 @@ def draw_label(img: np.ndarray, text: str, xy, colour) -> None:
     y = max(h + 4, y)
     cv2.rectangle(img, (x, y - h - 6), (x + w + 6, y + 2), colour, -1)
     cv2.putText(img, text, (x + 3, y - 3), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), 2, cv2.LINE_AA)
-
-
-def write_video(path: str, info: VideoInfo, frames: Iterable[np.ndarray], size: tuple[int, int],
-                fps: Optional[float] = None) -> None:
-    """Write RGB frames to an .mp4 (or .avi) atomically."""
-    ext = os.path.splitext(path)[1].lower()
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if ext == ".avi" else "mp4v"))
-    with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(tmp, fourcc, float(fps or info.fps), size)
-        if not writer.isOpened():
-            raise OutputPathError(f"cannot write a video to {path} (use .mp4 or .avi)")
-        try:
-            for rgb in frames:
-                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
 
 
 def render_landmarks_preview(
@@ -102,7 +86,7 @@ def render_landmarks_preview(
             progress("preview", n + 1, total)
             yield img
 
-    write_video(path, info, frames(), (W, H))
+    write_video(path, frames(), (W, H), info.fps)
 
 
 def render_capture_preview(
@@ -160,4 +144,4 @@ def render_capture_preview(
             progress("preview", n + 1, total)
             yield img
 
-    write_video(path, info, frames(), (W, H))
+    write_video(path, frames(), (W, H), info.fps)

@@ -5,7 +5,7 @@ or, on numpy >= 2, ``numpy._core.multiarray``), ``numpy.ndarray``, ``numpy.dtype
 ``collections.OrderedDict``. :class:`RestrictedUnpickler` resolves exactly those, plus the extras a
 subclass names; every other global (``os.system``, ``builtins.eval``, ...) and every persistent id is
 refused before anything runs. Each caller subclasses it to add its extras and to word the refusal in its
-own terms (see core.body.safe_pickle for SMPL files, core.densepose.weights for DensePose checkpoints).
+own terms (see core.body.safe_pickle for SMPL files, core.observe.densepose.weights for DensePose checkpoints).
 Never ``pickle.load`` a user's file directly.
 """
 from __future__ import annotations

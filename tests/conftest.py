@@ -21,6 +21,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 @pytest.fixture(scope="session")
 def pose_models():
     """The engine's BlazePose detector and landmark model (PyTorch), loaded once."""
-    from core.blazepose import load_pose_models
+    from core.track.perception import load_pose_models
 
     return load_pose_models("cpu")

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from core.blazepose import alignment_rois, crop_rois, mask_to_frame, refine_from_heatmap, ssd_anchors, weighted_nms
-from core.tracking import assign, boxes_from_keypoints, histogram_similarity, iou_matrix, keypoint_similarity
+from core.detect.blazepose import ssd_anchors, weighted_nms
+from core.geometry.roi import alignment_rois, crop_rois
+from core.observe.landmarks import mask_to_frame, refine_from_heatmap
+from core.track.similarity import (
+    assign,
+    boxes_from_keypoints,
+    histogram_similarity,
+    iou_matrix,
+    keypoint_similarity,
+)
 
 from .conftest import VIDEOS, needs_videos
 

@@ -1,6 +1,5 @@
 """Bad input gets a one-line error, exit code 2, and nothing is written or overwritten."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

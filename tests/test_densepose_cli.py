@@ -43,7 +43,7 @@ def test_bad_inputs(tmp_path, capsys):
 
 @needs_tiny
 def test_image_run(tmp_path):
-    from core.densepose.io import load_densepose_npz
+    from core.observe.densepose.io import load_densepose_npz
 
     out, prev = tmp_path / "dp.npz", tmp_path / "dp.png"
     rc = main(["densepose", str(TINY / "input.png"), "-o", str(out), "--preview", str(prev),
@@ -72,7 +72,7 @@ def test_image_run(tmp_path):
 def test_video_run(tmp_path, capsys):
     if not VIDEO.exists():
         pytest.skip(f"video absent: {VIDEO}")
-    from core.densepose.io import load_densepose_npz
+    from core.observe.densepose.io import load_densepose_npz
 
     out, prev = tmp_path / "dp.npz", tmp_path / "dp.mp4"
     rc = main(["densepose", str(VIDEO), "-o", str(out), "--preview", str(prev), "--weights", str(TINY / "model.pkl"),
@@ -95,8 +95,8 @@ def test_video_run(tmp_path, capsys):
 
 
 def test_io_roundtrip_and_no_people(tmp_path):
-    from core.densepose import DensePoseResult
-    from core.densepose.io import load_densepose_npz, save_densepose_npz
+    from core.observe.densepose import DensePoseResult
+    from core.observe.densepose.io import load_densepose_npz, save_densepose_npz
 
     rng = np.random.default_rng(0)
     lab = rng.integers(0, 25, (5, 4)).astype(np.uint8)

@@ -10,9 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.densepose.model import DensePoseResult
-from core.densepose.observe import box_iou_xyxy, match_frame, observe_dense, stratified_quota
-from core.densepose.parts import DenseObservations
+from core.observe.densepose.model import DensePoseResult
+from core.observe.densepose.observe import (
+    box_iou_xyxy,
+    match_frame,
+    observe_dense,
+    stratified_quota,
+)
+from core.types import DenseObservations
 
 from .conftest import GOLDEN, VIDEOS, needs_videos
 
@@ -106,8 +111,9 @@ def test_match_frame_small_people_low_overlap_and_image_border():
 @needs_videos
 @needs_tiny
 def test_observe_dense_on_real_footage(pose_models):
-    from core.densepose import load_densepose
-    from core.perception import PerceptionConfig, run_perception
+    from core.config import PerceptionConfig
+    from core.observe.densepose import load_densepose
+    from core.track.perception import run_perception
     from core.video import probe_video
 
     info = probe_video(VIDEOS / "hybrik_taiji.mp4")
@@ -185,7 +191,8 @@ def test_capture_cli_without_checkpoint_says_dense_term_off(tmp_path, capsys, qu
 
 
 def test_resolve_densepose_files(tmp_path):
-    from core.capture import DENSEPOSE_CHECKPOINT, CaptureConfig, resolve_densepose
+    from core.capture import DENSEPOSE_CHECKPOINT, resolve_densepose
+    from core.config import CaptureConfig
     from core.errors import MissingWeightsError
 
     ckpt = tmp_path / "dp.pkl"
@@ -207,15 +214,17 @@ def test_capture_runs_densepose_with_a_checkpoint(pose_models, capsys, monkeypat
     pytest.importorskip("anny", reason="the default body model")
     import functools
 
+    import core.observe.densepose.observe
+
     import core.capture
-    import core.densepose.observe
-    from core.capture import CaptureConfig, run_capture
+    from core.capture import run_capture
+    from core.config import CaptureConfig
 
     # random weights: accept any detection and any overlap so that the fit gets dense observations
     monkeypatch.setattr(core.capture, "DENSEPOSE_SCORE", 0.0)
-    monkeypatch.setattr(core.densepose.observe, "observe_dense",
-                        functools.partial(core.densepose.observe.observe_dense, min_iou=0.0))
-    from core.fit import FitConfig
+    monkeypatch.setattr(core.observe.densepose.observe, "observe_dense",
+                        functools.partial(core.observe.densepose.observe.observe_dense, min_iou=0.0))
+    from core.config import FitConfig
     from core.progress import Progress
 
     cfg = CaptureConfig(max_people=1, ground_iterations=0, fit=FitConfig(iterations=1, init_iterations=1),

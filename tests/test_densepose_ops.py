@@ -1,4 +1,4 @@
-"""core.densepose.ops against naive per-element references (ROIAlign both modes, NMS, anchors)."""
+"""core.observe.densepose.ops against naive per-element references (ROIAlign both modes, NMS, anchors)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.densepose import ops
+from core.observe.densepose import ops
 
 
 def naive_roi_align(feat, roi, out_size, scale, sampling_ratio, aligned):

@@ -1,4 +1,4 @@
-"""Exact parity of core.densepose with detectron2's DensePose R-CNN on the golden tiny model.
+"""Exact parity of core.observe.densepose with detectron2's DensePose R-CNN on the golden tiny model.
 
 Golden data: ../shared/golden/densepose/tiny (see its README). Tolerances are the ones the golden
 README suggests (about 10x the float noise between 1- and 2-thread detectron2 runs):
@@ -42,7 +42,7 @@ def feat_close(ours, ref, name):
 
 @pytest.fixture(scope="module")
 def model():
-    from core.densepose import load_densepose
+    from core.observe.densepose import load_densepose
 
     return load_densepose(TINY / "model.pkl", device="cpu")
 
@@ -200,7 +200,7 @@ def test_iuv(runs, case):
 def test_converter_on_golden_predictor_outputs(runs):
     """The chart converter alone, fed detectron2's own predictor outputs: labels bit-exact, uv to
     1e-5 (torch's bilinear upsampling kernel differs by ~1 ulp between torch versions)."""
-    from core.densepose.convert import chart_to_iuv, make_int_box_xywh
+    from core.observe.densepose.convert import chart_to_iuv, make_int_box_xywh
 
     _, res, g = runs["640"]
     preds = [torch.from_numpy(g[f"dp_{k}"]) for k in ("coarse_segm", "fine_segm", "u", "v")]
@@ -219,7 +219,7 @@ def test_converter_on_golden_predictor_outputs(runs):
 
 def test_converter_on_our_predictor_outputs(runs):
     """Synthetic boxes (upsampling, 112x112, degenerate, truncation) through our own raw outputs."""
-    from core.densepose.convert import chart_to_iuv, make_int_box_xywh
+    from core.observe.densepose.convert import chart_to_iuv, make_int_box_xywh
 
     trace, _, g = runs["640"]
     pred = trace["images"][0]["dp_pred"]

@@ -13,9 +13,14 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from core.densepose import uv_data
-from core.densepose.uv_data import UV_URL, DensePoseUV, default_uv_path, write_uv_data
 from core.errors import MissingWeightsError, WeightsFormatError
+from core.observe.densepose import uv_data
+from core.observe.densepose.uv_data import (
+    UV_URL,
+    DensePoseUV,
+    default_uv_path,
+    write_uv_data,
+)
 
 PARTS = (1, 2, 5)
 NX, NY = 5, 4  # grid squares per part

@@ -15,9 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.densepose import expected_shapes, infer_arch, load_densepose, read_checkpoint
-from core.densepose.weights import ArchSpec, write_checkpoint
 from core.errors import MissingWeightsError, WeightsFormatError
+from core.observe.densepose import (
+    expected_shapes,
+    infer_arch,
+    load_densepose,
+    read_checkpoint,
+)
+from core.observe.densepose.weights import ArchSpec, write_checkpoint
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GOLDEN = SHARED / "golden" / "densepose"
@@ -76,7 +81,7 @@ def test_structural_expectations_match_real_checkpoints(name):
     exp = expected_shapes(arch)
     assert list(exp.keys()) == list(shapes.keys())  # names and state_dict order
     assert exp == shapes
-    from core.densepose.weights import R50_FPN_DL_S1X, R50_FPN_S1X
+    from core.observe.densepose.weights import R50_FPN_DL_S1X, R50_FPN_S1X
 
     assert arch == (R50_FPN_DL_S1X if "_dl_" in name else R50_FPN_S1X)
 

@@ -7,7 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from core.export_bvh import bvh_motion, euler_zxy_from_rotmat, rest_joints_world, write_bvh
+from core.export_bvh import (
+    bvh_motion,
+    euler_zxy_from_rotmat,
+    rest_joints_world,
+    write_bvh,
+)
 from core.geometry.rotations import rotvec_to_rotmat
 from core.skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 from core.synthetic import toy_person

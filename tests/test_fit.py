@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.fit import FitConfig, fit_track
+from core.config import FitConfig
+from core.fit import fit_track
 from core.geometry.camera import camera_for_video
 from core.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d, rotvec_to_rotmat
-from core.perception import TrackObservations
+from core.types import TrackObservations
 
 anny = pytest.importorskip("anny", reason="the Anny body model (pip install anny) is the default body")
 

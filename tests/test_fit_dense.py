@@ -5,19 +5,19 @@ The observations give the fit only the torso (hips and shoulders, 2-D and 3-D) a
 says so, DensePose samples. Without the dense term the limbs have nothing to follow and stay near
 their starting pose; with it they must come back to the true pose.
 """
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from core.densepose.observe import match_frame
-from core.densepose.parts import N_REGIONS, PART_REGION, DenseObservations, vertex_regions
-from core.fit import FitConfig, fit_track
+from core.config import FitConfig
+from core.fit import fit_track
 from core.geometry.camera import camera_for_video
 from core.geometry.rotations import rotvec_to_rotmat
+from core.observe.densepose.observe import match_frame
+from core.observe.densepose.parts import N_REGIONS, PART_REGION, vertex_regions
 from core.overlay import rasterize
-from core.perception import TrackObservations
+from core.types import DenseObservations, TrackObservations
 
 pytest.importorskip("anny", reason="the Anny body model (pip install anny) is the default body")
 
@@ -78,7 +78,7 @@ def render_dense(verts, faces, cam, face_part, face_uv=None):
 
 def as_densepose_result(labels, UV):
     """The rendered person as the DensePose network reports it: one box and its IUV patch."""
-    from core.densepose import DensePoseResult
+    from core.observe.densepose import DensePoseResult
 
     ys, xs = np.nonzero(labels)
     x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
@@ -181,7 +181,7 @@ def cylinder_charts(body):
     """Synthetic DensePose UV data for a body model: every region is unrolled around its bone axis in
     the rest pose (U along the bone, V around it); regions with two DensePose parts are cut into a front
     and a back half, like DensePose's charts. Returns ``(face_uv_fn for _scene, DensePoseUV)``."""
-    from core.densepose.uv_data import DensePoseUV
+    from core.observe.densepose.uv_data import DensePoseUV
 
     faces = np.asarray(body.faces, np.int64)
     with torch.no_grad():

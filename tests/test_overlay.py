@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from core.geometry.rotations import rotvec_to_rotmat
 from core.overlay import rasterize, render_meshes

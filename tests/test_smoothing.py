@@ -17,7 +17,12 @@ import numpy as np
 import pytest
 
 from core.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
-from core.smoothing import lam_from_strength, project_to_rotation, smooth_rotations, whittaker
+from core.smoothing import (
+    lam_from_strength,
+    project_to_rotation,
+    smooth_rotations,
+    whittaker,
+)
 
 FPS = 30.0
 

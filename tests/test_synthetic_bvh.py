@@ -4,8 +4,19 @@ import os
 import numpy as np
 import pytest
 
-from benchmarks.synthetic.bvh import forward_kinematics, metres_per_unit, parse_bvh_text, raw_height, read_bvh
-from benchmarks.synthetic.retarget import map_joints, retarget, sample_bvh, stand_in_rest_joints
+from benchmarks.synthetic.bvh import (
+    forward_kinematics,
+    metres_per_unit,
+    parse_bvh_text,
+    raw_height,
+    read_bvh,
+)
+from benchmarks.synthetic.retarget import (
+    map_joints,
+    retarget,
+    sample_bvh,
+    stand_in_rest_joints,
+)
 from core.skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 MOCAP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mocap")

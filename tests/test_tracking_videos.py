@@ -5,7 +5,8 @@ Each clip runs once per session through the engine's perception stage (PyTorch g
 import numpy as np
 import pytest
 
-from core.perception import PerceptionConfig, run_perception
+from core.config import PerceptionConfig
+from core.track.perception import run_perception
 
 from .conftest import VIDEOS, needs_videos
 

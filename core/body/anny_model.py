@@ -19,7 +19,11 @@ from ..errors import MissingWeightsError
 from ..geometry.axes import R_BLENDER_FROM_CANON
 from ..geometry.kinematics import chain_global_rotations, chain_joint_positions
 from ..geometry.rig import Rig, bone_matrices_from_heads_tails, rig_from_joints
-from ..geometry.rotations import rotation_between, rotvec_to_rotmat_torch, twist_angle_torch
+from ..geometry.rotations import (
+    rotation_between,
+    rotvec_to_rotmat_torch,
+    twist_angle_torch,
+)
 from ..skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 from .base import BodyModel, BodyOutput, BodyRig
 from .kernels import blend_skinning, top4_skin

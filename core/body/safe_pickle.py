@@ -13,7 +13,11 @@ import pickle
 import numpy as np
 
 from ..errors import WeightsFormatError
-from ..safe_pickle import NUMPY_MULTIARRAY_MODULES, RestrictedUnpickler, numpy_multiarray
+from ..safe_pickle import (
+    NUMPY_MULTIARRAY_MODULES,
+    RestrictedUnpickler,
+    numpy_multiarray,
+)
 
 
 class _StateStandIn:

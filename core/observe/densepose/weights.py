@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingWeightsError, WeightsFormatError
-from ..paths import DENSEPOSE_CHECKPOINT
-from ..safe_pickle import RestrictedUnpickler
+from ...errors import MissingWeightsError, WeightsFormatError
+from ...paths import DENSEPOSE_CHECKPOINT
+from ...safe_pickle import RestrictedUnpickler
 
 DEFAULT_WEIGHTS = DENSEPOSE_CHECKPOINT
 

@@ -18,9 +18,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import Cancelled
-from ..progress import ProgressFn, null_progress
-from .parts import N_PARTS, DenseObservations
+from ...errors import Cancelled
+from ...progress import ProgressFn, null_progress
+from ...types import DenseObservations
+from .parts import N_PARTS
 
 MIN_IOU = 0.3  # a DensePose box and a track box with less overlap are different people
 
@@ -158,13 +159,13 @@ def observe_dense(info, perception, model, every: int = 1, samples: int = 160, b
                   min_iou: float = MIN_IOU) -> tuple:
     """DensePose samples for every track of ``perception`` (a PerceptionResult of video ``info``).
 
-    model: a loaded DensePoseModel (``core.densepose.load_densepose``), or anything with
+    model: a loaded DensePoseModel (``core.observe.densepose.load_densepose``), or anything with
     ``predict(list_of_bgr, batch_size=...) -> list[DensePoseResult]``.
     Returns the tracks (same order) with ``dense`` set to a DenseObservations over the frames where
     DensePose matched the person, or None for a person it never matched. Progress stage "densepose"
     (done/total frames); ``cancel()`` is checked between batches and raises Cancelled.
     """
-    from ..video import iter_frames
+    from ...video import iter_frames
 
     if every < 1:
         raise ValueError("every must be at least 1")

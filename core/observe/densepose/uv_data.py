@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingWeightsError, WeightsFormatError
-from ..paths import DENSEPOSE_UV
+from ...errors import MissingWeightsError, WeightsFormatError
+from ...paths import DENSEPOSE_UV
 from .parts import N_PARTS
 
 UV_URL = "https://dl.fbaipublicfiles.com/densepose/densepose_uv_data.tar.gz"

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..fileio import atomic_path
+from ...fileio import atomic_path
 from .model import DensePoseResult
 
 SCHEMA = "doppel.densepose/1"

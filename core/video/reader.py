@@ -7,22 +7,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from dataclasses import dataclass
 from typing import Iterator
 
 import cv2
 import numpy as np
 
-from .errors import VideoReadError
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    path: str
-    width: int
-    height: int
-    fps: float
-    n_frames: int
+from ..errors import VideoReadError
+from ..types import VideoInfo
 
 
 def _open_capture(path: str) -> cv2.VideoCapture:
@@ -127,10 +118,3 @@ def iter_frames(
                 q.get_nowait()
             except queue.Empty:
                 t.join(timeout=0.05)
-
-
-def read_frame(info: VideoInfo, index: int) -> np.ndarray:
-    """One RGB frame by index (decodes from the start; for tests and previews, not hot paths)."""
-    for idx, rgb in iter_frames(info, start=index, stop=index + 1, prefetch=1):
-        return rgb
-    raise VideoReadError(f"frame {index} not found in {info.path}")

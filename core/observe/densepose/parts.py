@@ -8,8 +8,6 @@ limb map to one region.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 PART_NAMES = (
@@ -59,24 +57,3 @@ JOINT_REGION = np.array([
 def vertex_regions(weights24: np.ndarray) -> np.ndarray:
     """Region ``(V,)`` of every vertex of a body model from its per-SMPL-joint skinning weights ``(V, 24)``."""
     return JOINT_REGION[np.asarray(weights24).argmax(1)]
-
-
-@dataclass(frozen=True)
-class DenseObservations:
-    """DensePose samples of one tracked person on the frames where DensePose ran and matched them.
-
-    frames: (T,) int video frame indices, increasing (a subset of the track's frames).
-    points: (T, K, 2) float32 pixel coordinates (x, y) in the video frame.
-    parts: (T, K) uint8 DensePose part 1..24; 0 marks an unused slot.
-    uv: (T, K, 2) float32 chart coordinates U, V in [0, 1].
-    score: (T,) float32 DensePose detection score of the matched box.
-    """
-
-    frames: np.ndarray
-    points: np.ndarray
-    parts: np.ndarray
-    uv: np.ndarray
-    score: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.frames)

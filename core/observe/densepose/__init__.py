@@ -2,7 +2,7 @@
 
 Public API::
 
-    from core.densepose import load_densepose
+    from core.observe.densepose import load_densepose
     model = load_densepose("weights/densepose/model_final_162be9.pkl", device="cpu")
     results = model.predict([image_bgr])          # list[DensePoseResult], one per image
 
@@ -16,7 +16,13 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .model import DensePoseConfig, DensePoseModel, DensePoseResult, resize_bgr, resized_size
+from .model import (
+    DensePoseConfig,
+    DensePoseModel,
+    DensePoseResult,
+    resize_bgr,
+    resized_size,
+)
 from .weights import (
     DEFAULT_WEIGHTS,
     DOWNLOAD_HINT,
@@ -57,7 +63,7 @@ def load_densepose(
     """
     import torch
 
-    from ..errors import ConfigError
+    from ...errors import ConfigError
 
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if device.startswith("cuda") and not torch.cuda.is_available():

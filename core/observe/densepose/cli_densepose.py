@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _read_image(path: str):
     import cv2
 
-    from ..errors import VideoReadError
+    from ...errors import VideoReadError
 
     if not os.path.exists(path):
         raise VideoReadError(f"image not found: {path}")
@@ -49,9 +49,9 @@ def _read_image(path: str):
 
 
 def run(args) -> int:
-    from ..errors import ConfigError, OutputPathError
-    from ..fileio import atomic_path, check_writable
-    from ..progress import Progress
+    from ...errors import ConfigError, OutputPathError
+    from ...fileio import atomic_path, check_writable
+    from ...progress import Progress
     from . import load_densepose
     from .io import save_densepose_npz
     from .visualize import draw_densepose
@@ -81,7 +81,7 @@ def run(args) -> int:
         info = dict(path=os.path.abspath(args.input), kind="image", width=image.shape[1], height=image.shape[0],
                     fps=0.0, n_frames=1)
     else:
-        from ..video import probe_video
+        from ...video import probe_video
 
         vinfo = probe_video(args.input)
         info = dict(path=os.path.abspath(vinfo.path), kind="video", width=vinfo.width, height=vinfo.height,
@@ -89,7 +89,7 @@ def run(args) -> int:
     model = load_densepose(args.weights, device=args.device, score_thresh=args.score_thresh)
     meta = dict(input=info, weights=os.path.basename(str(args.weights or "model_final_162be9.pkl")),
                 arch=dict(depth=model.arch.depth, head=model.arch.head), score_thresh=args.score_thresh,
-                image_channels="BGR in, results in image pixels", engine="core.densepose")
+                image_channels="BGR in, results in image pixels", engine="core.observe.densepose")
     t0 = time.monotonic()
     frames, results = [], []
     if is_image:
@@ -106,7 +106,7 @@ def run(args) -> int:
     else:
         import cv2
 
-        from ..video import iter_frames
+        from ...video import iter_frames
 
         stop = vinfo.n_frames if args.end is None else min(args.end, vinfo.n_frames)
         total = max(0, stop - args.start)

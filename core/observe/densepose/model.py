@@ -119,7 +119,7 @@ def _check_image(img) -> np.ndarray:
 
 
 class DensePoseModel:
-    """A loaded DensePose R-CNN chart model. Build it with :func:`core.densepose.load_densepose`.
+    """A loaded DensePose R-CNN chart model. Build it with :func:`core.observe.densepose.load_densepose`.
 
     ``predict(images_bgr)`` takes BGR uint8 ``(H, W, 3)`` images (OpenCV order, as detectron2's
     DefaultPredictor; convert RGB frames with ``frame[..., ::-1]``) and returns one

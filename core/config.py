@@ -1,0 +1,166 @@
+"""The engine's configuration: frozen dataclasses with defaults, built the same way by the CLI and the
+add-on (through the CLI). User-facing defaults come from ``core/defaults.json``, which the Blender
+add-on's panel reads too, so a clip gives the same result from either.
+
+``validate()`` is the one place options are checked; it raises :class:`core.errors.ConfigError`
+with a message that names the command-line option.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Optional
+
+from .errors import ConfigError
+
+DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.json"
+with open(DEFAULTS_FILE, encoding="utf-8") as _fh:
+    DEFAULTS: dict = {k: v for k, v in json.load(_fh).items() if not k.startswith("_")}
+
+BODY_MODELS = ("anny", "smpl")
+
+
+@dataclass(frozen=True)
+class TrackerTuning:
+    """The tracker's thresholds, named (core.track). Similarities are in [0, 1]; sizes relative to
+    the person's landmark region; angles in degrees."""
+
+    match_similarity: float = 0.3  # a detection continues a followed person above this (hip distance x size)
+    hip_sigma: float = 0.08  # hip distance (share of the region size) at which that similarity is exp(-1/2)
+    size_ratio_range: tuple[float, float] = (0.6, 1.6)  # detection/region size ratios that match fully
+    size_mismatch_factor: float = 0.5  # the similarity's factor outside that range
+    same_hips_similarity: float = 0.7  # an unmatched detection this close to a followed person's hips is them
+    extra_candidates: int = 2  # new candidates allowed beyond max_people while people are being sorted out
+    established_after: int = 5  # observations after which a track is established (hysteresis, recovery)
+    rerun_tolerance: float = 0.12  # re-run a region whose landmarks say it was off by more (shift; 2x for scale)
+    rerun_turn: float = 0.35  # ... or turned by more (radians)
+    predict_max_steps: int = 4  # a region is extrapolated at most this many frames ahead
+    predict_damping: float = 0.8  # share of the region's velocity kept when extrapolating
+    max_turn_deg: float = 35.0  # a person's up direction may turn this much between frames ...
+    max_turn_deg_per_frame: float = 20.0  # ... plus this much per frame of gap (flips, cartwheels)
+    max_scale_step: float = 1.35  # region size may change by this factor per frame (up to 3 frames of gap)
+    continuity_similarity: float = 0.25  # landmarks must resemble the last ones this much (OKS, k = 0.3)
+    recover_variants: tuple[tuple[float, float], ...] = ((0.0, 1.3), (45.0, 1.15), (-45.0, 1.15))  # (turn, scale)
+    recover_hip_radius: float = 0.35  # a recovered pose's hips must stay within this share of the region
+    duplicate_mask_iou: float = 0.6  # two observations whose masks overlap more are one person
+    shoulder_hip_coincide: float = 0.25  # hips and shoulders this close (share of the torso) are one person
+    stitch_mask_iou: float = 0.5  # offline: overlapping tracklets whose masks overlap more are one person
+    stitch_shared_frames: float = 0.6  # offline: share of shared frames on which they must be one person
+    stitch_max_distance: float = 3.0  # offline: most hip distance (share of the region) for disjoint tracklets
+    stitch_base_distance: float = 0.1  # ... at a gap of 0 frames, growing by stitch_distance_per_frame
+    stitch_distance_per_frame: float = 0.03
+    stitch_appearance: tuple[float, float] = (0.45, 0.35)  # needed colour similarity: a + b * gap / window
+    reacquire_size_range: tuple[float, float] = (0.5, 2.0)  # size ratio for giving a lost id back
+    min_fragment: int = 3  # fragments with fewer observations neither join a person nor survive
+    appearance_memory: float = 0.9  # running colour histogram: share of the old one kept per observation
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    max_people: int = DEFAULTS["max_people"]
+    detect_score: float = 0.5  # detector score threshold
+    presence_threshold: float = 0.5  # landmark-model pose score below which a region holds nobody
+    detect_every: int = DEFAULTS["detect_every"]  # frames between detector runs while tracking is confident
+    chunk: int = 8  # frames per batch
+    max_missed_s: float = 0.5  # a track survives this long without a confident observation
+    reacquire_s: float = DEFAULTS["reacquire_s"]  # a person who comes back within this window keeps their id
+    min_track_s: float = 0.3  # tracks with fewer confident frames than this are dropped
+    min_track_frames: int = 5
+    mask_size: int = 64
+    duplicate_similarity: float = 0.6  # landmark similarity above which two tracks are the same person
+    reacquire_similarity: float = 0.75  # appearance similarity needed to give a lost id back
+    keep_threshold: float = 0.35  # an established track keeps observations down to this pose score
+    recover: bool = True  # on a miss, retry the region turned and enlarged (flips, cartwheels, fast moves)
+    tuning: TrackerTuning = field(default_factory=TrackerTuning)
+
+    def validate(self) -> None:
+        if self.max_people < 1:
+            raise ConfigError("--max-people must be at least 1")
+        if self.detect_every < 1:
+            raise ConfigError("--detect-every must be at least 1")
+        if self.chunk < 1:
+            raise ConfigError("the chunk size must be at least 1")
+        if self.reacquire_s < 0:
+            raise ConfigError("--reacquire must be 0 or more seconds")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    iterations: int = DEFAULTS["iterations"]
+    init_iterations: int = 50
+    lr: float = 0.03
+    w_2d: float = 1.0
+    w_3d: float = 0.3
+    w_silhouette: float = 0.1
+    w_limits: float = 1.0
+    w_pose_prior: float = 0.005
+    w_shape: float = 0.02
+    w_accel: float = 1.0
+    w_rot_accel: float = 0.1
+    w_ground: float = 1.0
+    robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal
+    robust_3d: float = 0.08  # metres
+    silhouette_points: int = 192
+    conf_threshold: float = 0.2
+    w_dense: float = 4.0  # DensePose term (only with DensePose samples; 4 was best with oracle labels, docs/BENCHMARKS.md)
+    robust_dense: float = 0.06  # Geman-McClure scale, fraction of the box diagonal
+    dense_points_per_region: int = 64  # surface points per body region for the part-level term
+
+    def validate(self) -> None:
+        if self.iterations < 1:
+            raise ConfigError("--iterations must be at least 1")
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    body: str = DEFAULTS["body"]
+    max_people: int = DEFAULTS["max_people"]
+    fov_deg: Optional[float] = None  # horizontal field of view along the longer image side
+    focal_px: Optional[float] = None
+    smoothing: float = DEFAULTS["smoothing"]  # 0 = off, 1 = default, larger = smoother
+    ground_iterations: int = 60
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    densepose: Optional[str] = None  # DensePose checkpoint; None = weights/densepose/model_final_162be9.pkl if present
+    use_densepose: bool = DEFAULTS["use_densepose"]  # False = no dense term even when a checkpoint is present
+    densepose_uv: Optional[str] = None  # None = weights/densepose/UV_Processed.mat if present (body smpl only)
+    densepose_every: int = DEFAULTS["densepose_every"]  # run DensePose on every k-th frame
+
+    def validate(self) -> None:
+        if self.body not in BODY_MODELS:
+            raise ConfigError(f"unknown body model {self.body!r}: use {' or '.join(BODY_MODELS)}")
+        if self.fov_deg is not None and not (5.0 <= self.fov_deg <= 170.0):
+            raise ConfigError("--fov must be between 5 and 170 degrees")
+        if self.focal_px is not None and not (self.focal_px > 0 and math.isfinite(self.focal_px)):
+            raise ConfigError("--focal-px must be positive")
+        if self.fov_deg is not None and self.focal_px is not None:
+            raise ConfigError("give --fov or --focal-px, not both")
+        if not (self.smoothing >= 0 and math.isfinite(self.smoothing)):
+            raise ConfigError("--smoothing must be 0 or more")
+        if self.max_people < 1:
+            raise ConfigError("--max-people must be at least 1")
+        if self.densepose_every < 1:
+            raise ConfigError(f"--densepose-every must be at least 1, got {self.densepose_every}")
+        if not self.use_densepose and self.densepose is not None:
+            raise ConfigError("--densepose and --no-densepose contradict each other: give one of them")
+        self.perception.validate()
+        self.fit.validate()
+
+
+def from_dict(cls, data: dict):
+    """Rebuild a (nested) config dataclass from ``dataclasses.asdict`` output (e.g. a file's metadata);
+    unknown keys are ignored, so files written by other versions still load."""
+    kw = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        v = data[f.name]
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if is_dataclass(default) and isinstance(v, dict):
+            v = from_dict(type(default), v)
+        elif isinstance(v, list):
+            v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        kw[f.name] = v
+    return cls(**kw)

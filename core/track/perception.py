@@ -1,0 +1,79 @@
+"""Perception over a whole video: decode, detect, track and observe landmarks for everyone."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..config import PerceptionConfig
+from ..detect.blazepose import PoseDetector, load_detector
+from ..errors import Cancelled, NoPersonFound
+from ..observe.landmarks import PoseLandmarker, load_landmarker
+from ..progress import ProgressFn, null_progress
+from ..types import PerceptionResult, VideoInfo
+from ..video import iter_frames, probe_video
+from .tracker import Tracker
+
+
+def load_pose_models(device: torch.device | str = "cpu") -> tuple[PoseDetector, PoseLandmarker]:
+    """The BlazePose detector and landmark model from ``weights/``."""
+    return load_detector(device), load_landmarker(device)
+
+
+def _frames_to_tensor(frames: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(np.stack(frames)).to(device, non_blocking=True)
+    return x.permute(0, 3, 1, 2).float()
+
+
+def run_perception(
+    video: str | VideoInfo,
+    config: PerceptionConfig = PerceptionConfig(),
+    device: str | torch.device = "cpu",
+    progress: ProgressFn = null_progress,
+    cancel: Optional[Callable[[], bool]] = None,
+    start: int = 0,
+    stop: Optional[int] = None,
+    models: Optional[tuple[PoseDetector, PoseLandmarker]] = None,
+) -> PerceptionResult:
+    """Detect, track and observe every person in ``video`` (frames ``start <= i < stop``).
+
+    Raises NoPersonFound when nobody is tracked, Cancelled when ``cancel()`` turns true.
+    """
+    config.validate()
+    info = video if isinstance(video, VideoInfo) else probe_video(video)
+    stop = info.n_frames if stop is None else min(stop, info.n_frames)
+    device = torch.device(device)
+    det, lmk = models if models is not None else load_pose_models(device)
+    det.score_thresh = config.detect_score
+    lmk.mask_size = config.mask_size
+    tracker = Tracker(det, lmk, config, info.fps)
+    total = stop - start
+    progress("landmarks", 0, total)
+    buf_i: list[int] = []
+    buf_f: list[np.ndarray] = []
+    done = 0
+
+    def flush():
+        nonlocal done
+        if not buf_i:
+            return
+        tracker.process_chunk(list(buf_i), _frames_to_tensor(buf_f, device))
+        done += len(buf_i)
+        buf_i.clear()
+        buf_f.clear()
+        progress("landmarks", done, total)
+
+    for idx, rgb in iter_frames(info, start=start, stop=stop):
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled")
+        buf_i.append(idx)
+        buf_f.append(rgb)
+        if len(buf_i) >= config.chunk:
+            flush()
+    flush()
+    tracks = tracker.finish((start, stop))
+    if not tracks:
+        raise NoPersonFound(f"no person was found in {info.path}")
+    return PerceptionResult(video=info, frame_range=(start, stop), tracks=tuple(tracks), config=config,
+                            stats=dict(tracker.stats))

@@ -1,0 +1,310 @@
+"""The tracker: a per-chunk state machine that detects, follows and observes every person.
+
+Inside a chunk of frames every followed person's region is predicted from their previous landmarks,
+so all (frame, person) regions of the chunk go through the landmark model in one batch; a region the
+landmarks show was off is re-run with the region the landmarks give. The whole-frame detector runs
+only every ``detect_every`` frames while tracking is confident (to find newcomers), and on every frame
+while nobody is followed or someone was just lost. Identities are kept by Hungarian assignment on hip
+distance and region size; lost people who come back within ``reacquire_s`` get their old id back
+(appearance and size); duplicates are dropped as they appear and merged offline (core.track.stitch).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import PerceptionConfig
+from ..detect.blazepose import PoseDetector
+from ..observe.landmarks import PoseLandmarker
+from ..skeletons import LM
+from ..types import LandmarkBatch, TrackObservations
+from .similarity import (
+    assign,
+    hip_similarity,
+    histogram_similarity,
+    keypoint_similarity,
+    mask_iou,
+    roi_off,
+    same_person,
+)
+from .stitch import drop_stragglers, stitch_tracks
+from .tracklet import Observation, Tracklet
+
+
+class Tracker:
+    """Feed chunks of frames in order with :meth:`process_chunk`, then call :meth:`finish`."""
+
+    def __init__(self, detector: PoseDetector, landmarker: PoseLandmarker, config: PerceptionConfig, fps: float):
+        self.det = detector
+        self.lmk = landmarker
+        self.cfg = config
+        self.tune = config.tuning
+        self.fps = fps
+        self.active: list[Tracklet] = []
+        self.lost: list[Tracklet] = []
+        self.finished: list[Tracklet] = []
+        self.next_id = 0
+        self.last_detect = -10 ** 9
+        self.force_detect = True
+        self.max_missed = max(1, int(round(config.max_missed_s * fps)))
+        self.reacquire = max(1, int(round(config.reacquire_s * fps)))
+        self.frame_hw = (0, 0)
+        self.stats = {"detector_frames": 0, "landmark_regions": 0, "rerun_regions": 0, "frames": 0}
+
+    # -- one chunk -------------------------------------------------------------------------------
+    def process_chunk(self, indices: list[int], frames: torch.Tensor) -> None:
+        """``indices``: the chunk's video frame indices; ``frames (B, 3, H, W)`` float RGB [0, 255]."""
+        cfg, tune = self.cfg, self.tune
+        B = len(indices)
+        self.frame_hw = (int(frames.shape[2]), int(frames.shape[3]))
+        self.stats["frames"] += B
+        detect_all = self.force_detect or not self.active
+        det_rows = [b for b, t in enumerate(indices) if detect_all or t - self.last_detect >= cfg.detect_every]
+        dets = {}
+        if det_rows:
+            sel = torch.as_tensor(det_rows, device=frames.device)
+            for b, d in zip(det_rows, self.det(frames.index_select(0, sel))):
+                dets[b] = d
+            self.last_detect = indices[det_rows[-1]]
+            self.stats["detector_frames"] += len(det_rows)
+
+        # Plan the regions: (track, row) -> roi. New candidates come from unmatched detections.
+        candidates: list[Tracklet] = []
+        cand_roi: dict[int, np.ndarray] = {}
+        cand_start: dict[int, int] = {}
+        plan: list[tuple[Tracklet, int, np.ndarray]] = []
+        for b, t in enumerate(indices):
+            tracks_here = [tr for tr in self.active] + [c for c in candidates if cand_start[id(c)] <= b]
+            preds = [tr.predict_roi(t, tune) if tr in self.active else cand_roi[id(tr)] for tr in tracks_here]
+            if b in dets and len(dets[b].scores):
+                d_rois = dets[b].rois()
+                hips = np.array([tr.hip_prediction(r) for tr, r in zip(tracks_here, preds)]).reshape(-1, 2)
+                sizes = np.array([r[2] for r in preds])
+                sim = hip_similarity(dets[b].keypoints[:, 0], d_rois[:, 2], hips, sizes, tune.hip_sigma,
+                                     tune.size_ratio_range, tune.size_mismatch_factor)
+                matched = assign(sim, tune.match_similarity)
+                used = {i for i, _ in matched}
+                for i, k in matched:
+                    tr = tracks_here[k]
+                    if tr in self.active and tr.missed > 0:
+                        preds[k] = d_rois[i]  # a struggling track takes the detector's region
+                for i in range(len(d_rois)):
+                    if i in used or len(self.active) + len(candidates) >= cfg.max_people + tune.extra_candidates:
+                        continue
+                    if sim.shape[1] and sim[i].max() > tune.same_hips_similarity:
+                        continue  # the hips of someone already followed: the same person
+                    c = Tracklet()
+                    candidates.append(c)
+                    cand_roi[id(c)] = d_rois[i]
+                    cand_start[id(c)] = b
+                    tracks_here.append(c)
+                    preds.append(d_rois[i])
+            for tr, roi in zip(tracks_here, preds):
+                plan.append((tr, b, roi))
+
+        lb: Optional[LandmarkBatch] = None
+        if plan:
+            rows = np.array([b for _, b, _ in plan])
+            rois = np.stack([r for _, _, r in plan]).astype(np.float32)
+            lb = self.lmk(frames, rows, rois)
+            self.stats["landmark_regions"] += len(rows)
+            # Re-run regions that the landmarks show were off (fast motion, detector regions).
+            ok = lb.pose_score >= cfg.presence_threshold
+            better = lb.rois_from_landmarks()
+            redo = np.flatnonzero(ok & roi_off(rois, better, tune.rerun_tolerance, tune.rerun_turn))
+            if redo.size:
+                lb2 = self.lmk(frames, rows[redo], better[redo].astype(np.float32))
+                self.stats["rerun_regions"] += int(redo.size)
+                keep = lb2.pose_score >= cfg.presence_threshold
+                lb = _replace_rows(lb, redo[keep], lb2, np.flatnonzero(keep))
+            if cfg.recover:
+                lb = self._recover(frames, rows, plan, lb)
+
+        # Update the tracks frame by frame.
+        lb_rois = lb.rois_from_landmarks() if lb is not None else None
+        for b, t in enumerate(indices):
+            items = [(tr, j) for j, (tr, bb, _) in enumerate(plan) if bb == b]
+            good = [(tr, j) for tr, j in items if self._accept(tr, lb, lb_rois[j], j, t)]
+            good = self._drop_duplicates(good, lb)
+            good_tracks = {id(tr) for tr, _ in good}
+            for tr, j in good:
+                tr.add(Observation.from_batch(t, lb, j), lb_rois[j], lb.appearance[j], tune.appearance_memory)
+            for tr, _ in items:
+                if id(tr) not in good_tracks and tr in self.active:
+                    tr.missed += 1
+        self._retire(indices[-1])
+        self._admit(candidates)
+        self.force_detect = any(tr.missed > 0 for tr in self.active) or not self.active
+
+    def _established(self, tr: Tracklet) -> bool:
+        return tr.n_obs >= self.tune.established_after
+
+    def _threshold(self, tr: Tracklet) -> float:
+        """Hysteresis: a new track needs a confident pose, an established one may dip lower."""
+        return self.cfg.keep_threshold if self._established(tr) else self.cfg.presence_threshold
+
+    def _consistent(self, tr: Tracklet, lb: LandmarkBatch, roi: np.ndarray, j: int, t: int) -> bool:
+        """Does observation ``j`` continue ``tr`` plausibly? The body's up direction may turn only so
+        much a frame (a flip is fast, a jump to another person is not), the region's size may change
+        only so much, and the landmarks must resemble the last ones."""
+        tune = self.tune
+        if tr.last_kp is None or tr.last_roi is None:
+            return True
+        gap = max(1, t - tr.last_frame)
+        turn = abs(math.remainder(float(roi[3] - tr.last_roi[3]), 2 * math.pi))
+        if turn > math.radians(tune.max_turn_deg + tune.max_turn_deg_per_frame * gap):
+            return False
+        if abs(math.log(max(roi[2], 1.0) / max(tr.last_roi[2], 1.0))) > math.log(tune.max_scale_step) * min(gap, 3):
+            return False
+        sim = keypoint_similarity(lb.keypoints_px[j:j + 1], lb.visibility[j:j + 1], tr.last_kp[None], tr.last_vis[None], k=0.3)
+        return float(sim[0, 0]) >= tune.continuity_similarity
+
+    def _accept(self, tr: Tracklet, lb: LandmarkBatch, roi: np.ndarray, j: int, t: int) -> bool:
+        """``roi``: the region observation ``j``'s landmarks give (computed once per chunk)."""
+        score = float(lb.pose_score[j])
+        if score >= self.cfg.presence_threshold:
+            return not self._established(tr) or self._consistent(tr, lb, roi, j, t)
+        return score >= self._threshold(tr) and self._consistent(tr, lb, roi, j, t)
+
+    def _recover(self, frames, rows, plan, lb: LandmarkBatch) -> LandmarkBatch:
+        """Established tracks that missed: retry their region in the variants of ``tuning.recover_variants``
+        (by default 1.3x larger, and turned by +-45 degrees at 1.15x: flips, cartwheels, fast moves) and
+        keep the most confident answer whose hips stay near the region's centre and that continues the
+        track plausibly."""
+        tune = self.tune
+        miss = [j for j, (tr, _, _) in enumerate(plan) if self._established(tr) and lb.pose_score[j] < self.cfg.presence_threshold]
+        if not miss:
+            return lb
+        alt_rows, alt_rois, owner = [], [], []
+        for j in miss:
+            base = lb.rois[j]
+            for turn_deg, scale in tune.recover_variants:
+                r = base.copy()
+                r[2] *= scale
+                r[3] = math.remainder(r[3] + math.radians(turn_deg), 2 * math.pi)
+                alt_rows.append(rows[j])
+                alt_rois.append(r)
+                owner.append(j)
+        lb2 = self.lmk(frames, np.asarray(alt_rows), np.asarray(alt_rois, np.float32))
+        self.stats["recovery_regions"] = self.stats.get("recovery_regions", 0) + len(alt_rows)
+        owner = np.asarray(owner)
+        rois2 = lb2.rois_from_landmarks()
+        dst, src = [], []
+        for j in miss:
+            cand = np.flatnonzero(owner == j)
+            base = lb.rois[j]
+            hips = 0.5 * (lb2.keypoints_px[cand, LM.L_HIP] + lb2.keypoints_px[cand, LM.R_HIP])
+            near = np.hypot(*(hips - base[:2]).T) < tune.recover_hip_radius * base[2]
+            tr, b, _ = plan[j]
+            plausible = np.array([self._consistent(tr, lb2, rois2[c], int(c), tr.last_frame + 1) for c in cand])
+            score = np.where(near & plausible, lb2.pose_score[cand], 0.0)
+            k = int(np.argmax(score))
+            if score[k] >= self.cfg.presence_threshold:
+                dst.append(j)
+                src.append(cand[k])
+        return _replace_rows(lb, np.asarray(dst, int), lb2, np.asarray(src, int))
+
+    def _drop_duplicates(self, good, lb):
+        """Two tracks on the same person in one frame: keep the longer-lived one."""
+        if len(good) < 2:
+            return good
+        idx = [j for _, j in good]
+        dup = same_person(lb.keypoints_px[idx], lb.visibility[idx], self.cfg.duplicate_similarity,
+                          self.tune.shoulder_hip_coincide)
+        if lb.masks is not None:
+            dup |= mask_iou(lb.masks[idx], lb.rois[idx], self.frame_hw) > self.tune.duplicate_mask_iou
+        order = sorted(range(len(good)), key=lambda i: (-(good[i][0].n_obs), good[i][0].id if good[i][0].id >= 0 else 10 ** 9))
+        kept: list[int] = []
+        for i in order:
+            if not any(dup[i, k] for k in kept):
+                kept.append(i)
+        return [good[i] for i in sorted(kept)]
+
+    def _retire(self, t_now: int) -> None:
+        """Tracks that missed too long are lost; lost tracks not re-acquired in time are finished."""
+        still = []
+        for tr in self.active:
+            if tr.missed > self.max_missed:
+                tr.lost_at = tr.last_frame
+                self.lost.append(tr)
+            else:
+                still.append(tr)
+        self.active = still
+        keep = []
+        for tr in self.lost:
+            if t_now - tr.lost_at > self.reacquire:
+                self.finished.append(tr)
+            else:
+                keep.append(tr)
+        self.lost = keep
+
+    def _admit(self, candidates: list[Tracklet]) -> None:
+        """New candidates that were observed become tracks, or give a lost person their id back when the
+        appearance matches and the size is similar (re-acquisition)."""
+        born = [c for c in candidates if c.n_obs > 0]
+        if not born:
+            return
+        if self.lost:
+            lo, hi = self.tune.reacquire_size_range
+            sim = np.zeros((len(born), len(self.lost)))
+            for i, c in enumerate(born):
+                for k, tr in enumerate(self.lost):
+                    if tr.hist is None or c.hist is None or c.observations[0].frame <= tr.last_frame:
+                        continue
+                    app = float(histogram_similarity(c.hist[None], tr.hist[None])[0, 0])
+                    size_ratio = c.last_roi[2] / max(tr.last_roi[2], 1.0)
+                    if app >= self.cfg.reacquire_similarity and lo < size_ratio < hi:
+                        sim[i, k] = app
+            for i, k in assign(sim, self.cfg.reacquire_similarity):
+                tr = self.lost[k]
+                tr.absorb(born[i])
+                self.active.append(tr)
+                born[i] = None
+            self.lost = [tr for tr in self.lost if tr not in self.active]
+        for c in born:
+            if c is None:
+                continue
+            c.id = self.next_id
+            self.next_id += 1
+            self.active.append(c)
+
+    def finish(self, frame_range: tuple[int, int]) -> list[TrackObservations]:
+        """Stitch, clean and rank the tracks once the video is done; the ``max_people`` most prominent
+        are returned in order of appearance with ids 0, 1, ..."""
+        everyone = self.finished + self.lost + self.active
+        min_len = max(self.cfg.min_track_frames, int(round(self.cfg.min_track_s * self.fps)))
+        span = frame_range[1] - frame_range[0]
+        min_len = min(min_len, max(1, span // 2))
+        fragment = self.tune.min_fragment
+        everyone = stitch_tracks([tr for tr in everyone if tr.n_obs >= fragment], self.cfg, self.reacquire, self.frame_hw)
+        for tr in everyone:
+            drop_stragglers(tr, gap=self.max_missed, min_len=fragment)
+        kept = [tr for tr in everyone if tr.n_obs >= min_len]
+        out = [tr.finish(self.cfg.mask_size) for tr in kept]
+
+        def salience(o: TrackObservations) -> float:  # the most prominent people win beyond max_people
+            b = o.boxes_xyxy
+            return float(np.sum(np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])))
+
+        out = sorted(out, key=salience, reverse=True)[: self.cfg.max_people]
+        out = sorted(out, key=lambda o: (int(o.frames[0]), o.track_id))
+        return [TrackObservations(**{**o.__dict__, "track_id": i}) for i, o in enumerate(out)]
+
+
+def _replace_rows(lb: LandmarkBatch, dst: np.ndarray, src_lb: LandmarkBatch, src: np.ndarray) -> LandmarkBatch:
+    """``lb`` with rows ``dst`` taken from rows ``src`` of ``src_lb``."""
+    if dst.size == 0:
+        return lb
+    out = {}
+    for k in LandmarkBatch.__dataclass_fields__:
+        a = getattr(lb, k)
+        if a is None:
+            out[k] = None
+            continue
+        a = a.copy()
+        a[dst] = getattr(src_lb, k)[src]
+        out[k] = a
+    return LandmarkBatch(**out)
