@@ -17,7 +17,7 @@ import torch
 from . import __version__
 from .config import CaptureConfig
 from .errors import Cancelled, MissingWeightsError
-from .fit import fit_track, smooth_fit
+from .fit.optimize import fit_track
 from .geometry.axes import blender_camera_from_cv
 from .geometry.camera import Camera, camera_for_video
 from .geometry.rotations import rotmat_to_rotvec
@@ -26,6 +26,7 @@ from .paths import DENSEPOSE_CHECKPOINT, DENSEPOSE_UV, shown
 from .progress import ProgressFn, null_progress
 from .result import Result
 from .skeletons import SMPL_JOINT_NAMES
+from .smooth import smooth_fit
 from .track.perception import run_perception
 from .types import PerceptionResult, TrackFit, VideoInfo
 from .video import probe_video
@@ -116,7 +117,9 @@ def run_capture(
     data is loaded or run, so the dense term works at the part level.
     """
     from .body import load_body_model
-    from .ground import T_world_from_cam, detect_contacts, estimate_ground
+    from .geometry.axes import to_world_points, to_world_rotations, world_from_ground
+    from .ground.contacts import detect_contacts
+    from .ground.estimate import estimate_ground
 
     config.validate()
     dp_checkpoint, dp_uv_path = resolve_densepose(config)
@@ -200,18 +203,15 @@ def run_capture(
     progress("ground", n * 100, n * 100)
 
     # 3. Everything into the shared world (Z up, metres, ground z = 0).
-    T = T_world_from_cam(ground)
-    Rw = T[:3, :3]
+    T = world_from_ground(ground.n, ground.d)
     people = []
     with torch.no_grad():
         for f, ft in zip(fits, feet):
             check_cancel()
             J0 = body.rest_joints(torch.as_tensor(f.shape, dtype=torch.float32, device=device)).double().cpu().numpy()[0]
-            R_world = Rw[None] @ f.rotmats[:, 0]
-            go = rotmat_to_rotvec(R_world)
+            go = rotmat_to_rotvec(to_world_rotations(f.rotmats[:, 0], T))
             bp = rotmat_to_rotvec(f.rotmats[:, 1:])
-            pelvis_world = f.joints[:, 0] @ Rw.T + T[:3, 3]
-            transl = pelvis_world - J0
+            transl = to_world_points(f.joints[:, 0], T) - J0
             contacts = detect_contacts(ft, info.fps, plane=plane)
             person = body.person_result(f.track_id, f.frames, go, bp, transl, f.shape)
             feet_contact = np.stack([np.maximum(contacts[:, 0], contacts[:, 2]), np.maximum(contacts[:, 1], contacts[:, 3])], -1) > 0.5

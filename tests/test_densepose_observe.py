@@ -158,12 +158,11 @@ def quick_fit(monkeypatch):
     """Make the CLI's capture cheap (1 fit step, no ground refinement): only the wiring is tested here."""
     import functools
 
-    import core.capture
-    import core.fit
+    import core.config
 
-    quick = functools.partial(core.capture.CaptureConfig, ground_iterations=0)
-    monkeypatch.setattr(core.capture, "CaptureConfig", quick)
-    monkeypatch.setattr(core.fit, "FitConfig", functools.partial(core.fit.FitConfig, iterations=1, init_iterations=1))
+    quick = functools.partial(core.config.CaptureConfig, ground_iterations=0)
+    monkeypatch.setattr(core.config, "CaptureConfig", quick)
+    monkeypatch.setattr(core.config, "FitConfig", functools.partial(core.config.FitConfig, iterations=1, init_iterations=1))
 
 
 def _events(text):
@@ -173,7 +172,7 @@ def _events(text):
 def test_capture_cli_without_checkpoint_says_dense_term_off(tmp_path, capsys, quick_fit):
     pytest.importorskip("anny", reason="the default body model")
     from core.__main__ import main
-    from core.capture import DENSEPOSE_CHECKPOINT
+    from core.paths import DENSEPOSE_CHECKPOINT
     from core.result import read_result
 
     if DENSEPOSE_CHECKPOINT.exists():
@@ -191,7 +190,8 @@ def test_capture_cli_without_checkpoint_says_dense_term_off(tmp_path, capsys, qu
 
 
 def test_resolve_densepose_files(tmp_path):
-    from core.capture import DENSEPOSE_CHECKPOINT, resolve_densepose
+    from core.capture import resolve_densepose
+    from core.paths import DENSEPOSE_CHECKPOINT
     from core.config import CaptureConfig
     from core.errors import MissingWeightsError
 
@@ -214,9 +214,8 @@ def test_capture_runs_densepose_with_a_checkpoint(pose_models, capsys, monkeypat
     pytest.importorskip("anny", reason="the default body model")
     import functools
 
-    import core.observe.densepose.observe
-
     import core.capture
+    import core.observe.densepose.observe
     from core.capture import run_capture
     from core.config import CaptureConfig
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.config import FitConfig
-from core.fit import fit_track
+from core.fit.optimize import fit_track
 from core.geometry.camera import camera_for_video
 from core.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d, rotvec_to_rotmat
 from core.types import TrackObservations

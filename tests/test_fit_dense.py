@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from core.config import FitConfig
-from core.fit import fit_track
+from core.fit.optimize import fit_track
 from core.geometry.camera import camera_for_video
 from core.geometry.rotations import rotvec_to_rotmat
 from core.observe.densepose.observe import match_frame
@@ -225,7 +225,7 @@ def cylinder_charts(body):
 
 def _perturbed_start(body, T, joints_rng_seed=3, angle=0.35):
     """The true pose with every limb joint turned by ``angle`` about a random axis, as a fit to refine."""
-    from core.fit import _make_fit
+    from core.fit.optimize import posed_fit as _make_fit
 
     R = _pose(T)
     rng = np.random.default_rng(joints_rng_seed)

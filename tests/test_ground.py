@@ -4,15 +4,11 @@ import math
 import numpy as np
 import pytest
 
-from core.ground import (
-    GroundEstimate,
-    T_world_from_cam,
-    detect_contacts,
-    estimate_ground,
-    fit_ground_plane,
-    to_world_points,
-    to_world_rotations,
-)
+from core.geometry.axes import to_world_points, to_world_rotations, world_from_ground
+from core.ground.contacts import detect_contacts
+from core.ground.estimate import estimate_ground
+from core.ground.plane import fit_ground_plane
+from core.types import GroundEstimate
 
 FPS = 30.0
 HEIGHT = 1.6
@@ -164,7 +160,7 @@ def test_estimate_ground_from_walkers(scene):
 
 def test_world_frame_puts_ground_at_zero(scene):
     g = estimate_ground(scene["feet"], FPS)
-    T = T_world_from_cam(g)
+    T = world_from_ground(g.n, g.d)
     R = T[:3, :3]
     assert np.allclose(R @ R.T, np.eye(3), atol=1e-12) and abs(np.linalg.det(R) - 1) < 1e-12
     assert np.allclose(to_world_points(np.zeros(3), T), [0, 0, g.camera_height], atol=1e-12)
@@ -190,7 +186,7 @@ def test_level_camera_hand_computed():
     h = 1.3
     g = GroundEstimate(n=np.array([0.0, -1.0, 0.0]), d=h, camera_height=h, pitch_deg=0.0, roll_deg=0.0,
                        n_points=0, method="level-camera")
-    T = T_world_from_cam(g)
+    T = world_from_ground(g.n, g.d)
     expected = np.array([[1.0, 0, 0, 0], [0, 0, 1.0, 0], [0, -1.0, 0, h], [0, 0, 0, 1]])
     assert np.allclose(T, expected, atol=1e-12)
     # A point 2 m ahead, 0.5 m right, on the ground (y = h below the camera).

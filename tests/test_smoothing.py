@@ -16,13 +16,12 @@ import math
 import numpy as np
 import pytest
 
-from core.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
-from core.smoothing import (
-    lam_from_strength,
+from core.geometry.rotations import (
     project_to_rotation,
-    smooth_rotations,
-    whittaker,
+    rotmat_to_rotvec,
+    rotvec_to_rotmat,
 )
+from core.smooth.whittaker import lam_from_strength, smooth_rotations, whittaker
 
 FPS = 30.0
 
@@ -222,7 +221,7 @@ def test_half_power_period_is_fps_independent(fps):
 # The motion-adaptive smoother the capture uses by default (strength 1): still joints are smoothed
 # hard, moving joints lightly, both without lag.
 
-from core.smoothing import smooth_positions_adaptive, smooth_rotations_adaptive  # noqa: E402
+from core.smooth.whittaker import smooth_positions_adaptive, smooth_rotations_adaptive  # noqa: E402
 
 
 def _jittered(R, deg, rng):

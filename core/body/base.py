@@ -121,9 +121,13 @@ class BodyModel(torch.nn.Module):
         """The 33 landmarks ``(N, 33, 3)`` straight from parameters, skinning only the vertices they use."""
         ids, inverse = torch.unique(self.lm_vertex_index, return_inverse=True)
         out = self(rotmats, transl, shape, vertex_ids=ids)
-        from_joints = torch.einsum("kj,njc->nkc", self.lm_joint_weights, out.joints)
-        verts = out.vertices[:, inverse]
-        return from_joints + (verts * self.lm_vertex_weights[None, :, :, None]).sum(2)
+        return self.landmarks_from(out.joints, out.vertices[:, inverse])
+
+    def landmarks_from(self, joints: torch.Tensor, lm_vertices: torch.Tensor) -> torch.Tensor:
+        """The 33 landmarks ``(N, 33, 3)`` from posed joints ``(N, 24, 3)`` and the posed vertices each
+        landmark uses, ``lm_vertices (N, 33, K, 3)`` (``vertices[:, lm_vertex_index]``)."""
+        from_joints = torch.einsum("kj,njc->nkc", self.lm_joint_weights, joints)
+        return from_joints + (lm_vertices * self.lm_vertex_weights[None, :, :, None]).sum(2)
 
     def forward_rotvec(self, global_orient, body_pose, transl, shape=None) -> BodyOutput:
         """``global_orient (N, 3)``, ``body_pose (N, 23, 3)`` axis-angle; see ``forward``."""
@@ -138,9 +142,7 @@ class BodyModel(torch.nn.Module):
 
     def landmarks(self, out: BodyOutput) -> torch.Tensor:
         """The 33 BlazePose landmarks ``(N, 33, 3)`` on the posed body (same frame as ``out``)."""
-        from_joints = torch.einsum("kj,njc->nkc", self.lm_joint_weights, out.joints)
-        verts = out.vertices[:, self.lm_vertex_index]  # (N, 33, K, 3)
-        return from_joints + (verts * self.lm_vertex_weights[None, :, :, None]).sum(2)
+        return self.landmarks_from(out.joints, out.vertices[:, self.lm_vertex_index])
 
     def _set_landmarks(self, joint_weights: np.ndarray, vertex_index: np.ndarray, vertex_weights: np.ndarray) -> None:
         self.register_buffer("lm_joint_weights", torch.as_tensor(joint_weights, dtype=self.dtype), persistent=False)

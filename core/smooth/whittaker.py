@@ -14,6 +14,8 @@ import math
 import numpy as np
 from scipy.linalg import solveh_banded
 
+from ..geometry.rotations import project_to_rotation
+
 
 def whittaker(x: np.ndarray, lam: float, weights: np.ndarray | None = None) -> np.ndarray:
     """Smooth ``x (T, ...)`` along axis 0: minimise sum w (z - x)^2 + lam sum (z[t-1] - 2 z[t] + z[t+1])^2.
@@ -44,15 +46,6 @@ def whittaker(x: np.ndarray, lam: float, weights: np.ndarray | None = None) -> n
     rhs = (w[:, None] * x.reshape(T, -1))
     z = solveh_banded(ab, rhs, lower=False)
     return z.reshape(x.shape)
-
-
-def project_to_rotation(M: np.ndarray) -> np.ndarray:
-    """Nearest rotation matrices (SVD, det +1) to ``M (..., 3, 3)``."""
-    U, _, Vt = np.linalg.svd(M)
-    d = np.sign(np.linalg.det(U @ Vt))
-    U = U.copy()
-    U[..., :, -1] *= d[..., None]
-    return U @ Vt
 
 
 def smooth_rotations(R: np.ndarray, lam: float, weights: np.ndarray | None = None) -> np.ndarray:

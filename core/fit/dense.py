@@ -21,15 +21,10 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .errors import ConfigError
-from .observe.densepose.parts import N_REGIONS, PART_REGION, vertex_regions
-from .types import DenseObservations
-
-
-def gmof(r2: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Geman-McClure on squared residuals: sigma^2 r^2 / (sigma^2 + r^2), normalised to r^2 near 0."""
-    s2 = sigma * sigma
-    return r2 * s2 / (r2 + s2)
+from ..errors import ConfigError
+from ..observe.densepose.parts import N_REGIONS, PART_REGION, vertex_regions
+from ..types import DenseObservations
+from .terms import gmof
 
 
 def region_vertex_sample(weights24: np.ndarray, per_region: int, seed: int = 0) -> np.ndarray:

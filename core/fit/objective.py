@@ -1,0 +1,130 @@
+"""The fit's objective for one person: the observations laid out on the fit's frames (on the device),
+and the weighted sum of the loss terms (core.fit.terms) for given parameters."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..body.base import BodyModel
+from ..config import FitConfig
+from ..geometry.camera import Camera, project
+from ..skeletons import FOOT_LANDMARKS, LM
+from ..types import TrackObservations
+from . import terms
+from .dense import make_dense_term
+
+# Per-landmark trust in the fit. The ears' place on the body model is the least certain correspondence
+# (BlazePose's ear point wanders between the tragus and the helix), so the head's pitch follows the eyes,
+# nose and mouth instead.
+LANDMARK_WEIGHTS = np.ones(33, np.float32)
+LANDMARK_WEIGHTS[[LM.L_EAR, LM.R_EAR]] = 0.1
+# While the pose is rough (the "init" stage) only the torso and head landmarks pull.
+INIT_LANDMARKS = (LM.NOSE, LM.L_EAR, LM.R_EAR, LM.L_SHOULDER, LM.R_SHOULDER, LM.L_HIP, LM.R_HIP)
+MIN_DEPTH = 0.05  # metres: projection keeps points at least this far in front of the camera
+
+
+class Objective:
+    """Holds one person's observations on the device and evaluates the loss terms.
+
+    The fit covers every frame from the person's first to last observation (``frames``); frames
+    without an observation (``observed`` False) have zero weight in the data terms and are filled by
+    the temporal terms."""
+
+    def __init__(self, body: BodyModel, obs: TrackObservations, cam: Camera, cfg: FitConfig, device, dense_uv=None):
+        self.body, self.cam, self.cfg, self.device = body, cam, cfg, device
+        f0, f1 = int(obs.frames[0]), int(obs.frames[-1])
+        self.frames = np.arange(f0, f1 + 1)
+        T = len(self.frames)
+        pos = obs.frames - f0
+        dt = torch.float32
+        kp = np.zeros((T, 33, 3), np.float32)
+        kp[pos] = obs.keypoints
+        world = np.zeros((T, 33, 3), np.float32)
+        world[pos] = obs.world
+        observed = np.zeros(T, bool)
+        observed[pos] = True
+        self.observed = observed
+        conf = kp[..., 2] * (kp[..., 2] >= cfg.conf_threshold)
+        conf = conf * LANDMARK_WEIGHTS[None]
+        boxes = np.zeros((T, 4), np.float32)
+        boxes[pos] = obs.boxes_xyxy
+        diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        diag[~observed] = 1.0
+        self.kp = torch.as_tensor(kp[..., :2], dtype=dt, device=device)
+        self.conf = torch.as_tensor(conf, dtype=dt, device=device)
+        self.world = torch.as_tensor(world, dtype=dt, device=device)
+        self.diag = torch.as_tensor(np.maximum(diag, 1.0), dtype=dt, device=device)
+        self.obs_w = torch.as_tensor(observed, dtype=dt, device=device)
+        # Masks in region coordinates, with each frame's region.
+        M = obs.masks.shape[-1]
+        masks = np.zeros((T, M, M), np.float32)
+        masks[pos] = obs.masks.astype(np.float32) / 255.0
+        rois = np.zeros((T, 4), np.float32)
+        rois[pos] = obs.rois
+        rois[~observed, 2] = 1.0
+        self.masks = torch.as_tensor(masks, dtype=dt, device=device)[:, None]
+        self.rois = torch.as_tensor(rois, dtype=dt, device=device)
+        V = body.n_vertices
+        g = torch.Generator().manual_seed(0)
+        self.sil_ids = torch.randperm(V, generator=g)[: cfg.silhouette_points].to(device)
+        self.lm_ids, self.lm_inv = torch.unique(body.lm_vertex_index, return_inverse=True)
+        # DensePose samples, when the observation stage produced them (core.fit.dense).
+        self.dense = None
+        if cfg.w_dense > 0:
+            self.dense = make_dense_term(body, getattr(obs, "dense", None), self.frames, cfg.dense_points_per_region,
+                                         uv_data=dense_uv, device=device)
+        ids = [self.lm_ids.to(device), self.sil_ids]
+        if self.dense is not None:
+            ids.append(self.dense.vertex_ids)
+        self.split = [len(i) for i in ids]
+        self.all_ids = torch.cat(ids)
+        self.K = torch.as_tensor([cam.fx, cam.fy, cam.cx, cam.cy], dtype=dt, device=device)
+        self.init_mask = torch.zeros(33, device=device)
+        self.init_mask[list(INIT_LANDMARKS)] = 1.0
+        self.ground: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self.contacts: Optional[torch.Tensor] = None
+
+    def set_ground(self, plane: tuple[np.ndarray, float], contacts: Optional[np.ndarray] = None) -> None:
+        """Add the ground terms: a plane ``(n, d)`` in the camera frame and foot ``contacts (T, 4)``."""
+        self.ground = (torch.as_tensor(np.asarray(plane[0], np.float32), device=self.device),
+                       torch.tensor(float(plane[1]), device=self.device))
+        if contacts is not None:
+            self.contacts = torch.as_tensor(np.asarray(contacts, np.float32), device=self.device)
+
+    def project(self, p: torch.Tensor) -> torch.Tensor:
+        return project(p, self.K[0], self.K[1], self.K[2], self.K[3], min_depth=MIN_DEPTH)
+
+    def posed(self, rotmats, transl, shape):
+        """Joints, the 33 landmarks, silhouette sample points and the dense term's vertices (or None)."""
+        out = self.body(rotmats, transl, shape, vertex_ids=self.all_ids)
+        parts = torch.split(out.vertices, self.split, dim=1)
+        lms = self.body.landmarks_from(out.joints, parts[0][:, self.lm_inv])
+        return out.joints, lms, parts[1], (parts[2] if len(parts) > 2 else None)
+
+    def losses(self, rotmats, transl, shape, shape_default, stage: str) -> dict[str, torch.Tensor]:
+        """The weighted loss terms by name. ``stage``: "init" (torso only, no pose priors), "full" or
+        "refine"."""
+        cfg = self.cfg
+        joints, lms, sil, dense_verts = self.posed(rotmats, transl, shape)
+        L: dict[str, torch.Tensor] = {}
+        w = self.conf * self.obs_w[:, None]
+        w2 = w * self.init_mask if stage == "init" else w
+        L["2d"] = cfg.w_2d * terms.reprojection(self.project(lms), self.kp, self.diag, w2, cfg.robust_2d)
+        L["3d"] = cfg.w_3d * terms.landmarks_3d(lms, self.world, w, cfg.robust_3d, LM.L_HIP, LM.R_HIP)
+        if stage != "init":
+            L["silhouette"] = cfg.w_silhouette * terms.silhouette(self.project(sil), self.masks, self.rois, self.obs_w)
+            if self.dense is not None:
+                L["dense"] = cfg.w_dense * self.dense.loss(dense_verts, self.project, self.diag, cfg.robust_dense)
+            L["limits"] = cfg.w_limits * terms.joint_limits(rotmats)
+            L["pose_prior"] = cfg.w_pose_prior * terms.rest_pull(rotmats)
+        L["shape"] = cfg.w_shape * (shape - shape_default).pow(2).sum()
+        if joints.shape[0] >= 3:
+            L["accel"] = cfg.w_accel * terms.joint_acceleration(joints)
+            L["rot_accel"] = cfg.w_rot_accel * terms.rotation_acceleration(rotmats)
+        if self.ground is not None:
+            feet = lms[:, list(FOOT_LANDMARKS)]
+            for k, v in terms.ground_terms(feet, self.ground[0], self.ground[1], self.contacts).items():
+                L[k] = cfg.w_ground * v
+        return L

@@ -1,0 +1,150 @@
+"""Fit SMPL parameters to one person's observations over all their frames at once.
+
+Parameters (camera frame, OpenCV axes): per frame the 24 joint rotations in the continuous 6-D
+representation and the root translation; one shape for the whole track. The objective:
+
+- 2-D reprojection of the body's 33 landmarks onto the detected landmarks, confidence-weighted and
+  robust (Geman-McClure), normalised by the person's box size;
+- agreement with the landmark model's metric 3-D landmarks (hip-centred), robust;
+- a silhouette term: sampled surface points must project inside the person's segmentation mask;
+- priors: anatomical joint limits (knees and elbows bend one way, spine and neck within range), a
+  weak pull towards the rest pose, the shape towards the population mean;
+- with DensePose samples (``obs.dense``): a dense term, exact surface correspondences with DensePose's
+  UV data or part-to-region otherwise (core.fit.dense);
+- temporal terms: joint accelerations and rotation accelerations (zero-phase, so no lag);
+- optionally, once the ground is known: feet on the ground and still while in contact, never below it.
+
+Depth comes from the body's size (the shape prior keeps the height plausible) and the reprojection.
+Everything is batched over frames in torch; there is no per-frame Python loop on the hot path.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..body.base import BodyModel
+from ..config import FitConfig
+from ..geometry.camera import Camera
+from ..geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d
+from ..skeletons import LM
+from ..smooth.whittaker import lam_from_strength, smooth_rotations, whittaker
+from ..types import TrackFit, TrackObservations
+from .init import initial_depth, initial_pose
+from .objective import Objective
+
+
+def fit_track(
+    body: BodyModel,
+    obs: TrackObservations,
+    cam: Camera,
+    cfg: FitConfig = FitConfig(),
+    device: str | torch.device = "cpu",
+    init: Optional[TrackFit] = None,
+    ground: Optional[tuple[np.ndarray, float]] = None,
+    contacts: Optional[np.ndarray] = None,
+    iterations: Optional[int] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+    dense_uv=None,
+) -> TrackFit:
+    """Fit one track. With ``init`` the fit continues from an earlier solution (e.g. once the ground
+    plane ``(n, d)`` in the camera frame and per-frame foot ``contacts (T, 4)`` are known).
+
+    When ``obs.dense`` holds DensePose samples the fit adds the dense term: exact surface
+    correspondences with ``dense_uv`` (a ``core.observe.densepose.uv_data.DensePoseUV`` matching the body),
+    part-level otherwise (core.fit.dense)."""
+    device = torch.device(device)
+    obj = Objective(body, obs, cam, cfg, device, dense_uv=dense_uv)
+    T = len(obj.frames)
+    dt = torch.float32
+    shape_default = body.default_shape.to(device=device, dtype=dt)
+    lo, hi = (b.to(device=device, dtype=dt) for b in body.shape_bounds)
+    if init is None:
+        with torch.no_grad():
+            J_rest = body.rest_joints(shape_default).double().cpu().numpy()
+        conf_np = obj.conf.cpu().numpy()
+        world_np = obj.world.cpu().numpy()
+        kp_np = obj.kp.cpu().numpy()
+        R0 = initial_pose(world_np, conf_np, J_rest)
+        depth = initial_depth(kp_np, conf_np, world_np, cam)
+        w = obj.observed.astype(float)
+        # Fill unobserved frames and smooth the rough initial guess.
+        R0 = smooth_rotations(R0, lam=lam_from_strength(1.0, 30.0), weights=w + 1e-6)
+        depth = np.clip(whittaker(depth, 10.0, w + 1e-6), 0.5, 80.0)
+        hip2d = 0.5 * (kp_np[:, LM.L_HIP] + kp_np[:, LM.R_HIP])
+        hip2d = whittaker(hip2d, 1.0, w + 1e-6)
+        ray = np.stack([(hip2d[:, 0] - cam.cx) / cam.fx, (hip2d[:, 1] - cam.cy) / cam.fy, np.ones(T)], -1)
+        pelvis = ray * depth[:, None]
+        transl0 = pelvis - J_rest[0]
+        rot6d = rotmat_to_rot6d(torch.as_tensor(R0, dtype=dt, device=device))
+        transl = torch.as_tensor(transl0, dtype=dt, device=device)
+        # Start at the default shape: raw 0 maps onto the default through the bounded parametrisation.
+        shape_raw = torch.logit(((shape_default - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4))
+        stages = [("init", cfg.init_iterations, False), ("full", cfg.iterations if iterations is None else iterations, True)]
+    else:
+        rot6d = rotmat_to_rot6d(torch.as_tensor(init.rotmats, dtype=dt, device=device))
+        transl = torch.as_tensor(init.transl, dtype=dt, device=device)
+        s = torch.as_tensor(init.shape, dtype=dt, device=device)
+        shape_raw = torch.logit(((s - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4))
+        stages = [("refine", iterations or max(30, cfg.iterations // 3), True)]
+    if ground is not None:
+        obj.set_ground(ground, contacts)
+
+    rot6d = rot6d.clone().requires_grad_(True)
+    transl = transl.clone().requires_grad_(True)
+    shape_raw = shape_raw.clone().requires_grad_(True)
+    total_iters = sum(n for _, n, _ in stages)
+    done = 0
+    last: dict[str, float] = {}
+    for stage, n_iter, pose_free in stages:
+        lr = cfg.lr * (0.25 if stage == "refine" else 1.0)  # refining a solution: small steps only
+        params = [{"params": [transl], "lr": lr * 0.5}, {"params": [shape_raw], "lr": lr}]
+        params.append({"params": [rot6d], "lr": lr})
+        opt = torch.optim.Adam(params)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_iter), eta_min=lr * 0.1)
+        for it in range(n_iter):
+            opt.zero_grad(set_to_none=True)
+            R = rot6d_to_rotmat(rot6d)
+            if not pose_free:
+                R = torch.cat([R[:, :1], R[:, 1:].detach()], 1)
+            shape = lo + (hi - lo) * torch.sigmoid(shape_raw)
+            L = obj.losses(R, transl, shape, shape_default, stage)
+            loss = sum(L.values())
+            loss.backward()
+            opt.step()
+            sched.step()
+            done += 1
+            if progress is not None and (done % 10 == 0 or done == total_iters):
+                progress(done, total_iters)
+        last = {k: float(v.detach()) for k, v in L.items()}
+
+    with torch.no_grad():
+        R = rot6d_to_rotmat(rot6d).double().cpu().numpy()
+        tr = transl.detach().double().cpu().numpy()
+        shape = (lo + (hi - lo) * torch.sigmoid(shape_raw)).detach()
+    return posed_fit(body, obs.track_id, obj.frames, obj.observed, R, tr, shape, last, device)
+
+
+def _make_fit(body, track_id, frames, observed, R, tr, shape, losses, device) -> TrackFit:
+    dt = torch.float32
+    shape = torch.as_tensor(shape, dtype=dt, device=device)
+    with torch.no_grad():
+        out = body(torch.as_tensor(R, dtype=dt, device=device), torch.as_tensor(tr, dtype=dt, device=device), shape,
+                   vertex_ids=torch.zeros(1, dtype=torch.long, device=device))
+        joints = out.joints.double().cpu().numpy()
+    return TrackFit(track_id=track_id, frames=frames, observed=observed, rotmats=R, transl=tr,
+                    shape=shape.double().cpu().numpy(), joints=joints, losses=losses)
+
+
+def posed_fit(body, track_id, frames, observed, R, tr, shape, losses, device) -> TrackFit:
+    """A TrackFit from parameters: rotations ``R (T, 24, 3, 3)``, translations ``tr (T, 3)`` and ``shape``,
+    with the joints posed by ``body``."""
+    dt = torch.float32
+    shape = torch.as_tensor(shape, dtype=dt, device=device)
+    with torch.no_grad():
+        out = body(torch.as_tensor(R, dtype=dt, device=device), torch.as_tensor(tr, dtype=dt, device=device), shape,
+                   vertex_ids=torch.zeros(1, dtype=torch.long, device=device))
+        joints = out.joints.double().cpu().numpy()
+    return TrackFit(track_id=track_id, frames=frames, observed=observed, rotmats=R, transl=tr,
+                    shape=shape.double().cpu().numpy(), joints=joints, losses=losses)

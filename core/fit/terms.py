@@ -1,0 +1,106 @@
+"""The fit's loss terms as stateless functions of posed quantities and observations (torch, batched over
+frames). ``core.fit.objective.Objective`` holds the observations and adds the weighted terms up."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..geometry.roi import frame_to_roi
+
+
+def gmof(r2: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Geman-McClure on squared residuals: sigma^2 r^2 / (sigma^2 + r^2), normalised to r^2 near 0."""
+    s2 = sigma * sigma
+    return r2 * s2 / (r2 + s2)
+
+
+def robust_mean(r2: torch.Tensor, w: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Weighted mean of Geman-McClure residuals over everything, scaled so small residuals count as
+    ``r2 / sigma^2``."""
+    return (w * gmof(r2, sigma)).sum() / w.sum().clamp_min(1.0) / sigma ** 2
+
+
+def reprojection(uv: torch.Tensor, kp: torch.Tensor, diag: torch.Tensor, w: torch.Tensor, sigma: float) -> torch.Tensor:
+    """2-D landmarks: projected ``uv (T, K, 2)`` against detected ``kp (T, K, 2)`` in units of the person's
+    box diagonal ``diag (T,)``, weights ``w (T, K)``."""
+    r2 = ((uv - kp) / diag[:, None, None]).pow(2).sum(-1)
+    return robust_mean(r2, w, sigma)
+
+
+def landmarks_3d(lms: torch.Tensor, world: torch.Tensor, w: torch.Tensor, sigma: float, left_hip: int,
+                 right_hip: int) -> torch.Tensor:
+    """Metric 3-D landmarks: the body's landmarks ``(T, K, 3)`` centred between its hips against the landmark
+    model's hip-centred world landmarks ``(T, K, 3)`` (metres)."""
+    hip = 0.5 * (lms[:, left_hip] + lms[:, right_hip])
+    d3 = (lms - hip[:, None]) - world
+    return robust_mean(d3.pow(2).sum(-1), w, sigma)
+
+
+def silhouette(uv: torch.Tensor, masks: torch.Tensor, rois: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Share of projected surface points ``uv (T, P, 2)`` outside the person's segmentation ``masks
+    (T, 1, M, M)`` (region coordinates of ``rois (T, 4)``), frames weighted by ``w (T,)``."""
+    lx, ly = frame_to_roi(uv[..., 0], uv[..., 1], rois)
+    M = masks.shape[-1]
+    # Mask pixel i covers region coordinate i / M (corners-to-corners sampling, see core.geometry.roi).
+    gx = 2.0 * (lx * M) / (M - 1) - 1.0
+    gy = 2.0 * (ly * M) / (M - 1) - 1.0
+    grid = torch.stack([gx, gy], -1)[:, :, None]  # (T, P, 1, 2)
+    inside = F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0, :, 0]
+    return ((1.0 - inside) * w[:, None]).mean()
+
+
+def joint_limits(rotmats: torch.Tensor) -> torch.Tensor:
+    """Anatomical limits as penalties on where a joint sends its child bone (local frame)."""
+    relu = torch.relu
+    loss = rotmats.new_zeros(())
+    # Knees (4, 5): the shin (rest -y) may swing backwards (-z), not forwards or sideways.
+    for j in (4, 5):
+        d = -rotmats[:, j, :, 1]
+        loss = loss + relu(d[:, 2] - 0.05).pow(2).mean() + relu(d[:, 0].abs() - 0.15).pow(2).mean()
+    # Elbows (18 left: rest +x; 19 right: rest -x): flex forwards (+z) only, no sideways bend.
+    for j, sign in ((18, 1.0), (19, -1.0)):
+        d = sign * rotmats[:, j, :, 0]
+        loss = loss + relu(-d[:, 2] - 0.05).pow(2).mean() + relu(d[:, 1].abs() - 0.25).pow(2).mean()
+    # Spine, neck, collars, head, ankles, feet, hands: keep within about 45-60 degrees.
+    for j, max_angle in ((3, 0.8), (6, 0.6), (9, 0.6), (12, 0.8), (15, 0.9), (13, 0.5), (14, 0.5),
+                         (7, 0.9), (8, 0.9), (10, 0.6), (11, 0.6), (22, 1.0), (23, 1.0)):
+        tr = rotmats[:, j, 0, 0] + rotmats[:, j, 1, 1] + rotmats[:, j, 2, 2]
+        cos_lim = math.cos(max_angle)
+        loss = loss + relu(cos_lim - (tr - 1) / 2).pow(2).mean() * 10.0
+    # Twist of the knee/elbow about the limb axis is mostly carried by the hip/shoulder.
+    return loss
+
+
+def rest_pull(rotmats: torch.Tensor) -> torch.Tensor:
+    """A weak pull of the 23 local joint rotations towards the rest pose."""
+    eye = torch.eye(3, device=rotmats.device, dtype=rotmats.dtype)
+    return (rotmats[:, 1:] - eye).pow(2).sum((-1, -2)).mean() * 23
+
+
+def joint_acceleration(joints: torch.Tensor) -> torch.Tensor:
+    """Mean squared second difference of joint positions ``(T, J, 3)`` (x100)."""
+    acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
+    return acc.pow(2).sum(-1).mean() * 100.0
+
+
+def rotation_acceleration(rotmats: torch.Tensor) -> torch.Tensor:
+    """Mean squared second difference of rotation matrices ``(T, J, 3, 3)``."""
+    racc = rotmats[2:] - 2 * rotmats[1:-1] + rotmats[:-2]
+    return racc.pow(2).sum((-1, -2)).mean()
+
+
+def ground_terms(feet: torch.Tensor, n: torch.Tensor, d: torch.Tensor, contacts) -> dict[str, torch.Tensor]:
+    """Feet ``(T, P, 3)`` against a ground plane ``n . p + d = 0`` (``n`` up): never below it, and while in
+    contact (``contacts (T, P)`` in [0, 1], or None) on it and not sliding along it."""
+    h = (feet * n).sum(-1) + d
+    out = {"ground_penetration": torch.relu(-h).pow(2).mean() * 100.0}
+    if contacts is not None and feet.shape[0] >= 2:
+        c = contacts
+        vel = feet[1:] - feet[:-1]
+        vel_h = vel - (vel * n).sum(-1, keepdim=True) * n  # horizontal part
+        both = c[1:] * c[:-1]
+        out["foot_skate"] = (both * vel_h.pow(2).sum(-1)).sum() / both.sum().clamp_min(1.0) * 1e3
+        out["foot_contact_height"] = (c * h.pow(2)).sum() / c.sum().clamp_min(1.0) * 100.0
+    return out

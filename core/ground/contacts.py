@@ -1,0 +1,140 @@
+"""Foot contacts: when a foot point is planted, from its speed and its height above the ground.
+
+Camera frame (OpenCV axes, metres) in, weights in [0, 1] out. Pure numpy/scipy.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.signal import savgol_coeffs, savgol_filter
+
+SPEED_THRESH = 0.25  # m/s: a foot point slower than this may be planted
+PLANE_TOL = 0.05  # m: and, when a plane is known, this close to it
+MIN_CONTACT_S = 0.1  # contact islands shorter than this are dropped (e.g. the apex of a jump)
+
+
+def _fill_nan(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Linear interpolation over invalid frames of ``x (T, 3)`` (edge frames hold the nearest value)."""
+    t = np.arange(x.shape[0])
+    out = x.copy()
+    for k in range(x.shape[1]):
+        out[:, k] = np.interp(t, t[valid], x[valid, k])
+    return out
+
+
+def _window(fps: float, seconds: float, minimum: int = 5) -> int:
+    w = max(minimum, int(round(seconds * fps)))
+    return w if w % 2 == 1 else w + 1
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each run of True in a 1-D boolean array."""
+    m = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(m[1:] != m[:-1])
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def _clean_contact(mask: np.ndarray, min_len: int) -> np.ndarray:
+    """Fill single-frame holes, then drop contact runs shorter than ``min_len`` frames."""
+    m = mask.copy()
+    if m.size >= 3:
+        hole = ~m[1:-1] & m[:-2] & m[2:]
+        m[1:-1] |= hole
+    for a, b in _runs(m):
+        if b - a < min_len:
+            m[a:b] = False
+    return m
+
+
+def _soften(mask: np.ndarray, ramp: int) -> np.ndarray:
+    """1 inside a contact run, ramping down over ``ramp`` frames at each end of it (edge frame 1/(ramp+1))."""
+    out = np.zeros(mask.shape[0])
+    for a, b in _runs(mask):
+        k = np.arange(a, b)
+        dist = np.minimum(k - a + 1, b - k)  # 1 for the first and last frame of the run
+        out[a:b] = np.minimum(1.0, dist / (ramp + 1.0))
+    return out
+
+
+def detect_contacts(
+    feet_cam: np.ndarray,
+    fps: float,
+    up_cam: np.ndarray | None = None,
+    plane: tuple[np.ndarray, float] | None = None,
+    speed_thresh: float = SPEED_THRESH,
+    plane_tol: float = PLANE_TOL,
+    min_contact_s: float = MIN_CONTACT_S,
+) -> np.ndarray:
+    """Foot-contact weights ``(T, P)`` in [0, 1] for one person's foot points ``feet_cam (T, P, 3)``.
+
+    ``feet_cam`` holds P foot points (e.g. left heel, right heel, left toe, right toe) in the camera
+    frame; missing frames are NaN and not in contact (except a single missing frame inside a contact,
+    which is a hole and filled). A point is in contact while it is slow and, if
+    ``plane = (n, d)`` is given, within ``plane_tol`` of it. Without a plane but with ``up_cam`` (world
+    up in the camera frame), it must instead be within ``plane_tol`` of the person's lowest foot point
+    over the surrounding half second.
+
+    "Slow" is relative to the person's own jitter: velocities come from a zero-lag Savitzky-Golay
+    derivative (about 0.15 s window) and the threshold is ``speed_thresh`` (0.25 m/s) or three times
+    the speed noise measured from the person's own trajectories, whichever is larger (capped at
+    0.6 m/s), so a far, noisy person still gets planted feet. Single-frame holes are filled, contacts
+    shorter than ``min_contact_s`` dropped (the apex of a jump is slow but not a contact), and each
+    contact ramps in and out over one frame (two at 50 fps and above): values >= 0.5 mean contact.
+    """
+    feet = np.asarray(feet_cam, dtype=np.float64)
+    if feet.ndim != 3 or feet.shape[-1] != 3:
+        raise ValueError(f"feet_cam must be (T, P, 3), got {feet.shape}")
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"invalid fps {fps}")
+    T, P, _ = feet.shape
+    out = np.zeros((T, P))
+    if T < 3:
+        return out
+    valid = np.all(np.isfinite(feet), axis=-1)  # (T, P)
+
+    win = _window(fps, 0.15)
+    deriv_gain = float(np.linalg.norm(savgol_coeffs(win, 2, deriv=1))) * fps  # axis noise -> axis speed noise
+
+    # The person's own jitter: robust size of second differences (mostly stance frames, where the
+    # true acceleration is ~0), converted to a per-axis position noise.
+    d2 = []
+    for p in range(P):
+        ok = valid[1:-1, p] & valid[:-2, p] & valid[2:, p]
+        if np.any(ok):
+            dd = feet[2:, p] - 2.0 * feet[1:-1, p] + feet[:-2, p]
+            d2.append(np.abs(dd[ok]).ravel())
+    sigma = 1.4826 * float(np.median(np.concatenate(d2))) / math.sqrt(6.0) if d2 else 0.0
+    thr = min(max(speed_thresh, 3.0 * sigma * deriv_gain), max(speed_thresh, 0.6))
+
+    low = None
+    if plane is None and up_cam is not None:
+        up = np.asarray(up_cam, dtype=np.float64)
+        up = up / np.linalg.norm(up)
+        h = feet @ up  # (T, P) heights along up, NaN where missing
+        h_low = np.where(np.isfinite(h), h, np.inf).min(axis=1)  # lowest point per frame
+        half = max(1, int(round(0.25 * fps)))
+        low = np.full(T, np.inf)
+        for t in range(T):
+            low[t] = h_low[max(0, t - half): t + half + 1].min()
+
+    min_len = max(1, int(math.ceil(min_contact_s * fps - 1e-9)))
+    ramp = 1 if fps < 50 else 2
+    for p in range(P):
+        v = valid[:, p]
+        if v.sum() < 3:
+            continue
+        x = _fill_nan(feet[:, p], v)
+        if T >= win:
+            vel = savgol_filter(x, win, 2, deriv=1, delta=1.0 / fps, axis=0, mode="interp")
+        else:
+            vel = np.gradient(x, 1.0 / fps, axis=0)
+        slow = (np.linalg.norm(vel, axis=-1) < thr) & v
+        if plane is not None:
+            n = np.asarray(plane[0], dtype=np.float64)
+            dist = np.abs(x @ n + float(plane[1])) / np.linalg.norm(n)
+            slow &= dist < plane_tol
+        elif low is not None:
+            slow &= (x @ up - low) < plane_tol
+        out[:, p] = _soften(_clean_contact(slow, min_len), ramp)
+    return out
