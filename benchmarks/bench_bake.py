@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/bench_bake.py [--repeat 3]
 
-For 1 person x 1,000 frames and 5 people x 300 frames of the same synthetic motion (core.synthetic),
+For 1 person x 1,000 frames and 5 people x 300 frames of the same synthetic motion (core.result.toy),
 in one run with the bpy wheel:
 - doppel import: the add-on's Import Result (read the .npz, camera, per person armature + skinned mesh +
   material + action with 24x4+3 F-curves written in bulk), and separately the time spent baking actions;
-- Blender BVH import: ``bpy.ops.import_anim.bvh`` on the same motion exported with core.export_bvh (one
+- Blender BVH import: ``bpy.ops.import_anim.bvh`` on the same motion exported with core.export.bvh (one
   file per person; armature + keyframes only, no mesh), with the file writing not timed.
 Each number is the best of ``--repeat`` runs on a fresh empty scene; ratio = BVH / doppel (>1: doppel is faster).
 """
@@ -27,9 +27,9 @@ if ROOT not in sys.path:
 import bpy  # noqa: E402
 
 from blender_addon import scene_build  # noqa: E402
-from core.export_bvh import write_bvh  # noqa: E402
+from core.export.bvh import write_bvh  # noqa: E402
 from core.result import write_result  # noqa: E402
-from core.synthetic import toy_result  # noqa: E402
+from core.result.toy import toy_result  # noqa: E402
 
 
 def _time_doppel(path: str) -> tuple[float, float]:

@@ -57,8 +57,8 @@ def main() -> int:
     from bench_landmarks import mediapipe_fps
 
     from core.body import load_body_model
-    from core.capture import run_capture
     from core.config import CaptureConfig
+    from core.pipeline import run_capture
     from core.track.perception import load_pose_models
 
     t0 = time.perf_counter()

@@ -10,13 +10,13 @@ For each cached synthetic clip (``.cache/synthetic/<clip>-<hash>/``, rendered by
    with the GT shape, rotations and translation, exactly what the renderer drew; checked against the
    GT joints) and brought into the camera frame.
 2. An oracle DensePose result is rendered per frame: every person into one z-buffer
-   (``core.overlay.rasterize``, so people occlude each other), each visible pixel labelled with one
+   (``core.export.raster.rasterize``, so people occlude each other), each visible pixel labelled with one
    DensePose part per body region (the part-level term only sees regions), then split per person into
    one box + label patch each, as ``core.observe.densepose.DensePoseResult``. Optional corruption:
    ``--noise p`` replaces the part of a share p of the foreground pixels by the part of a random
    neighbouring region (regions adjacent on the mesh), ``--erode k`` removes a k-pixel band at each
    person's silhouette boundary.
-3. The capture runs through ``core.capture.run_capture`` with the same perception result (computed
+3. The capture runs through ``core.pipeline.run_capture`` with the same perception result (computed
    once per clip): without dense observations, and with the oracle ones passed through the
    ``dense_observer`` hook, which runs the real observation stage (``observe_dense`` ->
    ``match_frame``: box matching to the tracks, stratified sampling) on the oracle results.
@@ -183,8 +183,8 @@ class OracleDensePose:
         self.stats = {"frames": 0, "people": 0, "pixels": 0, "relabelled": 0, "eroded": 0}
 
     def render(self, t: int):
+        from core.export.raster import rasterize
         from core.observe.densepose import DensePoseResult
-        from core.overlay import rasterize
 
         H, W = self.hw
         K = self.K
@@ -264,8 +264,8 @@ PERCEPTION_SPENT = {"wall": 0.0, "cpu": 0.0}  # time spent computing perception 
 
 
 def cached_perception():
-    """Patch ``core.capture.run_perception`` to compute each (video, range) once; returns the undo."""
-    import core.capture as capture
+    """Patch ``core.pipeline.run_perception`` to compute each (video, range) once; returns the undo."""
+    import core.pipeline as capture
 
     original = capture.run_perception
     memo = {}
@@ -287,8 +287,8 @@ def cached_perception():
 def run_one(video_info, body, n_frames, fit_cfg, observer=None):
     """One capture; returns the output and the CPU and wall seconds of the capture without perception
     and without rendering the oracle (what remains is the fit, the ground and the result)."""
-    from core.capture import run_capture
     from core.config import CaptureConfig
+    from core.pipeline import run_capture
 
     cfg = CaptureConfig(fit=fit_cfg, use_densepose=False)
     t_obs = {"wall": 0.0, "cpu": 0.0}

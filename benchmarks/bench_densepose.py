@@ -36,7 +36,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.observe.densepose import DEFAULT_WEIGHTS, DensePoseModel, load_densepose  # noqa: E402
+from core.observe.densepose import DEFAULT_WEIGHTS, DensePoseModel  # noqa: E402
 from core.observe.densepose.model import DensePoseConfig  # noqa: E402
 from core.observe.densepose.weights import R50_FPN_S1X, random_state, validate_state  # noqa: E402
 

@@ -73,3 +73,16 @@ class Progress:
 
 def null_progress(stage: str, done: int, total: int) -> None:
     return None
+
+
+def log_line(progress, text: str) -> None:
+    """A line for the user: on stderr, and as ``{"stage": "log", "message": ...}`` in JSON progress
+    mode. Only for a :class:`Progress` (anything with ``.message``); silent otherwise."""
+    message = getattr(progress, "message", None)
+    if message is None:
+        return
+    close = getattr(progress, "close", None)
+    if close is not None:
+        close()  # end a progress bar's line first
+    print(f"doppel: {text}", file=sys.stderr, flush=True)
+    message(stage="log", message=text)

@@ -118,8 +118,8 @@ def make_toy(folder: str) -> tuple[str, str]:
     import cv2
 
     from core.result import write_result
+    from core.result.toy import toy_result
     from core.skeletons import SMPL_PARENTS
-    from core.synthetic import toy_result
 
     os.makedirs(folder, exist_ok=True)
     video = os.path.abspath(os.path.join(folder, "toy_clip.mp4"))

@@ -28,7 +28,7 @@ if ROOT not in sys.path:
 
 import build_addon  # noqa: E402
 from core.result import read_result, write_result  # noqa: E402
-from core.synthetic import toy_result  # noqa: E402
+from core.result.toy import toy_result  # noqa: E402
 
 PKG = "blender_addon"
 VIDEOS = os.path.join(ROOT, "..", "shared", "data", "videos")

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.__main__ import main
+from core.cli import main
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TINY = SHARED / "golden" / "densepose" / "tiny"

@@ -171,7 +171,7 @@ def _events(text):
 
 def test_capture_cli_without_checkpoint_says_dense_term_off(tmp_path, capsys, quick_fit):
     pytest.importorskip("anny", reason="the default body model")
-    from core.__main__ import main
+    from core.cli import main
     from core.paths import DENSEPOSE_CHECKPOINT
     from core.result import read_result
 
@@ -190,10 +190,10 @@ def test_capture_cli_without_checkpoint_says_dense_term_off(tmp_path, capsys, qu
 
 
 def test_resolve_densepose_files(tmp_path):
-    from core.capture import resolve_densepose
-    from core.paths import DENSEPOSE_CHECKPOINT
     from core.config import CaptureConfig
     from core.errors import MissingWeightsError
+    from core.observe.densepose.stage import resolve_densepose
+    from core.paths import DENSEPOSE_CHECKPOINT
 
     ckpt = tmp_path / "dp.pkl"
     ckpt.write_bytes(b"x")
@@ -214,13 +214,13 @@ def test_capture_runs_densepose_with_a_checkpoint(pose_models, capsys, monkeypat
     pytest.importorskip("anny", reason="the default body model")
     import functools
 
-    import core.capture
     import core.observe.densepose.observe
-    from core.capture import run_capture
+    import core.observe.densepose.stage
     from core.config import CaptureConfig
+    from core.pipeline import run_capture
 
     # random weights: accept any detection and any overlap so that the fit gets dense observations
-    monkeypatch.setattr(core.capture, "DENSEPOSE_SCORE", 0.0)
+    monkeypatch.setattr(core.observe.densepose.stage, "DENSEPOSE_SCORE", 0.0)
     monkeypatch.setattr(core.observe.densepose.observe, "observe_dense",
                         functools.partial(core.observe.densepose.observe.observe_dense, min_iou=0.0))
     from core.config import FitConfig
@@ -255,7 +255,7 @@ def test_capture_cli_missing_checkpoint_is_one_line_exit_2_and_writes_nothing(tm
     (["--densepose", str(SAMPLE), "--no-densepose"], "contradict"),
 ])
 def test_capture_cli_densepose_option_errors(tmp_path, capsys, args, needle):
-    from core.__main__ import main
+    from core.cli import main
 
     rc = main(["capture", str(SAMPLE), "-o", str(tmp_path / "r.npz"), "--end", "6", *args])
     lines = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.strip()]

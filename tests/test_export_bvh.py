@@ -7,15 +7,15 @@ import os
 import numpy as np
 import pytest
 
-from core.export_bvh import (
+from core.export.bvh import (
     bvh_motion,
     euler_zxy_from_rotmat,
     rest_joints_world,
     write_bvh,
 )
 from core.geometry.rotations import rotvec_to_rotmat
+from core.result.toy import toy_person
 from core.skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
-from core.synthetic import toy_person
 
 
 def _person(T=20):

@@ -8,12 +8,12 @@ import struct
 import numpy as np
 import pytest
 
-from core.export_gltf import write_glb
+from core.export.gltf import write_glb
 from core.geometry.axes import R_YUP_FROM_ZUP
 from core.geometry.rig import Rig, posed_bone_frames
 from core.geometry.rotations import quat_wxyz_to_rotmat
+from core.result.toy import toy_result
 from core.skeletons import SMPL_JOINT_NAMES
-from core.synthetic import toy_result
 
 FPS = 25.0
 _NCOMP = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}

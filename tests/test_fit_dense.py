@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from core.config import FitConfig
+from core.export.raster import rasterize
 from core.fit.optimize import fit_track
 from core.geometry.camera import camera_for_video
 from core.geometry.rotations import rotvec_to_rotmat
 from core.observe.densepose.observe import match_frame
 from core.observe.densepose.parts import N_REGIONS, PART_REGION, vertex_regions
-from core.overlay import rasterize
 from core.types import DenseObservations, TrackObservations
 
 pytest.importorskip("anny", reason="the Anny body model (pip install anny) is the default body")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.export.raster import rasterize, render_meshes
 from core.geometry.rotations import rotvec_to_rotmat
-from core.overlay import rasterize, render_meshes
 
 H, W = 240, 320
 FX = FY = 300.0

@@ -79,15 +79,15 @@ def test_ground_truth_body_covers_the_rendered_pixels(tiny):
 
     Pixel convention: Blender's pixel (i, j) covers [i, i+1] x [j, j+1] with the optical axis at
     (cx, cy) = (W/2, H/2), so the ground-truth pixel coordinates (``project_points``, ``p{i}_joints_2d``)
-    put pixel centres at i + 0.5; ``core.overlay.rasterize`` samples pixel centres at integers, hence the
+    put pixel centres at i + 0.5; ``core.export.raster.rasterize`` samples pixel centres at integers, hence the
     -0.5 shift. Measured: without it the centroid is off by (0.34-0.52, 0.38-0.48) px.
     """
     import cv2
 
     from benchmarks.synthetic.bodies import load_target_body
     from benchmarks.synthetic.render import project_points
+    from core.export.raster import rasterize
     from core.geometry.rotations import rotvec_to_rotmat
-    from core.overlay import rasterize
 
     info = tiny
     with np.load(info["gt"], allow_pickle=False) as z:

@@ -5,7 +5,7 @@ Steps:
    as the 43-joint salsa files). End Sites stand in where a file has no toe / hand joint.
 2. Convert the BVH's Y-up frame (file units) to the project's world (Blender: Z up, metres): the
    BVH's y becomes world z and its z (the way a CMU subject faces at rest) becomes world -y, exactly
-   like the SMPL canonical frame -> world turn in ``core.convert.R_BLENDER_FROM_CANON``.
+   like the SMPL canonical frame -> world turn in ``core.geometry.axes.R_BLENDER_FROM_CANON``.
 3. Per SMPL joint, solve its global rotation ``G_j`` (canonical -> world):
    - a rest alignment ``A_j`` maps the target's rest bone direction(s) onto the BVH's rest bone
      direction(s), so a BVH whose rest pose is not a T-pose (arms down, etc.) is handled;

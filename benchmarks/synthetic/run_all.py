@@ -47,7 +47,7 @@ def suite(mocap_dir: str) -> list[tuple[str, list[str]]]:
 
 def engine_has_capture() -> bool:
     try:
-        from core.__main__ import COMMANDS
+        from core.cli import COMMANDS
     except ImportError:
         return False
     return "capture" in COMMANDS

@@ -25,7 +25,6 @@ from .model import (
 )
 from .weights import (
     DEFAULT_WEIGHTS,
-    DOWNLOAD_HINT,
     ArchSpec,
     expected_shapes,
     infer_arch,

@@ -6,25 +6,30 @@ import os
 import sys
 import time
 
-from .cli_landmarks import add_device_and_progress, resolve_device
-from .errors import ConfigError
+from ..config import BODY_MODELS, CaptureConfig
+from ..errors import ConfigError
+from ..geometry.camera import DEFAULT_FOV_DEG
+from .common import add_device_and_progress, given, resolve_device
+
+_D = CaptureConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="input video file")
     parser.add_argument("-o", "--output", required=True, help="result file (.npz, see docs/RESULT_FORMAT.md)")
-    parser.add_argument("--preview", help="also write an overlay video (.mp4) of the fitted meshes over the footage")
-    parser.add_argument("--body", choices=["anny", "smpl"], default="anny",
-                        help="body model: anny (default, ships) or smpl (needs your SMPL file in weights/)")
-    parser.add_argument("--max-people", type=int, default=8, help="most people to capture (default 8)")
-    parser.add_argument("--smoothing", type=float, default=1.0,
-                        help="temporal smoothing strength, 0 = off, 1 = default, 2 = twice as smooth")
+    parser.add_argument("--preview", help="also write an overlay video (.mp4 or .avi) of the fitted meshes over the footage")
+    parser.add_argument("--body", choices=BODY_MODELS,
+                        help=f"body model: anny (ships) or smpl (needs your SMPL file in weights/); default {_D.body}")
+    parser.add_argument("--max-people", type=int, help=f"most people to capture (default {_D.max_people})")
+    parser.add_argument("--smoothing", type=float,
+                        help=f"temporal smoothing strength, 0 = off, 1 = default, 2 = twice as smooth (default {_D.smoothing:g})")
     lens = parser.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=float, help="horizontal field of view in degrees along the longer image side (default 60)")
-    lens.add_argument("--focal-px", type=float, help="focal length in pixels (overrides --fov)")
+    lens.add_argument("--fov", type=float,
+                      help=f"horizontal field of view in degrees along the longer image side (default {DEFAULT_FOV_DEG:g})")
+    lens.add_argument("--focal-px", type=float, help="focal length in pixels (instead of --fov)")
     parser.add_argument("--bvh", metavar="DIR", help="also write one BVH per person into this folder")
     parser.add_argument("--glb", metavar="FILE", help="also write a skinned, animated glTF binary (.glb)")
-    parser.add_argument("--iterations", type=int, default=None, help="optimiser steps per person (default 160)")
+    parser.add_argument("--iterations", type=int, help=f"optimiser steps per person (default {_D.fit.iterations})")
     dp = parser.add_argument_group(
         "DensePose",
         "dense IUV observations for the fit (user-supplied checkpoint, CC BY-SA 3.0; see weights/README.md)")
@@ -36,22 +41,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dp.add_argument("--densepose-uv", metavar="PATH",
                     help="DensePose UV data UV_Processed.mat for surface-point correspondences with --body smpl "
                          "(default: weights/densepose/UV_Processed.mat when present)")
-    dp.add_argument("--densepose-every", type=int, default=1, metavar="N",
-                    help="run DensePose on every N-th frame only (default 1; on a CPU try 4-10: the model takes ~20 s "
-                         "per frame there)")
+    dp.add_argument("--densepose-every", type=int, metavar="N",
+                    help=f"run DensePose on every N-th frame only (default {_D.densepose_every}; on a CPU try 4-10: "
+                         "the model takes ~20 s per frame there)")
     add_device_and_progress(parser)
 
 
-def run(args) -> int:
+def build_config(args) -> CaptureConfig:
+    """The capture's configuration from the command line: given options over the config's defaults."""
     from dataclasses import replace
 
-    from .capture import resolve_densepose, run_capture
-    from .config import CaptureConfig, FitConfig
-    from .fileio import check_writable
-    from .preview import render_capture_preview
-    from .progress import Progress
-    from .result import write_result
-    from .video import probe_video
+    from ..config import FitConfig
+
+    fit = replace(FitConfig(), **given(args, iterations="iterations"))
+    config = replace(CaptureConfig(), fit=fit, **given(
+        args, body="body", max_people="max_people", fov_deg="fov", focal_px="focal_px", smoothing="smoothing",
+        densepose="densepose", densepose_uv="densepose_uv", densepose_every="densepose_every"))
+    if args.no_densepose:
+        config = replace(config, use_densepose=False)
+    config.validate()
+    return config
+
+
+def run(args) -> int:
+    from ..export.preview import render_capture_preview
+    from ..fileio import check_writable
+    from ..observe.densepose.stage import resolve_densepose
+    from ..pipeline import run_capture
+    from ..progress import Progress
+    from ..result import write_result
+    from ..video import probe_video
+    from ..video.writer import check_video_path
 
     out = check_writable(args.output)
     if not out.endswith(".npz"):
@@ -59,22 +79,13 @@ def run(args) -> int:
     for extra in (args.preview, args.glb):
         if extra:
             check_writable(extra)
+    if args.preview:
+        check_video_path(args.preview)
     if args.bvh and not os.path.isdir(args.bvh):
         raise ConfigError(f"--bvh folder does not exist: {args.bvh}")
-    if args.max_people < 1:
-        raise ConfigError("--max-people must be at least 1")
-    if args.densepose_every < 1:
-        raise ConfigError(f"--densepose-every must be at least 1, got {args.densepose_every}")
-    if args.no_densepose and args.densepose:
-        raise ConfigError("--densepose and --no-densepose contradict each other: give one of them")
-    device = resolve_device(args.device)
-    fit_cfg = FitConfig() if args.iterations is None else replace(FitConfig(), iterations=max(1, args.iterations))
-    config = CaptureConfig(body=args.body, max_people=args.max_people, fov_deg=args.fov, focal_px=args.focal_px,
-                           smoothing=args.smoothing, fit=fit_cfg, densepose=args.densepose,
-                           use_densepose=not args.no_densepose, densepose_uv=args.densepose_uv,
-                           densepose_every=args.densepose_every)
-    config.validate()
+    config = build_config(args)
     resolve_densepose(config)  # a missing --densepose / --densepose-uv file fails here, before any work
+    device = resolve_device(args.device)
     info = probe_video(args.video)
     progress = Progress(args.progress)
     t0 = time.monotonic()
@@ -82,13 +93,13 @@ def run(args) -> int:
     elapsed = time.monotonic() - t0
     write_result(out, cap.result)
     if args.bvh:
-        from .export_bvh import write_bvh
+        from ..export.bvh import write_bvh
 
         stem = os.path.splitext(os.path.basename(info.path))[0]
         for i, person in enumerate(cap.result.people):
             write_bvh(person, os.path.join(args.bvh, f"{stem}_person{i + 1}.bvh"), info.fps)
     if args.glb:
-        from .export_gltf import write_glb
+        from ..export.gltf import write_glb
 
         write_glb(cap.result, args.glb)
     if args.preview:
@@ -99,5 +110,5 @@ def run(args) -> int:
     progress.message(stage="done", output=out, people=len(cap.result.people), frames=n, seconds=round(elapsed, 2),
                      fps=round(n / max(elapsed, 1e-9), 2))
     print(f"{len(cap.result.people)} people captured over {n} frames in {elapsed:.1f} s "
-          f"({n / max(elapsed, 1e-9):.2f} fps, ground by {cap.ground.get('method')}) -> {out}", file=sys.stderr)
+          f"({n / max(elapsed, 1e-9):.2f} fps, ground by {cap.ground.method}) -> {out}", file=sys.stderr)
     return 0

@@ -7,13 +7,13 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from .errors import Cancelled
-from .observe.landmarks import mask_to_frame
-from .progress import ProgressFn, null_progress
-from .skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
-from .types import VideoInfo
-from .video import iter_frames
-from .video.writer import write_video
+from ..errors import Cancelled
+from ..observe.landmarks import mask_to_frame
+from ..progress import ProgressFn, null_progress
+from ..skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
+from ..types import VideoInfo
+from ..video import iter_frames
+from ..video.writer import write_video
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -96,7 +96,7 @@ def render_capture_preview(
     """The fitted meshes of every person drawn over the footage (camera frame, one z-buffer), with ids."""
     import torch
 
-    from .overlay import render_meshes
+    from .raster import render_meshes
 
     scale = preview_scale(info, max_side)
     W, H = int(round(info.width * scale)), int(round(info.height * scale))

@@ -23,11 +23,11 @@ import os
 
 import numpy as np
 
-from .fileio import atomic_path
-from .geometry.axes import R_BLENDER_FROM_CANON, R_YUP_FROM_ZUP
-from .geometry.kinematics import smpl_global_rotations
-from .result import PersonResult
-from .skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
+from ..fileio import atomic_path
+from ..geometry.axes import R_BLENDER_FROM_CANON, R_YUP_FROM_ZUP
+from ..geometry.kinematics import smpl_global_rotations
+from ..result import PersonResult
+from ..skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 
 def rest_joints_world(person: PersonResult) -> np.ndarray:

@@ -26,7 +26,7 @@ Layout, per person ``i`` (named ``<video stem>_Person<i+1>`` like the add-on's o
 
 Because the node frames are the result's rest bone frames, the animated local rotation of bone ``b``
 is Blender's ``(rest_parent^-1 rest_b) @ basis_b`` = ``posed_parent^-1 @ posed_b`` (orientations from
-``core.rig.posed_bone_frames``); this is independent of the axis change because ``M`` cancels. The root
+``core.geometry.rig.posed_bone_frames``); this is independent of the axis change because ``M`` cancels. The root
 gets ``M posed_0`` and its posed head ``M head_0``. Playing the animation therefore puts every bone
 head where Blender's FK (and the result's ``joints``) put it.
 """
@@ -38,12 +38,12 @@ import struct
 
 import numpy as np
 
-from .fileio import atomic_path
-from .geometry.axes import R_YUP_FROM_ZUP
-from .geometry.mesh import vertex_normals
-from .geometry.rig import Rig, posed_bone_frames
-from .geometry.rotations import quat_continuity, quat_wxyz_to_xyzw, rotmat_to_quat_wxyz
-from .result import PersonResult, Result
+from ..fileio import atomic_path
+from ..geometry.axes import R_YUP_FROM_ZUP
+from ..geometry.mesh import vertex_normals
+from ..geometry.rig import Rig, posed_bone_frames
+from ..geometry.rotations import quat_continuity, quat_wxyz_to_xyzw, rotmat_to_quat_wxyz
+from ..result import PersonResult, Result
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
 _CHUNK_JSON = 0x4E4F534A  # "JSON"

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .errors import UserError
-from .fileio import atomic_path
-from .skeletons import N_SMPL_JOINTS
+from ..errors import UserError
+from ..fileio import atomic_path
+from ..skeletons import N_SMPL_JOINTS
+from .meta import person_name
 
 SCHEMA_VERSION = 1
 class ResultFormatError(UserError):
@@ -66,6 +67,8 @@ class PersonResult:
 
 @dataclass(frozen=True)
 class Result:
+    """A capture: metadata (``ResultMeta.to_dict()`` or read from a file), people, shared mesh faces."""
+
     meta: dict
     people: tuple[PersonResult, ...]
     faces: np.ndarray  # (F, 3) int, shared mesh topology
@@ -80,14 +83,9 @@ def write_result(path: str | os.PathLike, result: Result) -> None:
     """Validate and write atomically: a crash or cancel never leaves a partial file or harms an old one."""
     meta = dict(result.meta)
     meta["schema_version"] = SCHEMA_VERSION
-    given = list(meta.get("people") or [])
-    meta["people"] = []
-    for i, p in enumerate(result.people):
-        entry = dict(given[i]) if i < len(given) else {}
-        entry.update(index=i, track_id=int(p.track_id), n_frames=int(len(p.frames)),
-                     first_frame=int(p.frames[0]), last_frame=int(p.frames[-1]))
-        entry.setdefault("name", f"Person {int(p.track_id)}")
-        meta["people"].append(entry)
+    meta["people"] = [{"index": i, "track_id": int(p.track_id), "n_frames": int(len(p.frames)),
+                       "first_frame": int(p.frames[0]), "last_frame": int(p.frames[-1]), "name": person_name(i)}
+                      for i, p in enumerate(result.people)]
     arrays: dict[str, np.ndarray] = {"meta_json": np.array(json.dumps(meta)), "faces": np.asarray(result.faces, np.int32)}
     for i, p in enumerate(result.people):
         p.validate()

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .geometry.mesh import vertex_normals
+from ..geometry.mesh import vertex_normals
 
 _EPS = 1e-5  # barycentric tolerance: pixel centres on shared edges are covered by both triangles
 _BUDGET = 1 << 21  # candidate pixels per batch

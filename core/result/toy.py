@@ -2,19 +2,21 @@
 
 A toy 24-joint skeleton with roughly human proportions, one box per bone rigidly skinned to it, a
 smooth made-up motion, and a camera that looks at everyone. Everything goes through the same maths the
-engine uses (``core.rig``), so a Blender scene built from it must reproduce ``joints`` exactly.
+engine uses (``core.geometry``), so a Blender scene built from it must reproduce ``joints`` exactly.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .geometry.axes import R_BLENDER_FROM_CANON, blender_camera_from_cv
-from .geometry.kinematics import smpl_global_rotations, smpl_joints_world
-from .geometry.rig import rig_from_joints, smpl_blender_pose
-from .geometry.rotations import rotmat_to_rotvec
-from .geometry.timebase import blender_fps
-from .result import PersonResult, Result
-from .skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
+from ..geometry.axes import R_BLENDER_FROM_CANON
+from ..geometry.camera import Camera
+from ..geometry.kinematics import smpl_global_rotations, smpl_joints_world
+from ..geometry.rig import rig_from_joints, smpl_blender_pose
+from ..geometry.rotations import rotmat_to_rotvec
+from ..skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
+from ..types import VideoInfo
+from .meta import ResultMeta
+from .schema import PersonResult, Result
 
 _STEPS = {"hip": [0.09, -0.08, 0], "knee": [0, -0.4, 0], "ankle": [0, -0.4, 0], "foot": [0, -0.05, 0.12],
           "spine": [0, 0.12, 0], "neck": [0, 0.15, 0], "head": [0, 0.1, 0.02], "collar": [0.07, 0.1, 0],
@@ -107,21 +109,10 @@ def toy_result(n_people: int = 2, n_frames: int = 12, video_path: str = "toy_cli
     T_world_from_cam = np.eye(4)
     T_world_from_cam[:3, :3] = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=float)
     T_world_from_cam[:3, 3] = [0.0, -6.0, 1.0]
-    fx = fy = 0.9 * width
-    cx, cy = width / 2.0, height / 2.0
-    bl_fps, bl_base = blender_fps(fps)
+    camera = Camera(0.9 * width, 0.9 * width, width / 2.0, height / 2.0, width, height)
     _, faces, _ = box_mesh(people[0].bone_heads, people[0].bone_tails, people[0].bone_matrices, np.ones(24))
-    meta = {
-        "engine": {"name": "doppel", "version": "0.1.0"},
-        "video": {"path": video_path, "width": width, "height": height, "fps": fps, "n_frames": n_total},
-        "frame_range": [0, n_total],
-        "camera": {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "width": width, "height": height,
-                   "T_world_from_cam": T_world_from_cam.tolist(),
-                   "blender": blender_camera_from_cv(T_world_from_cam, fx, fy, cx, cy, width, height)},
-        "world": {"convention": "Z-up, metres", "ground_z": 0.0},
-        "blender": {"fps": bl_fps, "fps_base": bl_base, "frame_start": 1},
-        "body_model": {"name": "toy", "version": "0", "n_shape": 0, "joint_names": list(SMPL_JOINT_NAMES)},
-        "config": {"synthetic": True, "seed": seed},
-        "people": [{"name": f"Person {i + 1}"} for i in range(n_people)],
-    }
-    return Result(meta=meta, people=tuple(people), faces=faces)
+    meta = ResultMeta(video=VideoInfo(video_path, width, height, fps, n_total), frame_range=(0, n_total),
+                      camera=camera, T_world_from_cam=T_world_from_cam,
+                      body_model={"name": "toy", "version": "0", "n_shape": 0, "joint_names": list(SMPL_JOINT_NAMES)},
+                      config={"synthetic": True, "seed": seed})
+    return Result(meta=meta.to_dict(), people=tuple(people), faces=faces)

@@ -1,7 +1,7 @@
 """``python -m core densepose IMAGE_OR_VIDEO -o OUT.npz [--preview PREVIEW] ...``
 
 Runs DensePose R-CNN (user-supplied checkpoint, see weights/README.md) on an image or every frame
-of a video and writes per-frame, per-person boxes, scores and IUV (see ``core/densepose/io.py``
+of a video and writes per-frame, per-person boxes, scores and IUV (see ``core/observe/densepose/io.py``
 for the file layout). The preview is a .png/.jpg for an image and an .mp4 for a video.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _read_image(path: str):
     import cv2
 
-    from ...errors import VideoReadError
+    from ..errors import VideoReadError
 
     if not os.path.exists(path):
         raise VideoReadError(f"image not found: {path}")
@@ -49,12 +49,12 @@ def _read_image(path: str):
 
 
 def run(args) -> int:
-    from ...errors import ConfigError, OutputPathError
-    from ...fileio import atomic_path, check_writable
-    from ...progress import Progress
-    from . import load_densepose
-    from .io import save_densepose_npz
-    from .visualize import draw_densepose
+    from ..errors import ConfigError, OutputPathError
+    from ..fileio import atomic_path, check_writable
+    from ..observe.densepose import load_densepose
+    from ..observe.densepose.io import save_densepose_npz
+    from ..observe.densepose.visualize import draw_densepose
+    from ..progress import Progress
 
     out = check_writable(args.output)
     if not out.lower().endswith(".npz"):
@@ -81,7 +81,7 @@ def run(args) -> int:
         info = dict(path=os.path.abspath(args.input), kind="image", width=image.shape[1], height=image.shape[0],
                     fps=0.0, n_frames=1)
     else:
-        from ...video import probe_video
+        from ..video import probe_video
 
         vinfo = probe_video(args.input)
         info = dict(path=os.path.abspath(vinfo.path), kind="video", width=vinfo.width, height=vinfo.height,
@@ -106,7 +106,7 @@ def run(args) -> int:
     else:
         import cv2
 
-        from ...video import iter_frames
+        from ..video import iter_frames
 
         stop = vinfo.n_frames if args.end is None else min(args.end, vinfo.n_frames)
         total = max(0, stop - args.start)

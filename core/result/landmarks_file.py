@@ -17,13 +17,13 @@ from dataclasses import asdict
 
 import numpy as np
 
-from . import __version__
-from .config import PerceptionConfig, from_dict
-from .errors import UserError
-from .fileio import atomic_path
-from .skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
-from .skeletons import BLAZEPOSE_LANDMARK_NAMES as LANDMARK_NAMES
-from .types import PerceptionResult, TrackObservations, VideoInfo
+from .. import __version__
+from ..config import PerceptionConfig, from_dict
+from ..errors import UserError
+from ..fileio import atomic_path
+from ..skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
+from ..skeletons import BLAZEPOSE_LANDMARK_NAMES as LANDMARK_NAMES
+from ..types import PerceptionResult, TrackObservations, VideoInfo
 
 FORMAT = "doppel-landmarks"
 FORMAT_VERSION = 1

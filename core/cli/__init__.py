@@ -1,0 +1,68 @@
+"""Stage: the command line, ``python -m core <command> ...``.
+
+Each command lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``; modules
+are imported only when their command runs, so ``--help`` is fast and a missing optional dependency of
+one command does not break the others.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+
+from .. import __version__
+from ..errors import Cancelled, DoppelError
+
+COMMANDS = {
+    "capture": ("core.cli.capture", "capture every person's motion as body-model parameters (the main job)"),
+    "landmarks": ("core.cli.landmarks", "detect, track and run the landmark model on every person"),
+    "densepose": ("core.cli.densepose", "DensePose IUV per person for an image or a video"),
+}
+
+
+def _sigterm_to_cancel(signum, frame):  # the add-on's Cancel sends SIGTERM
+    raise KeyboardInterrupt
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Doppel motion-capture engine")
+    parser.add_argument("--version", action="version", version=f"doppel {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if command is None or command == name:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if a in COMMANDS), None)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _sigterm_to_cancel)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        err = Cancelled("cancelled; nothing was written")
+        print(f"doppel: {err}", file=sys.stderr)
+        return err.exit_code
+    except DoppelError as err:
+        if args.debug:
+            raise
+        print(f"doppel: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except Exception as err:  # an internal error: one line, the traceback only with --debug
+        if args.debug or os.environ.get("DOPPEL_DEBUG"):
+            raise
+        print(f"doppel: internal error: {type(err).__name__}: {err} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,47 @@
+"""The ground as a stage of the capture: one plane for everyone from the fitted people's feet, then a
+short refit of each person that keeps their feet planted on it."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..skeletons import FOOT_LANDMARKS
+from ..types import GroundEstimate, TrackFit
+from .contacts import detect_contacts
+from .estimate import estimate_ground
+
+
+def foot_points(body, fit: TrackFit, device) -> np.ndarray:
+    """Heel and toe landmarks ``(T, 4, 3)`` of a fitted person (``FOOT_LANDMARKS`` order), camera frame."""
+    with torch.no_grad():
+        R = torch.as_tensor(fit.rotmats, dtype=torch.float32, device=device)
+        t = torch.as_tensor(fit.transl, dtype=torch.float32, device=device)
+        lms = body.pose_landmarks(R, t, torch.as_tensor(fit.shape, dtype=torch.float32, device=device))
+    return lms[:, list(FOOT_LANDMARKS)].double().cpu().numpy()
+
+
+def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, device, dense_uv=None,
+                  progress=None, check_cancel=None) -> tuple[GroundEstimate, list[TrackFit], list[np.ndarray]]:
+    """The ground plane from everyone's feet, and the fits refined so that feet in contact stay on it
+    (``config.ground_iterations`` optimiser steps per person; 0 = no refit). Returns the ground, the
+    fits and their foot points (camera frame). Progress: stage "ground", 100 steps per person."""
+    from ..fit.optimize import fit_track
+
+    feet = [foot_points(body, f, device) for f in fits]
+    ground = estimate_ground(feet, fps)
+    n = len(fits)
+    if config.ground_iterations > 0:
+        refined = []
+        for k, (tr, f) in enumerate(zip(tracks, fits)):
+            if check_cancel is not None:
+                check_cancel()
+            contacts = detect_contacts(feet[k], fps, plane=ground.plane)
+            report = None if progress is None else (
+                lambda d, tot, k=k: progress("ground", k * 100 + int(100 * d / tot), n * 100))
+            refined.append(fit_track(body, tr, cam, config.fit, device, init=f, ground=ground.plane, contacts=contacts,
+                                     iterations=config.ground_iterations, dense_uv=dense_uv, progress=report))
+        fits = refined
+        feet = [foot_points(body, f, device) for f in fits]
+    if progress is not None:
+        progress("ground", n * 100, n * 100)
+    return ground, fits, feet

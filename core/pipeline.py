@@ -1,0 +1,98 @@
+"""The engine's main job, as one plain function that reads like the pipeline:
+
+    video ─► detect + track + landmarks ─► DensePose (optional) ─► fit + smooth ─► ground ─► world ─► result
+
+``run_capture`` takes ``progress`` and ``cancel`` callbacks; the CLI and the Blender add-on (through
+the CLI) build the same :class:`core.config.CaptureConfig`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .body.base import BodyModel
+from .config import CaptureConfig
+from .errors import Cancelled
+from .fit import fit_people
+from .geometry.axes import world_from_ground
+from .geometry.camera import Camera, camera_for_video
+from .ground.people import ground_people
+from .observe.densepose.stage import DenseStage
+from .progress import ProgressFn, null_progress
+from .result import Result, ResultMeta
+from .result.assemble import world_person
+from .result.meta import ground_dict
+from .skeletons import SMPL_JOINT_NAMES
+from .track.perception import run_perception
+from .types import GroundEstimate, PerceptionResult, TrackFit, VideoInfo
+from .video import probe_video
+
+
+@dataclass(frozen=True)
+class CaptureOutput:
+    result: Result  # what the result file holds (world frame)
+    perception: PerceptionResult  # everyone's observations
+    fits: tuple[TrackFit, ...]  # camera frame
+    camera: Camera
+    T_world_from_cam: np.ndarray  # (4, 4)
+    ground: GroundEstimate
+    body: BodyModel  # the loaded body model (for previews and exporters)
+
+
+def run_capture(
+    video: str | VideoInfo,
+    config: CaptureConfig = CaptureConfig(),
+    device: str | torch.device = "cpu",
+    progress: ProgressFn = null_progress,
+    cancel: Optional[Callable[[], bool]] = None,
+    start: int = 0,
+    stop: Optional[int] = None,
+    pose_models=None,
+    body_model: Optional[BodyModel] = None,
+    dense_observer: Optional[Callable[[PerceptionResult], tuple]] = None,
+) -> CaptureOutput:
+    """Capture ``video`` (frames ``start``..``stop``) into a :class:`CaptureOutput`.
+
+    ``pose_models``/``body_model``: already loaded models (tests, benchmarks); ``dense_observer``: a
+    stand-in for the DensePose network (see :class:`core.observe.densepose.stage.DenseStage`).
+    Raises the engine's typed errors (NoPersonFound, Cancelled, MissingWeightsError, ...).
+    """
+    from .body import load_body_model
+
+    def check_cancel():
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled")
+
+    config.validate()
+    info = video if isinstance(video, VideoInfo) else probe_video(video)
+    device = torch.device(device)
+    body = body_model if body_model is not None else load_body_model(config.body, device=device)
+    dense = DenseStage.prepare(config, body, device, dense_observer)  # before the long work: bad files fail early
+
+    perception = run_perception(info, replace(config.perception, max_people=config.max_people), device=device,
+                                progress=progress, cancel=cancel, start=start, stop=stop, models=pose_models)
+    perception = dense.observe(info, perception, progress, cancel)
+    cam = camera_for_video(info.width, info.height, config.fov_deg, config.focal_px)
+
+    fits = fit_people(body, perception.tracks, cam, config, info.fps, device, dense.uv_data, progress, check_cancel)
+    ground, fits, feet = ground_people(body, perception.tracks, fits, cam, config, info.fps, device, dense.uv_data,
+                                       progress, check_cancel)
+    T = world_from_ground(ground.n, ground.d)
+    people = []
+    for fit, ft in zip(fits, feet):
+        check_cancel()
+        people.append(world_person(body, fit, ft, T, ground, info.fps, device))
+    progress("result", 1, 1)
+
+    meta = ResultMeta(
+        video=replace(info, path=os.path.abspath(info.path)), frame_range=perception.frame_range, camera=cam,
+        T_world_from_cam=T, ground=ground_dict(ground), densepose=dense.meta(), config=asdict(config),
+        body_model={"name": body.name, "version": body.version, "n_shape": body.n_shape,
+                    "shape_names": list(body.shape_names), "joint_names": list(SMPL_JOINT_NAMES)})
+    result = Result(meta=meta.to_dict(), people=tuple(people), faces=np.asarray(body.faces, np.int32))
+    return CaptureOutput(result=result, perception=perception, fits=tuple(fits), camera=cam, T_world_from_cam=T,
+                         ground=ground, body=body)

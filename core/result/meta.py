@@ -1,0 +1,85 @@
+"""The result file's metadata, assembled from a typed object (docs/RESULT_FORMAT.md, ``meta_json``).
+
+``ResultMeta`` holds what a capture knows about the video, the camera, the world, the body model and
+the configuration; ``to_dict()`` lays it out as schema version 1. People's entries (index, track id,
+frames, name) are added by ``core.result.schema.write_result`` from the people themselves, named by
+:func:`person_name`, the one naming rule (the add-on, the exporters and the toy results follow it).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .. import __version__
+from ..geometry.axes import blender_camera_from_cv
+from ..geometry.camera import Camera
+from ..geometry.timebase import blender_fps
+from ..types import VideoInfo
+
+WORLD_CONVENTION = "Z-up, metres"
+BLENDER_FRAME_START = 1  # video frame f is scene frame f + 1
+
+
+def person_name(index: int) -> str:
+    """The name of the result's ``index``-th person (0-based): "Person 1", "Person 2", ..."""
+    return f"Person {int(index) + 1}"
+
+
+def jsonable(x):
+    """numpy scalars and arrays, tuples and nested dicts -> plain JSON values."""
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    return x
+
+
+@dataclass(frozen=True)
+class ResultMeta:
+    """Everything in ``meta_json`` except the schema version and the people (added on writing)."""
+
+    video: VideoInfo
+    frame_range: tuple[int, int]
+    camera: Camera
+    T_world_from_cam: np.ndarray  # (4, 4) OpenCV camera -> world (Z up, metres)
+    body_model: dict  # name, version, n_shape, shape_names, joint_names
+    config: dict = field(default_factory=dict)  # the capture's configuration (asdict of CaptureConfig)
+    ground: Optional[dict] = None  # the ground estimate (core.types.GroundEstimate as a dict)
+    densepose: Optional[dict] = None  # checkpoint, frames, uv_data
+    camera_estimate: Optional[dict] = None  # how the intrinsics and the camera's pose were found
+    engine_version: str = __version__
+
+    def to_dict(self) -> dict:
+        cam, T = self.camera, np.asarray(self.T_world_from_cam, dtype=np.float64)
+        fps, fps_base = blender_fps(self.video.fps)
+        out = {
+            "engine": {"name": "doppel", "version": self.engine_version},
+            "video": {"path": self.video.path, "width": self.video.width, "height": self.video.height,
+                      "fps": self.video.fps, "n_frames": self.video.n_frames},
+            "frame_range": [int(self.frame_range[0]), int(self.frame_range[1])],
+            "camera": {"fx": cam.fx, "fy": cam.fy, "cx": cam.cx, "cy": cam.cy, "width": cam.width, "height": cam.height,
+                       "T_world_from_cam": T.tolist(),
+                       "blender": blender_camera_from_cv(T, cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height)},
+            "world": {"convention": WORLD_CONVENTION, "ground_z": 0.0},
+            "blender": {"fps": fps, "fps_base": fps_base, "frame_start": BLENDER_FRAME_START},
+            "body_model": jsonable(self.body_model),
+            "config": jsonable(self.config),
+        }
+        if self.ground is not None:
+            out["ground"] = jsonable(self.ground)
+        if self.densepose is not None:
+            out["densepose"] = jsonable(self.densepose)
+        if self.camera_estimate is not None:
+            out["camera"]["estimate"] = jsonable(self.camera_estimate)
+        return out
+
+
+def ground_dict(ground) -> dict:
+    """A GroundEstimate as the metadata stores it."""
+    return jsonable(asdict(ground))
