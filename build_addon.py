@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tomllib
 import zipfile
+
+import tomllib
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 ADDON_DIR = os.path.join(ROOT, "blender_addon")
+# Files from outside the add-on folder that the extension carries: (source, name in the zip).
+# The engine's defaults: the panel shows the same defaults as the command line.
+EXTRA_FILES = ((os.path.join(ROOT, "core", "defaults.json"), "engine_defaults.json"),)
 INCLUDE_EXT = (".py", ".toml", ".md", ".txt")
 REQUIRED = ("schema_version", "id", "version", "name", "tagline", "maintainer", "type", "blender_version_min", "license")
 
@@ -55,6 +59,12 @@ def build(out_dir: str = os.path.join(ROOT, "dist")) -> str:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             with open(os.path.join(ADDON_DIR, rel), "rb") as fh:
+                zf.writestr(info, fh.read())
+        for src, rel in EXTRA_FILES:
+            info = zipfile.ZipInfo(rel, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with open(src, "rb") as fh:
                 zf.writestr(info, fh.read())
     os.replace(tmp, path)
     return path

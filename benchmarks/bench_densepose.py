@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from core.observe.densepose import DEFAULT_WEIGHTS, DensePoseModel  # noqa: E402
 from core.observe.densepose.model import DensePoseConfig  # noqa: E402
-from core.observe.densepose.weights import R50_FPN_S1X, random_state, validate_state  # noqa: E402
+from core.observe.densepose.weights import R50_FPN_S1X, expected_shapes, validate_state  # noqa: E402
+from tests.densepose_fixtures import random_state  # noqa: E402
 
 VIDEO = ROOT.parent / "shared" / "data" / "videos" / "mmaction2_demo_skeleton.mp4"
 
@@ -182,7 +183,7 @@ def main() -> int:
         source = f"real checkpoint {path.name}"
         overrides = {}
     else:
-        state = random_state(R50_FPN_S1X, seed=0)
+        state = random_state(expected_shapes(R50_FPN_S1X), seed=0)
         cap = f"detections capped at {args.people}" if args.people > 0 else "detections NOT capped"
         source = f"RANDOM weights with the real R50-FPN s1x names/shapes ({path.name} not found); {cap}"
         overrides = {"detections_per_image": args.people} if args.people > 0 else {}

@@ -15,6 +15,11 @@ _PERSON_ARRAYS = ("frames", "joints", "bone_names", "bone_parents", "bone_heads"
                   "bone_rotations", "root_location", "rest_vertices", "skin_indices", "skin_weights")
 
 
+def person_name(index: int) -> str:
+    """A person's name when the file gives none: the engine's rule (core.result.meta.person_name)."""
+    return f"Person {int(index) + 1}"
+
+
 class ResultFileError(Exception):
     """The file is missing, not a Doppel result, of another schema version, or inconsistent."""
 
@@ -47,7 +52,7 @@ def read_result_file(path: str) -> dict:
         p = {n: data[f"p{i}_{n}"] for n in _PERSON_ARRAYS}
         p["bone_names"] = [str(s) for s in p["bone_names"]]
         p["meta"] = pm
-        p["name"] = str(pm.get("name") or f"Person {i + 1}")
+        p["name"] = str(pm.get("name") or person_name(i))
         T, B, V = len(p["frames"]), len(p["bone_names"]), len(p["rest_vertices"])
         shapes = {"bone_parents": (B,), "bone_heads": (B, 3), "bone_tails": (B, 3), "bone_matrices": (B, 3, 3),
                   "bone_rotations": (T, B, 4), "root_location": (T, 3), "skin_indices": (V, 4), "skin_weights": (V, 4)}

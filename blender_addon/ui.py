@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    StringProperty,
+)
 
 from . import engine, ops, prefs, scene_build
+from .defaults import DEFAULTS
 
 
 class DoppelSettings(bpy.types.PropertyGroup):
@@ -13,21 +20,22 @@ class DoppelSettings(bpy.types.PropertyGroup):
                                   description="Capture only part of the video (0-based video frames)")
     frame_start: IntProperty(name="Start", default=0, min=0, description="First video frame (0-based)")
     frame_end: IntProperty(name="End", default=100, min=1, description="Video frame to stop at (not included)")
-    max_people: IntProperty(name="Max People", default=4, min=0, soft_max=20,
-                            description="Most people to capture (0: everyone found)")
+    max_people: IntProperty(name="Max People", default=DEFAULTS["max_people"], min=1, soft_max=20,
+                            description="Most people to capture (the most prominent ones)")
     body_model: EnumProperty(
-        name="Body Model", default="anny",
+        name="Body Model", default=DEFAULTS["body"],
         items=[("anny", "Anny", "Anny body model (default; free for any use)"),
                ("smpl", "SMPL", "SMPL body model (needs your own licensed SMPL model file)")])
-    smoothing: FloatProperty(name="Smoothing", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
-                             description="Temporal smoothing strength (0: none)")
+    smoothing: FloatProperty(name="Smoothing", default=DEFAULTS["smoothing"], min=0.0, soft_max=3.0,
+                             description="Temporal smoothing strength (0: none, 1: the engine's default, 2: twice "
+                                         "as smooth)")
     use_densepose: BoolProperty(
-        name="DensePose", default=True,
+        name="DensePose", default=DEFAULTS["use_densepose"],
         description="Add a DensePose term to the body fit when its checkpoint (weights/densepose/"
                     f"{engine.DENSEPOSE_CHECKPOINT}) is installed in the engine folder; without it nothing changes. "
                     "Slow on a CPU (about 5 s per frame). Off: --no-densepose")
     densepose_every: IntProperty(
-        name="DensePose Every N Frames", default=1, min=1, soft_max=30,
+        name="DensePose Every N Frames", default=DEFAULTS["densepose_every"], min=1, soft_max=30,
         description="Run DensePose on every N-th frame only (--densepose-every). It costs about 5 s per frame on "
                     "a CPU: raise this (5 or more) or run the engine on a GPU")
     output_dir: StringProperty(name="Results", subtype="DIR_PATH",

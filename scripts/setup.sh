@@ -12,5 +12,5 @@ if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
   "$VPY" -m pip install -q --upgrade pip
   "$VPY" -m pip install -q "torch==2.13.0"
 fi
-"$VPY" -m pip install -q -e ".[body,test]"
+"$VPY" -m pip install -q -e ".[smpl,test]"
 "$VPY" weights/fetch_mediapipe_models.py --check

@@ -153,11 +153,27 @@ def test_zip_layout_and_manifest(tmp_path):
         names = zf.namelist()
         manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
     assert "__init__.py" in names and "blender_manifest.toml" in names
+    assert json.loads(zf_defaults(path)) == json.loads(open(os.path.join(ROOT, "core", "defaults.json")).read())
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert manifest["id"] == "doppel" and manifest["type"] == "add-on"
     assert manifest["blender_version_min"] == "4.2.0"
     assert set(manifest["permissions"]) == {"files", "network"}
     assert "pip" in manifest["permissions"]["network"]
+
+
+def zf_defaults(path: str) -> str:
+    """The engine defaults the extension carries (the panel reads them)."""
+    with zipfile.ZipFile(path) as zf:
+        return zf.read("engine_defaults.json").decode()
+
+
+def test_panel_defaults_are_the_engine_defaults(addon):
+    from core.config import CaptureConfig
+
+    s = bpy.context.scene.doppel
+    c = CaptureConfig()
+    assert (s.max_people, s.smoothing, s.body_model, s.use_densepose, s.densepose_every) == \
+        (c.max_people, c.smoothing, c.body, c.use_densepose, c.densepose_every)
 
 
 def test_addon_imports_only_bpy_numpy_stdlib():
@@ -212,7 +228,7 @@ def test_register_unregister_twice():
     for _ in range(2):
         mod = addon_utils.enable(PKG, default_set=True, handle_error=_raise)
         assert hasattr(bpy.types, "DOPPEL_OT_capture") and hasattr(bpy.types, "VIEW3D_PT_doppel")
-        assert bpy.context.scene.doppel.max_people == 4
+        assert bpy.context.scene.doppel.max_people == 8  # the engine's default (core/defaults.json)
         assert bpy.context.scene.doppel.use_densepose is True and bpy.context.scene.doppel.densepose_every == 1
         assert PKG in bpy.context.preferences.addons
         addon_utils.disable(PKG, default_set=True, handle_error=_raise)
@@ -454,8 +470,7 @@ def _engine_has_capture() -> tuple[bool, str]:
 @pytest.mark.slow
 def test_capture_end_to_end_real_engine(addon, tmp_path):
     ok, why = _engine_has_capture()
-    if not ok:
-        pytest.skip(f"the engine has no capture command yet (python -m core capture --help: {why})")
+    assert ok, f"python -m core capture --help failed: {why}"
     video = os.path.join(VIDEOS, "mmhuman3d_single_person_demo.mp4")
     if not os.path.isfile(video):
         pytest.skip(f"test video not found: {video}")
@@ -549,7 +564,7 @@ class _Layout:
 
 
 def test_panels_and_preferences_draw(addon, tmp_path, toy_path):
-    from blender_addon import engine, ops, prefs, ui
+    from blender_addon import ops, prefs, ui
     bpy.ops.doppel.import_result(filepath=toy_path)
 
     def draw(cls, data=None):

@@ -54,7 +54,6 @@ def _check_rig_agreement(model, shape, rng, T=3, scale=0.3):
 
 @pytest.fixture(scope="module")
 def anny_model():
-    pytest.importorskip("anny", reason="anny is not installed (pip install anny)")
     return load_body_model("anny")
 
 

@@ -13,7 +13,6 @@ from core.result import read_result
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "sample_two_people.mp4"
-pytest.importorskip("anny", reason="the default body model")
 
 
 @pytest.fixture(scope="module")

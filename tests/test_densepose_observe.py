@@ -170,7 +170,6 @@ def _events(text):
 
 
 def test_capture_cli_without_checkpoint_says_dense_term_off(tmp_path, capsys, quick_fit):
-    pytest.importorskip("anny", reason="the default body model")
     from core.cli import main
     from core.paths import DENSEPOSE_CHECKPOINT
     from core.result import read_result
@@ -189,11 +188,11 @@ def test_capture_cli_without_checkpoint_says_dense_term_off(tmp_path, capsys, qu
     assert res.meta["config"]["use_densepose"] is True and res.meta["config"]["densepose_every"] == 1
 
 
-def test_resolve_densepose_files(tmp_path):
+def test_resolve_densepose_files(tmp_path, monkeypatch):
+    import core.observe.densepose.stage as stage
     from core.config import CaptureConfig
     from core.errors import MissingWeightsError
     from core.observe.densepose.stage import resolve_densepose
-    from core.paths import DENSEPOSE_CHECKPOINT
 
     ckpt = tmp_path / "dp.pkl"
     ckpt.write_bytes(b"x")
@@ -201,7 +200,11 @@ def test_resolve_densepose_files(tmp_path):
     mat.write_bytes(b"x")
     assert resolve_densepose(CaptureConfig(densepose=str(ckpt)))[0] == ckpt
     assert resolve_densepose(CaptureConfig(densepose=str(ckpt), use_densepose=False))[0] is None  # --no-densepose
-    assert resolve_densepose(CaptureConfig())[0] == (DENSEPOSE_CHECKPOINT if DENSEPOSE_CHECKPOINT.exists() else None)
+    # The default checkpoint is used when it is installed, and silently not when it is absent.
+    monkeypatch.setattr(stage, "DENSEPOSE_CHECKPOINT", ckpt)
+    assert resolve_densepose(CaptureConfig())[0] == ckpt
+    monkeypatch.setattr(stage, "DENSEPOSE_CHECKPOINT", tmp_path / "not_installed.pkl")
+    assert resolve_densepose(CaptureConfig()) == (None, None)
     assert resolve_densepose(CaptureConfig(body="smpl", densepose_uv=str(mat)))[1] == mat
     with pytest.raises(MissingWeightsError, match="--densepose"):
         resolve_densepose(CaptureConfig(densepose=str(tmp_path / "absent.pkl")))
@@ -211,7 +214,6 @@ def test_resolve_densepose_files(tmp_path):
 
 @needs_tiny
 def test_capture_runs_densepose_with_a_checkpoint(pose_models, capsys, monkeypatch):
-    pytest.importorskip("anny", reason="the default body model")
     import functools
 
     import core.observe.densepose.observe

@@ -19,8 +19,9 @@ from core.observe.densepose.uv_data import (
     UV_URL,
     DensePoseUV,
     default_uv_path,
-    write_uv_data,
 )
+
+from .densepose_fixtures import write_uv_data
 
 PARTS = (1, 2, 5)
 NX, NY = 5, 4  # grid squares per part

@@ -22,7 +22,9 @@ from core.observe.densepose import (
     load_densepose,
     read_checkpoint,
 )
-from core.observe.densepose.weights import ArchSpec, write_checkpoint
+from core.observe.densepose.weights import ArchSpec
+
+from .densepose_fixtures import random_state, write_checkpoint
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GOLDEN = SHARED / "golden" / "densepose"
@@ -34,33 +36,6 @@ SMALL = ArchSpec(
     decoder_out=32, head="v1convx", head_convs=8, head_dim=16, head_kernel=3, nonlocal_on=False,
     coarse_channels=2, fine_channels=25, deconv_kernel=4,
 )
-
-
-def random_state(shapes, seed=0, person_bias=2.0):
-    """He-initialised weights, identity FrozenBN: finite, well-scaled activations for any depth."""
-    rng = np.random.default_rng(seed)
-    state = OrderedDict()
-    for name, shape in shapes.items():
-        shape = tuple(shape)
-        if name.endswith("running_var"):
-            v = np.ones(shape)
-        elif name.endswith("running_mean") or name.endswith(".bias"):
-            v = np.zeros(shape)
-        elif len(shape) == 1:  # norm weights
-            v = np.ones(shape)
-        else:
-            fan_in = int(np.prod(shape[1:])) if "densepose_predictor" not in name else shape[0] * 4
-            v = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
-            if "conv3.weight" in name or "shortcut.weight" in name:
-                v *= 0.5
-        state[name] = v.astype(np.float32)
-    if "roi_heads.box_predictor.cls_score.bias" in state:  # every proposal is a confident "person"
-        state["roi_heads.box_predictor.cls_score.weight"][:] = 0
-        state["roi_heads.box_predictor.cls_score.bias"][:] = (person_bias, -person_bias)
-    for k in ("roi_heads.box_predictor.bbox_pred.weight", "proposal_generator.rpn_head.anchor_deltas.weight"):
-        if k in state:  # small box corrections
-            state[k] *= 0.01
-    return state
 
 
 def json_shapes(name):

@@ -11,8 +11,6 @@ from core.geometry.camera import camera_for_video
 from core.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d, rotvec_to_rotmat
 from core.types import TrackObservations
 
-anny = pytest.importorskip("anny", reason="the Anny body model (pip install anny) is the default body")
-
 
 @pytest.fixture(scope="module")
 def body():

@@ -19,8 +19,6 @@ from core.observe.densepose.observe import match_frame
 from core.observe.densepose.parts import N_REGIONS, PART_REGION, vertex_regions
 from core.types import DenseObservations, TrackObservations
 
-pytest.importorskip("anny", reason="the Anny body model (pip install anny) is the default body")
-
 TORSO = [11, 12, 23, 24]  # shoulders and hips: all the landmarks the fit gets in these tests
 LIMB_JOINTS = [4, 5, 7, 8, 18, 19, 20, 21]  # knees, ankles, elbows, wrists
 # One DensePose part per region, to label rendered pixels (the part-level term only sees regions).
@@ -225,7 +223,7 @@ def cylinder_charts(body):
 
 def _perturbed_start(body, T, joints_rng_seed=3, angle=0.35):
     """The true pose with every limb joint turned by ``angle`` about a random axis, as a fit to refine."""
-    from core.fit.optimize import posed_fit as _make_fit
+    from core.fit.optimize import posed_fit
 
     R = _pose(T)
     rng = np.random.default_rng(joints_rng_seed)
@@ -235,7 +233,7 @@ def _perturbed_start(body, T, joints_rng_seed=3, angle=0.35):
     with torch.no_grad():
         J0 = body.rest_joints()[0].double().numpy()
     transl = np.stack([np.linspace(-0.2, 0.2, T), np.full(T, 0.05), np.full(T, 3.2)], -1) - J0
-    return _make_fit(body, 0, np.arange(T), np.ones(T, bool), R, transl, body.default_shape.detach().numpy(), {}, "cpu")
+    return posed_fit(body, 0, np.arange(T), np.ones(T, bool), R, transl, body.default_shape.detach().numpy(), {}, "cpu")
 
 
 def test_exact_dense_term_recovers_pose(body):

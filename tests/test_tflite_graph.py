@@ -33,9 +33,16 @@ litert = pytest.importorskip("ai_edge_litert.interpreter", reason="ai_edge_liter
 
 
 def _need(path: Path) -> Path:
+    """Test footage from ../shared: skip with a reason when it is absent."""
     if not path.exists():
-        pytest.skip(f"{path} is missing (weights: run python weights/fetch_mediapipe_models.py; "
-                    "videos: shared/data must sit beside the repo checkout)")
+        pytest.skip(f"{path} is missing (shared/data must sit beside the repo checkout)")
+    return path
+
+
+def _weights(name: str) -> Path:
+    """A committed model file: its absence is a broken checkout, not a reason to skip."""
+    path = WEIGHTS / name
+    assert path.exists(), f"{path} is missing: it is committed; run python weights/fetch_mediapipe_models.py"
     return path
 
 
@@ -100,7 +107,7 @@ def models():
     torch.set_num_threads(2)
     out = {}
     for name, rng in MODELS.items():
-        path = _need(WEIGHTS / name)
+        path = _weights(name)
         out[name] = (load_tflite_graph(path), _Ref(path), rng)
     return out
 
@@ -150,7 +157,7 @@ def test_batch_equals_single_runs(models, frames, model):
 
 
 def test_densified_weights_equal_litert():
-    path = _need(WEIGHTS / "pose_detection.tflite")
+    path = _weights("pose_detection.tflite")
     model = read_model(path)
     sg = model.subgraphs[0]
     # the default XNNPACK delegate consumes the sparse weights itself; use the builtin kernels
@@ -184,7 +191,7 @@ def test_missing_file_raises_missing_weights(tmp_path):
 
 def test_unsupported_op_names_the_op():
     from core.tflite import TFLiteGraph
-    model = read_model(_need(WEIGHTS / "pose_landmark_full.tflite"))
+    model = read_model(_weights("pose_landmark_full.tflite"))
     sg = model.subgraphs[0]
     idx = next(op.opcode_index for op in sg.operators if model.op_name(op) == "LOGISTIC")
     model.operator_codes[idx].builtin_code = 47  # pretend LOGISTIC is EXP

@@ -126,17 +126,6 @@ def fit_track(
     return posed_fit(body, obs.track_id, obj.frames, obj.observed, R, tr, shape, last, device)
 
 
-def _make_fit(body, track_id, frames, observed, R, tr, shape, losses, device) -> TrackFit:
-    dt = torch.float32
-    shape = torch.as_tensor(shape, dtype=dt, device=device)
-    with torch.no_grad():
-        out = body(torch.as_tensor(R, dtype=dt, device=device), torch.as_tensor(tr, dtype=dt, device=device), shape,
-                   vertex_ids=torch.zeros(1, dtype=torch.long, device=device))
-        joints = out.joints.double().cpu().numpy()
-    return TrackFit(track_id=track_id, frames=frames, observed=observed, rotmats=R, transl=tr,
-                    shape=shape.double().cpu().numpy(), joints=joints, losses=losses)
-
-
 def posed_fit(body, track_id, frames, observed, R, tr, shape, losses, device) -> TrackFit:
     """A TrackFit from parameters: rotations ``R (T, 24, 3, 3)``, translations ``tr (T, 3)`` and ``shape``,
     with the joints posed by ``body``."""

@@ -320,25 +320,3 @@ class DensePoseUV:
         counts = np.zeros((self.n_body_vertices, N_PARTS + 1), dtype=np.int64)
         np.add.at(counts, (self.body_vertex[self.faces].reshape(-1), np.repeat(self.face_parts, 3)), 1)
         return counts.argmax(axis=1)
-
-
-def write_uv_data(path: str | os.PathLike, faces, face_parts, u, v, body_vertex) -> None:
-    """Write a UV mesh in UV_Processed.mat's layout (MATLAB v5, 1-based, doubles). For tests and tools.
-
-    faces: (F, 3) 0-based, face_parts: (F,), u, v: (N,), body_vertex: (N,) 0-based.
-    """
-    from scipy.io import savemat
-
-    faces = np.asarray(faces, dtype=np.int64)
-    savemat(
-        str(path),
-        {
-            "All_FaceIndices": np.asarray(face_parts, dtype=np.float64).reshape(-1, 1),
-            "All_Faces": (faces + 1).astype(np.float64).reshape(-1, 3),
-            "All_U_norm": np.asarray(u, dtype=np.float64).reshape(-1, 1),
-            "All_V_norm": np.asarray(v, dtype=np.float64).reshape(-1, 1),
-            "All_vertices": (np.asarray(body_vertex, dtype=np.int64) + 1).astype(np.float64).reshape(1, -1),
-        },
-        format="5",
-        do_compression=True,
-    )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import pickle
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -368,14 +367,6 @@ def validate_state(state, name: str = "checkpoint") -> ArchSpec:
     return arch
 
 
-def write_checkpoint(path: str | os.PathLike, state, author: str = "doppel") -> None:
-    """Write ``state`` (name -> array) in the zoo ``.pkl`` format (pickle protocol 3). For tests/tools."""
-    payload = {"model": OrderedDict((k, np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()),
-               "__author__": author}
-    with open(path, "wb") as f:
-        pickle.dump(payload, f, protocol=3)
-
-
 # The official model-zoo architectures (widths of densepose_rcnn_R_50_FPN_s1x / _DL_s1x).
 R50_FPN_S1X = ArchSpec(
     stage_blocks=(3, 4, 6, 3), stem_channels=64, bottleneck_channels=64, res2_channels=256, fpn_channels=256,
@@ -384,30 +375,3 @@ R50_FPN_S1X = ArchSpec(
     coarse_channels=2, fine_channels=25, deconv_kernel=4,
 )
 R50_FPN_DL_S1X = ArchSpec(**{**R50_FPN_S1X.__dict__, "head": "deeplab"})
-
-
-def random_state(arch: ArchSpec, seed: int = 0, person_logit: float = 2.0) -> "OrderedDict[str, np.ndarray]":
-    """Random weights with ``arch``'s names and shapes, for benchmarks and smoke tests only.
-
-    He-initialised convolutions, identity FrozenBN/GroupNorm, zero biases; the box classifier says
-    "person" with probability sigmoid(2 * person_logit) for every proposal and box/anchor deltas are
-    small, so the whole pipeline (DensePose head included) runs on plausible boxes.
-    """
-    rng = np.random.default_rng(seed)
-    state: "OrderedDict[str, np.ndarray]" = OrderedDict()
-    for name, shape in expected_shapes(arch).items():
-        if name.endswith("running_var") or (len(shape) == 1 and name.endswith(".weight")):
-            v = np.ones(shape)
-        elif len(shape) == 1:
-            v = np.zeros(shape)
-        else:
-            fan_in = shape[0] * 4 if "densepose_predictor" in name else int(np.prod(shape[1:]))
-            v = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
-            if name.endswith(("conv3.weight", "shortcut.weight")):
-                v *= 0.5
-        state[name] = v.astype(np.float32)
-    state["roi_heads.box_predictor.cls_score.weight"][:] = 0
-    state["roi_heads.box_predictor.cls_score.bias"][:] = (person_logit, -person_logit)
-    state["roi_heads.box_predictor.bbox_pred.weight"] *= 0.01
-    state["proposal_generator.rpn_head.anchor_deltas.weight"] *= 0.01
-    return state

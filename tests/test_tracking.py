@@ -1,0 +1,234 @@
+"""The tracker on hand-made scenes: people whose landmarks follow known paths, seen through a fake
+detector and a fake landmark model (the real models are covered in test_blazepose / test_tracking_videos).
+
+The fakes behave like the BlazePose pair where it matters for identities: the detector reports every
+visible person (sometimes twice), the landmark model locks on the visible person whose hips are
+nearest the centre of the region it is given, reports nobody when no one visible stands there, and
+returns a colour histogram that belongs to the person. Each scene checks what a user would notice:
+ids that swap at a crossing, a person split in two after an occlusion or an exit, a duplicate person.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.config import PerceptionConfig
+from core.track.similarity import assign, hip_similarity, same_person
+from core.track.stitch import merge, stitch_tracks
+from core.track.tracker import Tracker
+from core.track.tracklet import Observation, Tracklet
+from core.types import Detections, LandmarkBatch
+
+FPS = 25.0
+W, H = 640, 360
+
+# A standing person's 33 landmarks in units of body height, hips' centre at the origin, y down.
+_T = {0: (0, -0.46), 1: (0.015, -0.475), 2: (0.025, -0.475), 3: (0.035, -0.475), 4: (-0.015, -0.475),
+      5: (-0.025, -0.475), 6: (-0.035, -0.475), 7: (0.05, -0.46), 8: (-0.05, -0.46), 9: (0.02, -0.43),
+      10: (-0.02, -0.43), 11: (0.11, -0.33), 12: (-0.11, -0.33), 13: (0.14, -0.17), 14: (-0.14, -0.17),
+      15: (0.15, -0.02), 16: (-0.15, -0.02), 17: (0.16, 0.01), 18: (-0.16, 0.01), 19: (0.155, 0.02),
+      20: (-0.155, 0.02), 21: (0.14, 0.0), 22: (-0.14, 0.0), 23: (0.06, 0.0), 24: (-0.06, 0.0),
+      25: (0.065, 0.25), 26: (-0.065, 0.25), 27: (0.065, 0.48), 28: (-0.065, 0.48), 29: (0.065, 0.5),
+      30: (-0.065, 0.5), 31: (0.075, 0.52), 32: (-0.075, 0.52)}
+TEMPLATE = np.array([_T[k] for k in range(33)], np.float64)
+
+
+class Person:
+    """A person in the scene: ``path(t) -> (hip x, hip y)`` pixels, a height in pixels, a colour, and the
+    frames where they can be seen."""
+
+    def __init__(self, path, height: float, colour: int, visible=lambda t: True):
+        self.path, self.height, self.visible = path, height, visible
+        self.hist = np.full(512, 0.02 / 511)
+        self.hist[colour] = 0.98  # a clearly distinct colour histogram per person
+
+    def keypoints(self, t: int) -> np.ndarray:
+        return np.asarray(self.path(t), np.float64) + TEMPLATE * self.height
+
+    def hip(self, t: int) -> np.ndarray:
+        return np.asarray(self.path(t), np.float64)
+
+    def scale_point(self, t: int) -> np.ndarray:
+        return self.hip(t) + np.array([0.0, -0.5 * self.height])
+
+
+class FakeDetector:
+    """Every visible person (hips and full-body scale point), ``doubles`` of them reported twice."""
+
+    def __init__(self, people, doubles=()):
+        self.people, self.doubles, self.score_thresh = people, set(doubles), 0.5
+
+    def __call__(self, frames: torch.Tensor) -> list[Detections]:
+        out = []
+        for b in range(frames.shape[0]):
+            t = int(frames[b, 0, 0, 0])
+            kps = []
+            for i, p in enumerate(self.people):
+                if p.visible(t):
+                    for k in range(2 if i in self.doubles else 1):
+                        d = np.array([3.0 * k, -2.0 * k])
+                        kps.append([p.hip(t) + d, p.scale_point(t) + d, p.hip(t) + d, p.hip(t) + d])
+            kp = np.asarray(kps, np.float32).reshape(-1, 4, 2)
+            out.append(Detections(scores=np.full(len(kp), 0.9, np.float32), boxes_xyxy=np.zeros((len(kp), 4), np.float32),
+                                  keypoints=kp))
+        return out
+
+
+class FakeLandmarker:
+    """The visible person whose hips are nearest the region's centre (within half the region)."""
+
+    def __init__(self, people):
+        self.people, self.mask_size = people, 64
+
+    def __call__(self, frames: torch.Tensor, frame_index, rois, with_masks: bool = True) -> LandmarkBatch:
+        n = len(rois)
+        kp = np.zeros((n, 33, 2), np.float32)
+        aux = np.zeros((n, 2, 2), np.float32)
+        score = np.full(n, 0.05, np.float32)
+        app = np.full((n, 512), 1.0 / 512, np.float32)
+        for j, (row, roi) in enumerate(zip(frame_index, rois)):
+            t = int(frames[int(row), 0, 0, 0])
+            best = None
+            for p in self.people:
+                if not p.visible(t):
+                    continue
+                d = np.hypot(*(p.hip(t) - roi[:2]))
+                if d < 0.5 * roi[2] and (best is None or d < best[0]):
+                    best = (d, p)
+            if best is None:
+                kp[j] = roi[:2] + TEMPLATE * roi[2] / 1.25  # nobody: the model still answers, with a low score
+                aux[j] = [roi[:2], roi[:2] + [0.0, -0.4 * roi[2]]]
+                continue
+            p = best[1]
+            kp[j], aux[j], score[j], app[j] = p.keypoints(t), [p.hip(t), p.scale_point(t)], 0.95, p.hist
+        return LandmarkBatch(keypoints_px=kp, z=np.zeros((n, 33), np.float32), visibility=np.full((n, 33), 0.95, np.float32),
+                             presence=np.full((n, 33), 0.95, np.float32), aux_px=aux,
+                             world=np.zeros((n, 33, 3), np.float32), pose_score=score, masks=None,
+                             rois=np.asarray(rois, np.float32), appearance=app)
+
+
+def track(people, n_frames: int, doubles=(), **config) -> list:
+    """Run the real tracker over the scene in chunks of 8 frames; the finished tracks."""
+    cfg = PerceptionConfig(**config)
+    tracker = Tracker(FakeDetector(people, doubles), FakeLandmarker(people), cfg, FPS)
+    for s in range(0, n_frames, cfg.chunk):
+        idx = list(range(s, min(s + cfg.chunk, n_frames)))
+        frames = torch.zeros(len(idx), 3, H, W)
+        frames[:, 0, 0, 0] = torch.tensor(idx, dtype=torch.float32)  # the fakes read the frame index here
+        tracker.process_chunk(idx, frames)
+    return tracker.finish((0, n_frames))
+
+
+def owner(tr, people) -> list[int]:
+    """For each frame of a track, the person whose hips its landmarks are on."""
+    out = []
+    for f, kp in zip(tr.frames, tr.keypoints):
+        hip = 0.5 * (kp[23, :2] + kp[24, :2])
+        out.append(int(np.argmin([np.hypot(*(hip - p.hip(int(f)))) for p in people])))
+    return out
+
+
+def test_two_people_walking_past_each_other_keep_their_ids():
+    # A walks left to right in front, B right to left further back (smaller, higher in the image), both
+    # briskly (6 px a frame, 0.75 body heights a second for A): they cross mid-clip.
+    a = Person(lambda t: (100 + 6 * t, 250), 200, colour=10)
+    b = Person(lambda t: (540 - 6 * t, 210), 150, colour=300)
+    tracks = track([a, b], 72)
+    assert len(tracks) == 2, f"{len(tracks)} people"
+    for tr in tracks:
+        who = owner(tr, [a, b])
+        assert len(set(who)) == 1, f"track {tr.track_id} switched people: {who}"
+        assert len(tr.frames) >= 66  # followed through the crossing, a few frames lost at most
+    assert {owner(tr, [a, b])[0] for tr in tracks} == {0, 1}
+
+
+def test_a_short_occlusion_keeps_one_track():
+    # Hidden for 6 frames (0.24 s, under max_missed_s) while standing still.
+    a = Person(lambda t: (320, 250), 200, colour=10, visible=lambda t: not 20 <= t < 26)
+    tracks = track([a], 48)
+    assert len(tracks) == 1
+    f = set(tracks[0].frames.tolist())
+    assert not f & set(range(20, 26)), "observations were invented while the person was hidden"
+    assert set(range(0, 20)) <= f and set(range(27, 48)) <= f
+
+
+def test_a_person_who_leaves_and_comes_back_gets_their_id_back():
+    # A leaves for 1.2 s (beyond max_missed_s, within reacquire_s) and comes back elsewhere; B is there throughout.
+    a = Person(lambda t: (150 + 2 * t, 250), 200, colour=10, visible=lambda t: not 20 <= t < 50)
+    b = Person(lambda t: (500, 240), 190, colour=300)
+    tracks = track([a, b], 80)
+    assert len(tracks) == 2, [t.frames.tolist() for t in tracks]
+    ta = next(tr for tr in tracks if owner(tr, [a, b])[0] == 0)
+    assert set(owner(ta, [a, b])) == {0}
+    assert ta.frames.min() < 20 and ta.frames.max() > 70, "the returning person is a new track"
+    # Beyond the re-acquisition window the same person becomes a second track instead.
+    short = track([a, b], 80, reacquire_s=0.4)
+    assert len(short) == 3
+
+
+def test_a_person_detected_twice_is_one_track():
+    a = Person(lambda t: (300 + 2 * t, 250), 200, colour=10)
+    tracks = track([a], 32, doubles=(0,))
+    assert len(tracks) == 1 and len(tracks[0].frames) == 32
+
+
+def test_max_people_keeps_the_most_prominent():
+    people = [Person(lambda t, x=x: (80 + 160 * x, 240), 100 + 40 * x, colour=10 + 60 * x) for x in range(4)]
+    tracks = track(people, 24, max_people=2)
+    assert len(tracks) == 2
+    assert {owner(tr, people)[0] for tr in tracks} == {2, 3}  # the two largest
+
+
+def _tracklet(tid: int, frames, hip_x, colour: int, height: float = 200.0, score: float = 0.9) -> Tracklet:
+    p = Person(lambda t: (hip_x(t), 250), height, colour)
+    tr = Tracklet(tid)
+    for t in frames:
+        roi = np.array([*p.hip(t), 1.25 * height, 0.0], np.float32)
+        tr.add(Observation(frame=t, keypoints=p.keypoints(t), visibility=np.full(33, 0.95), presence=np.full(33, 0.95),
+                           z=np.zeros(33), world=np.zeros((33, 3)), roi=roi, score=score, mask=None),
+               roi, p.hist, 0.9)
+    return tr
+
+
+def test_stitching_joins_the_pieces_of_one_person_and_keeps_others_apart():
+    cfg = PerceptionConfig()
+    window = int(cfg.reacquire_s * FPS)
+    a1 = _tracklet(0, range(0, 20), lambda t: 200 + 2 * t, colour=10)
+    a2 = _tracklet(1, range(26, 50), lambda t: 200 + 2 * t, colour=10)  # the same person after a gap
+    b = _tracklet(2, range(30, 60), lambda t: 260 + 2 * t, colour=300)  # near a2's start, another colour
+    c = _tracklet(3, range(0, 20), lambda t: 500, colour=10)  # same colour, far away, same time as a1
+    out = stitch_tracks([a1, a2, b, c], cfg, window, (H, W))
+    assert len(out) == 3
+    joined = next(tr for tr in out if tr.id == 0)
+    assert sorted(joined.frames().tolist()) == list(range(0, 20)) + list(range(26, 50))
+
+
+def test_merge_keeps_the_more_confident_observation_per_frame():
+    a = _tracklet(0, range(0, 10), lambda t: 200, colour=10, score=0.6)
+    b = _tracklet(1, range(5, 15), lambda t: 201, colour=10, score=0.9)
+    m = merge(a, b)
+    assert m.id == 0 and m.frames().tolist() == list(range(15))
+    scores = {o.frame: o.score for o in m.observations}
+    assert all(scores[f] == 0.9 for f in range(5, 15)) and all(scores[f] == 0.6 for f in range(5))
+
+
+def test_similarities_on_hand_made_cases():
+    # Hungarian assignment maximises the total, and drops weak pairs.
+    sim = np.array([[0.9, 0.8], [0.85, 0.1]])
+    assert sorted(assign(sim, 0.3)) == [(0, 1), (1, 0)]
+    assert assign(np.array([[0.2]]), 0.3) == []
+    # Hips on top of each other and alike in size match; far apart or double the size do not.
+    s = hip_similarity(np.array([[100.0, 100.0], [300.0, 100.0]]), np.array([200.0, 400.0]),
+                       np.array([[101.0, 100.0]]), np.array([200.0]), 0.08, (0.6, 1.6), 0.5)
+    assert s[0, 0] > 0.99 and s[1, 0] < 1e-6
+    s2 = hip_similarity(np.array([[100.0, 100.0]]), np.array([400.0]), np.array([[100.0, 100.0]]), np.array([200.0]),
+                        0.08, (0.6, 1.6), 0.5)
+    assert s2[0, 0] == pytest.approx(0.5)
+    # The same landmarks mirrored left/right are the same person; another person is not.
+    p = Person(lambda t: (200, 200), 200, colour=1).keypoints(0)
+    flipped = p[[0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21,
+                 24, 23, 26, 25, 28, 27, 30, 29, 32, 31]]
+    q = Person(lambda t: (420, 200), 200, colour=1).keypoints(0)
+    same = same_person(np.stack([p, flipped, q]), np.full((3, 33), 0.9), 0.6)
+    assert same[0, 1] and not same[0, 2] and not same[1, 2]
