@@ -3,8 +3,10 @@ import numpy as np
 
 from benchmarks.synthetic.evaluate import (
     accel_error,
+    camera_errors,
     evaluate,
     foot_skate,
+    planted_steps,
     match_people,
     mpjpe,
     pa_mpjpe,
@@ -62,18 +64,55 @@ def test_accel_error_constant_acceleration():
     np.testing.assert_allclose(accel_error(pred, gt), 4.0, rtol=1e-9)
 
 
-def test_foot_skate_only_counts_contact_frames():
+def test_planted_steps_need_a_slow_foot_on_its_lowest_height():
+    T = 8
+    world = np.zeros((T, 24, 3))
+    world[:, [7, 8, 10, 11], 2] = 0.08  # standing
+    world[:, 8, 0] = 0.01 * np.arange(T)  # right ankle slides 10 mm/frame = 0.25 m/s at 25 fps: not planted
+    world[4:, 10, 2] = 0.3  # left toe lifted from frame 4
+    p = planted_steps(world, 25.0)
+    assert p[:, 0].all()  # left ankle: still and low
+    assert p[:3, 1].all() and not p[3:, 1].any()  # left toe: until it lifts
+    assert not p[:, 2].any() and p[:, 3].all()
+
+
+def test_foot_skate_only_counts_planted_steps():
     T = 6
     world = np.zeros((T, 24, 3))
     world[:, 7, 0] = 0.005 * np.arange(T)  # left ankle slides 5 mm/frame along x
-    world[:, 10, 0] = 0.005 * np.arange(T)
     world[:, 7, 2] = 0.1 * np.arange(T)  # vertical motion does not count
-    contacts = np.zeros((T, 2), bool)
-    contacts[:, 0] = True
-    np.testing.assert_allclose(foot_skate(world, contacts), 5.0, rtol=1e-9)
-    contacts[:, 0] = False
-    contacts[:, 1] = True  # only the (still) right foot is down
-    np.testing.assert_allclose(foot_skate(world, contacts), 0.0, atol=1e-12)
+    planted = np.zeros((T - 1, 4), bool)
+    planted[:, 0] = True
+    np.testing.assert_allclose(foot_skate(world, planted), 5.0, rtol=1e-9)
+    planted[:, 0] = False
+    planted[:, 2] = True  # only the (still) right ankle is planted
+    np.testing.assert_allclose(foot_skate(world, planted), 0.0, atol=1e-12)
+
+
+def test_foot_skate_median_ignores_a_few_bad_frames():
+    T = 11
+    world = np.zeros((T, 24, 3))
+    steps = np.full(T - 1, 0.002)  # 2 mm/frame...
+    steps[[2, 7]] = 0.100  # ...but two frames jump 100 mm
+    world[1:, 7, 0] = np.cumsum(steps)
+    planted = np.zeros((T - 1, 4), bool)
+    planted[:, 0] = True
+    np.testing.assert_allclose(foot_skate(world, planted, reduce="median"), 2.0, rtol=1e-9)
+    np.testing.assert_allclose(foot_skate(world, planted), (8 * 2.0 + 2 * 100.0) / 10, rtol=1e-9)
+    assert np.isnan(foot_skate(world, np.zeros((T - 1, 4), bool), reduce="median"))  # nothing planted: undefined
+
+
+def test_camera_errors_relative_focal_and_height():
+    from benchmarks.synthetic.render import look_at
+
+    K = np.array([[500.0, 0, 320], [0, 500.0, 180], [0, 0, 1]])
+    T_true = look_at(np.array([0.0, -5.0, 1.6]), np.array([0.0, 0.0, 0.9]))
+    T_est = look_at(np.array([0.0, 0.0, 2.0]), np.array([0.0, 5.0, 0.9]))  # its own world: only z matters
+    c = camera_errors({"fx": 550.0, "T_world_from_cam": T_est.tolist()}, K, T_true)
+    np.testing.assert_allclose([c["focal_err"], c["height_err"]], [0.1, 0.25])
+    assert c["f_true"] == 500.0 and c["h_true"] == 1.6 and c["h_est"] == 2.0
+    c = camera_errors({"fx": 400.0, "T_world_from_cam": T_true.tolist()}, K, T_true)
+    np.testing.assert_allclose([c["focal_err"], c["height_err"]], [0.2, 0.0], atol=1e-12)
 
 
 def test_pck_and_projection():
@@ -133,5 +172,5 @@ def test_result_file_scored_against_ground_truth(tmp_path):
     rep = evaluate(pred, gt)["overall"]
     assert rep["people_matched"] == 1 and rep["pck"] == 1.0
     assert rep["mpjpe"] < 0.01 and rep["w_mpjpe"] < 0.01
-    # The prediction is the truth, so its foot skate is the truth's own (random joints here: not zero).
-    np.testing.assert_allclose(rep["foot_skate"], foot_skate(world, gt[0]["contacts"]), atol=0.01)
+    # The prediction is the truth, so it does not slide where the truth is planted (random joints: maybe nowhere).
+    assert rep["foot_skate"] is None or rep["foot_skate"] < 1e-6

@@ -71,11 +71,31 @@ class CoreBody(TargetBody):
     ANNY_RANGES = {"gender": (0.0, 1.0), "age": (0.42, 0.7), "muscle": (0.3, 0.7), "weight": (0.3, 0.7),
                    "height": (0.3, 0.8), "proportions": (0.35, 0.65)}
 
+    # Standing height (metres, rest mesh) drawn uniformly from this range; Anny's "height" phenotype is
+    # solved for it, because "age" and "height" together would span 1.35-2.15 m.
+    STATURE_RANGE = (1.52, 1.92)
+
+    def stature(self, shape) -> float:
+        v, _ = self.posed(np.broadcast_to(np.eye(3), (1, 24, 3, 3)).copy(), np.zeros((1, 3)), shape)
+        return float(np.ptp(v[0][:, 1]))
+
     def random_shape(self, rng):
         s = self.default_shape.copy()
         names = list(getattr(self.model, "shape_names", []))
         if names and all(n in self.ANNY_RANGES for n in names):
-            return np.array([rng.uniform(*self.ANNY_RANGES[n]) for n in names])
+            s = np.array([rng.uniform(*self.ANNY_RANGES[n]) for n in names])
+            if "height" in names:
+                k = names.index("height")
+                target = rng.uniform(*self.STATURE_RANGE)
+                for _ in range(4):  # secant steps on the (nearly linear) height phenotype
+                    h0 = self.stature(s)
+                    s1 = s.copy()
+                    s1[k] = min(s[k] + 0.05, 1.0) if s[k] < 0.95 else s[k] - 0.05
+                    slope = (self.stature(s1) - h0) / (s1[k] - s[k])
+                    if abs(h0 - target) < 0.003 or abs(slope) < 1e-6:
+                        break
+                    s[k] = float(np.clip(s[k] + (target - h0) / slope, 0.0, 1.0))
+            return s
         if self.shape_bounds is None:
             return s
         lo, hi = self.shape_bounds

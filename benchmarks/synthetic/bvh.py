@@ -44,6 +44,8 @@ class BVH:
     motion: np.ndarray  # (T, C) raw channel values, in file order
     frame_time: float  # seconds per frame
     path: str = ""
+    rest_motion: np.ndarray | None = None  # (C,) channel values of the rest pose; None: all zero
+
 
     @property
     def n_frames(self) -> int:
@@ -197,9 +199,13 @@ def axis_rotation(axis: int, angle_rad: np.ndarray) -> np.ndarray:
 def local_transforms(bvh: BVH, frames: np.ndarray | slice | None = None, rest: bool = False):
     """Per-joint local rotations ``(T, J, 3, 3)`` and translations ``(T, J, 3)`` (file units).
 
-    ``rest=True`` gives the file's rest pose (all channels zero) as a single frame.
+    ``rest=True`` gives the file's rest pose (all channels zero, or ``bvh.rest_motion`` where a skeleton
+    family defines one) as a single frame.
     """
-    motion = np.zeros((1, bvh.motion.shape[1])) if rest else bvh.motion[frames if frames is not None else slice(None)]
+    if rest:
+        motion = np.zeros((1, bvh.motion.shape[1])) if bvh.rest_motion is None else np.asarray(bvh.rest_motion)[None]
+    else:
+        motion = bvh.motion[frames if frames is not None else slice(None)]
     T, J = motion.shape[0], len(bvh.names)
     R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
     t = np.broadcast_to(bvh.offsets, (T, J, 3)).copy()

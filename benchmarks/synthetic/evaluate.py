@@ -11,10 +11,16 @@ Metrics (per matched person, then averaged over people; all in millimetres):
 - ``pa_mpjpe``: after a per-frame similarity Procrustes alignment.
 - ``w_mpjpe``: world joints after one rigid alignment found on the first common frame.
 - ``accel``: mean |second difference| error of root-aligned joints, mm/frame^2.
-- ``foot_skate``: mean horizontal speed (mm/frame) of a foot (ankle and toe joints) on frames where
-  the ground truth says that foot is in contact, world frame (after the first-frame alignment).
+- ``foot_skate``: mean horizontal speed (mm/frame) of each foot joint (ankles, toes) on the steps where
+  the ground truth has that joint planted (``planted_steps``: slower than 0.1 m/s within 3 cm of its
+  lowest height), world frame after the first-frame alignment; ``foot_skate_median``: the median of the
+  same speeds (a few bad frames move it less).
 - ``pck``: share of 2-D joints within 5% of the GT box diagonal of the GT projection.
 People are matched between prediction and GT by the mean IoU of their 2-D joint boxes (Hungarian).
+
+Camera (per clip, ``camera_errors``): ``focal_err = |f_est / f_true - 1|`` with ``f_est`` the result's
+``meta.camera.fx``, and ``height_err = |h_est / h_true - 1|`` with ``h_est`` the z translation of the
+result's ``T_world_from_cam`` (its world has the ground at z = 0) and ``h_true`` the renderer's.
 
 The baseline (MediaPipe) is single-person: its one detection per frame is matched like any other.
 MediaPipe's world landmarks are hip-centred and carry no global translation, so its ``w_mpjpe`` and
@@ -96,21 +102,52 @@ def accel_error(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.linalg.norm(a_p - a_g, axis=-1).mean() * 1000.0)
 
 
-def foot_skate(pred_world: np.ndarray, contacts: np.ndarray, up_axis: int = 2) -> float:
-    """Mean horizontal speed (mm/frame) of the feet on GT contact frames. ``pred_world (T, 24, 3)``,
-    ``contacts (T, 2)`` (left, right). A foot counts where it is in contact on both frames of a step."""
+PLANT_SPEED = 0.1  # m/s: a ground-truth foot joint slower than this ...
+PLANT_HEIGHT = 0.03  # m: ... and this close to its lowest height is planted (the truth does not slide)
+
+
+def planted_steps(gt_world: np.ndarray, fps: float, up_axis: int = 2) -> np.ndarray:
+    """``(T-1, 4)`` bool: the steps (frame t to t+1) on which each ground-truth foot joint (left ankle, left
+    toe, right ankle, right toe) is planted: slow (``PLANT_SPEED``) and within ``PLANT_HEIGHT`` of its own
+    lowest height (5th percentile) on both frames. Stricter than the renderer's per-foot ``contacts`` (a
+    foot under 0.5 m/s), on which the truth itself slides 9-11 mm/frame in a salsa."""
+    horiz = [a for a in range(3) if a != up_axis]
+    out = []
+    for j in (7, 10, 8, 11):
+        x = gt_world[:, j]
+        h = x[:, up_axis]
+        low = np.percentile(h, 5.0)
+        near = h < low + PLANT_HEIGHT
+        speed = np.linalg.norm(np.diff(x[:, horiz], axis=0), axis=-1) * fps
+        out.append((speed < PLANT_SPEED) & near[1:] & near[:-1])
+    return np.stack(out, 1)
+
+
+def foot_skate(pred_world: np.ndarray, planted: np.ndarray, up_axis: int = 2, reduce: str = "mean") -> float:
+    """Mean (``reduce="median"``: median) horizontal speed (mm/frame) of the predicted foot joints on the
+    steps where the ground truth has that joint planted (``planted (T-1, 4)``, see ``planted_steps``).
+    ``pred_world (T, 24, 3)``, world frame after the first-frame alignment."""
     horiz = [a for a in range(3) if a != up_axis]
     speeds = []
-    for k, side in enumerate(("left", "right")):
-        c = contacts[1:, k] & contacts[:-1, k]
-        if not np.any(c):
-            continue
-        for j in FEET[side]:
+    for k, j in enumerate((7, 10, 8, 11)):
+        if np.any(planted[:, k]):
             v = np.linalg.norm(np.diff(pred_world[:, j][:, horiz], axis=0), axis=-1)
-            speeds.append(v[c])
+            speeds.append(v[planted[:, k]])
     if not speeds:
         return float("nan")
-    return float(np.concatenate(speeds).mean() * 1000.0)
+    v = np.concatenate(speeds)
+    return float((np.median(v) if reduce == "median" else v.mean()) * 1000.0)
+
+
+def camera_errors(camera: dict, K_true: np.ndarray, T_world_from_cam_true: np.ndarray) -> dict:
+    """Relative focal length and camera height errors of a result's camera (``meta["camera"]``: ``fx``
+    and ``T_world_from_cam``) against the ground truth's ``K`` and ``T_world_from_cam``."""
+    f_true = float(np.asarray(K_true)[0, 0])
+    h_true = float(np.asarray(T_world_from_cam_true)[2, 3])
+    f_est = float(camera["fx"])
+    h_est = float(np.asarray(camera["T_world_from_cam"], float)[2, 3])
+    return {"f_est": f_est, "f_true": f_true, "focal_err": abs(f_est / f_true - 1.0),
+            "h_est": h_est, "h_true": h_true, "height_err": abs(h_est / h_true - 1.0) if h_true else None}
 
 
 def pck_2d(pred_px: np.ndarray, gt_px: np.ndarray, frac: float = 0.05) -> float:
@@ -173,18 +210,21 @@ def score_person(p: dict, g: dict, joints=None) -> dict:
     if p.get("joints_world") is not None:
         pw = p["joints_world"][ip]
         out["w_mpjpe"] = w_mpjpe(pw, gw)
-        if joints is None and "contacts" in g:
-            out["foot_skate"] = foot_skate(align_first_frame(pw, gw), g["contacts"][ig])
+        if joints is None and len(common) >= 2 and np.all(np.diff(common) == 1):
+            aligned = align_first_frame(pw, gw)
+            planted = planted_steps(gw, g.get("fps", 25.0))
+            out["foot_skate"] = foot_skate(aligned, planted)
+            out["foot_skate_median"] = foot_skate(aligned, planted, reduce="median")
         else:
-            out["foot_skate"] = None
+            out["foot_skate"] = out["foot_skate_median"] = None
     else:
         out["w_mpjpe"] = None
-        out["foot_skate"] = None
+        out["foot_skate"] = out["foot_skate_median"] = None
     return out
 
 
 def summarise(per_person: list[dict], n_gt: int) -> dict:
-    keys = ("mpjpe", "pa_mpjpe", "w_mpjpe", "accel", "foot_skate", "pck")
+    keys = ("mpjpe", "pa_mpjpe", "w_mpjpe", "accel", "foot_skate", "foot_skate_median", "pck")
     out = {"people_gt": n_gt, "people_matched": len(per_person)}
     for k in keys:
         vals = [d[k] for d in per_person if d.get(k) is not None and np.isfinite(d[k])]
@@ -204,6 +244,7 @@ def load_gt(path: str) -> tuple[dict, list[dict]]:
     people = []
     for i in range(int(meta["n_people"])):
         people.append({k: d[f"p{i}_{k}"] for k in ("frames", "joints_world", "joints_cam", "joints_2d", "contacts")})
+        people[-1]["fps"] = float(meta.get("fps", 25.0))
     meta["K"] = d["K"]
     meta["T_world_from_cam"] = d["T_world_from_cam"]
     return meta, people
@@ -214,6 +255,14 @@ def load_result_people(path: str) -> list[dict]:
     from core.result import read_result
 
     return result_people(read_result(path))
+
+
+def load_result(path: str) -> tuple[dict, list[dict]]:
+    """Doppel result file -> (its ``meta["camera"]``, ``result_people``)."""
+    from core.result import read_result
+
+    res = read_result(path)
+    return dict(res.meta["camera"]), result_people(res)
 
 
 def result_people(res) -> list[dict]:
@@ -288,12 +337,13 @@ def _fmt(v, nd=1):
 
 def format_row(name: str, s: dict) -> str:
     return (f"| {name} | {s['people_matched']}/{s['people_gt']} | {_fmt(s['coverage'] * 100, 0)}% | {_fmt(s['mpjpe'])} | "
-            f"{_fmt(s['pa_mpjpe'])} | {_fmt(s['w_mpjpe'])} | {_fmt(s['accel'])} | {_fmt(s['foot_skate'])} | "
+            f"{_fmt(s['pa_mpjpe'])} | {_fmt(s['w_mpjpe'])} | {_fmt(s['accel'])} | {_fmt(s.get('foot_skate_median'))} | "
+            f"{_fmt(s['foot_skate'])} | "
             f"{_fmt(None if s['pck'] is None else s['pck'] * 100)} |")
 
 
-TABLE_HEADER = ("| method | people | frames | MPJPE | PA-MPJPE | W-MPJPE | accel | foot skate | PCK@5% |\n"
-                "|---|---|---|---|---|---|---|---|---|")
+TABLE_HEADER = ("| method | people | frames | MPJPE | PA-MPJPE | W-MPJPE | accel | foot skate (median) | foot skate (mean) "
+                "| PCK@5% |\n|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main(argv=None) -> int:
@@ -308,7 +358,8 @@ def main(argv=None) -> int:
     report = {"gt": args.gt}
     rows = []
     if args.result != "-":
-        pred = load_result_people(args.result)
+        camera, pred = load_result(args.result)
+        report["camera"] = camera_errors(camera, meta["K"], meta["T_world_from_cam"])
         report["result"] = evaluate(pred, gt)
         report["result_common13"] = evaluate([_select(p, COMMON13) for p in pred], gt, COMMON13)
         rows.append(format_row("doppel (24 joints)", report["result"]["overall"]))
@@ -319,6 +370,10 @@ def main(argv=None) -> int:
         rows.append(format_row("MediaPipe Pose (13 joints)", report["baseline_mediapipe"]["overall"]))
     print(TABLE_HEADER)
     print("\n".join(rows))
+    if "camera" in report:
+        c = report["camera"]
+        print(f"camera: focal {c['f_est']:.1f} px vs {c['f_true']:.1f} (error {100 * c['focal_err']:.1f}%), "
+              f"height {c['h_est']:.2f} m vs {c['h_true']:.2f} (error {100 * c['height_err']:.1f}%)")
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump(report, fh, indent=1, default=float)

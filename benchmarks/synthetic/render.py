@@ -1,14 +1,28 @@
 """Render motion-capture clips onto body models with Blender (Cycles, CPU) and write exact ground truth.
 
     python -m benchmarks.synthetic.render BVH [BVH ...] -o OUTDIR [--name NAME] [--seed 0]
-        [--width 640 --height 360 --fps 25 --start 1.0 --duration 3.0 --samples 16]
-        [--body anny|smpl|standin] [--cam-height M] [--cam-distance M] [--fov DEG] [--masks]
+        [--width 640 --height 360 --fps 25 --start 1.0 --duration 3.0 --samples 2]
+        [--body anny|smpl|standin] [--cam-height M] [--cam-distance M] [--fov DEG] [--view towards|away|across|any]
+        [--masks]
 
-Several BVH files are several people in one shared world (e.g. the CMU salsa pairs 60_01 + 61_01).
+Several BVH files are several people in one shared world (e.g. the CMU salsa pairs 60_01 + 61_01),
+unless ``RenderConfig.placements`` gives each person its own placement (files that never shared a
+world, composed into one scene; see ``benchmarks/synthetic/suite.py``).
+
+The camera is random per seed and recorded: horizontal field of view, height, distance and azimuth
+are drawn from ``RenderConfig``'s ranges (or pinned by its overrides); the camera looks at the
+people's centre, so the pitch follows, and draws outside ``pitch_range``, draws that cut anyone off
+(``margin``) and draws that show anyone smaller than ``min_person_frac`` of the image height on
+average are rejected and drawn again. ``view`` puts the camera in front of ("towards"), behind
+("away") or beside ("across") person 0's mean walking direction (facing direction when they stay put).
+
 Writes ``OUTDIR/NAME.mp4`` and ``OUTDIR/NAME_gt.npz`` (``allow_pickle=False``):
 
 - ``meta_json``: fps, width, height, n_people, n_frames, video file name, seed, body model, sources,
-  the render settings, the world convention (Blender: Z up, metres, ground z = 0).
+  the render settings, the world convention (Blender: Z up, metres, ground z = 0); the camera:
+  ``fov_deg`` (horizontal), ``focal_px``, ``camera_height_m``, ``pitch_deg`` (negative: looking down),
+  ``roll_deg`` (0), ``distance_m`` (horizontal, camera to the people's centre), ``azimuth_deg``,
+  ``view``; per person ``placements`` (source, start, yaw about Z, ground offset).
 - ``K (3, 3)``; ``T_world_from_cam (4, 4)`` with OpenCV camera axes (x right, y down, z forward).
 - per person i: ``p{i}_frames (T,)``, ``p{i}_joints_world (T, 24, 3)``, ``p{i}_joints_cam (T, 24, 3)``,
   ``p{i}_joints_2d (T, 24, 2)`` pixels, ``p{i}_contacts (T, 2)`` bool (left, right foot),
@@ -39,8 +53,15 @@ from core.geometry.rotations import rotmat_to_rotvec
 from core.skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 from .bodies import TargetBody, load_target_body
-from .bvh import metres_per_unit, read_bvh
-from .retarget import _rest_world, bvh_leg_length, leg_length, map_joints, retarget
+from .bvh import metres_per_unit
+from .retarget import (
+    _rest_world,
+    bvh_leg_length,
+    leg_length,
+    load_bvh,
+    map_joints,
+    retarget,
+)
 
 SKIN_TONES = [(0.96, 0.80, 0.69), (0.92, 0.72, 0.58), (0.85, 0.64, 0.50), (0.76, 0.55, 0.40),
               (0.62, 0.43, 0.30), (0.48, 0.32, 0.22), (0.36, 0.24, 0.16), (0.27, 0.18, 0.12)]
@@ -63,19 +84,33 @@ class RenderConfig:
     fps: float = 25.0
     start_s: float = 1.0
     duration_s: float = 3.0
-    samples: int = 4
+    samples: int = 2
     denoise: bool = True
     seed: int = 0
     body: str = "anny"
-    cam_height: float | None = None  # metres above the ground (default: random 1.0-1.8)
-    cam_distance: float | None = None  # metres from the people's centre (default: fit everyone in view)
-    fov_deg: float | None = None  # horizontal field of view (default: random 45-65)
-    cam_azimuth_deg: float | None = None  # default: random
+    # Camera: drawn from these ranges unless pinned by the overrides below.
+    fov_range: tuple[float, float] = (35.0, 80.0)  # horizontal field of view, degrees
+    cam_height_range: tuple[float, float] = (0.5, 2.5)  # metres above the ground
+    pitch_range: tuple[float, float] = (-25.0, 10.0)  # degrees, negative = looking down
+    distance_range: tuple[float, float] = (2.0, 10.0)  # metres, horizontal, to the people's centre
+    min_person_frac: float = 110.0 / 360.0  # each person's mean height in the image / image height
+    view: str = "any"  # towards / away / across / any (relative to person 0's mean walking direction)
+    view_jitter_deg: float = 10.0
+    cam_height: float | None = None  # overrides (pin one value)
+    cam_distance: float | None = None
+    fov_deg: float | None = None
+    cam_azimuth_deg: float | None = None
     margin: float = 0.06  # share of the image kept free at each border
     masks: bool = False  # also write a person mask per frame (PNG, alpha of a people-only render)
     keep_frames: bool = False
     threads: int = 2
     sources: tuple[str, ...] = field(default_factory=tuple)
+    # Per person, one entry each (empty: everyone starts at start_s, in the files' shared world).
+    person_starts: tuple[float, ...] = ()
+    # Per person (heading_deg, x, y, align): turn the person about Z so that their mean walking
+    # direction (align "travel") or mean facing direction ("facing") points at heading_deg (world,
+    # counter-clockwise from +x), and move their path's centre to (x, y). Empty: the shared world.
+    placements: tuple[tuple[float, float, float, str], ...] = ()
 
 
 @dataclass
@@ -94,29 +129,54 @@ class Clip:
     looks: list  # per person dict of colours
     scene_look: dict
     units: dict
+    camera: dict = field(default_factory=dict)  # the drawn camera (see place_camera)
+    placements: list = field(default_factory=list)  # per person: yaw and offset applied
 
 
 # --- geometry ---------------------------------------------------------------------------------
 
 def build_clip(bvh_paths, cfg: RenderConfig, body: TargetBody) -> Clip:
     rng = np.random.default_rng(cfg.seed)
-    bvhs = [read_bvh(p) for p in bvh_paths]
-    m, unit = metres_per_unit(bvhs[0])  # one unit for everyone: the files share a world
+    cam_rng = np.random.default_rng([cfg.seed, 1])  # its own stream: rejection draws shift nothing else
+    n = len(bvh_paths)
+    bvhs = [load_bvh(p) for p in bvh_paths]
+    shared = not cfg.placements
+    if not shared and len(cfg.placements) != n:
+        raise ValueError(f"{len(cfg.placements)} placements for {n} people")
+    starts = tuple(cfg.person_starts) if cfg.person_starts else (cfg.start_s,) * n
+    if len(starts) != n:
+        raise ValueError(f"{len(starts)} start times for {n} people")
+    # One unit for everyone when the files share a world; otherwise each file its own.
+    units = [metres_per_unit(bvhs[0])] * n if shared else [metres_per_unit(b) for b in bvhs]
     shapes = [body.random_shape(rng) for _ in bvhs]
     Js = [body.rest_joints(s) for s in shapes]
     maps = [map_joints(b) for b in bvhs]
     ratios = []
-    for b, mp, J in zip(bvhs, maps, Js):
+    for b, mp, J, (m, _) in zip(bvhs, maps, Js, units):
         P0, _ = _rest_world(b, m)
         ratios.append(leg_length(J) / bvh_leg_length(P0, {k: b.index(v) for k, v in mp.items()}))
-    root_scale = float(np.mean(ratios))
-    motions = [retarget(b, J, fps=cfg.fps, start_s=cfg.start_s, duration_s=cfg.duration_s, metres_per_unit_=m,
-                        root_scale=root_scale, mapping=mp) for b, J, mp in zip(bvhs, Js, maps)]
+    scales = [float(np.mean(ratios))] * n if shared else [float(r) for r in ratios]
+    motions = [retarget(b, J, fps=cfg.fps, start_s=st, duration_s=cfg.duration_s, metres_per_unit_=m,
+                        root_scale=sc, mapping=mp)
+               for b, J, mp, (m, _), sc, st in zip(bvhs, Js, maps, units, scales, starts)]
     T = min(len(mo.transl) for mo in motions)
-    params, verts, joints, rest_v = [], [], [], []
-    for mo, s, J in zip(motions, shapes, Js):
-        rot = mo.local_rotations[:T]
+    params, verts, joints, rest_v, placed = [], [], [], [], []
+    for i, (mo, s, J) in enumerate(zip(motions, shapes, Js)):
+        rot = mo.local_rotations[:T].copy()
         transl = mo.transl[:T].copy()
+        info = {"source": os.path.basename(bvh_paths[i]), "start_s": float(starts[i]), "yaw_deg": 0.0,
+                "offset": [0.0, 0.0]}
+        if not shared:
+            heading, x, y, align = cfg.placements[i]
+            pelvis = mo.joints[:T, 0]
+            now = mean_heading(pelvis, rot[:, 0], align)
+            yaw = np.radians(heading) - now
+            centre = np.array([pelvis[:, 0].mean(), pelvis[:, 1].mean(), 0.0])
+            R = rot_z(yaw)
+            t = np.array([x, y, 0.0]) - R @ centre
+            rot, transl = place_motion(rot, transl, J[0], R, t)
+            info.update(yaw_deg=float(np.degrees(yaw)), offset=[float(t[0]), float(t[1])], heading_deg=float(heading),
+                        align=align, target=[float(x), float(y)])
         v, j = body.posed(rot, transl, s)
         dz = -float(np.percentile(v[..., 2].min(1), 2.0))  # feet on the ground (z = 0)
         v[..., 2] += np.float32(dz)  # only up: the joints below move the same way
@@ -128,6 +188,8 @@ def build_clip(bvh_paths, cfg: RenderConfig, body: TargetBody) -> Clip:
         joints.append(j)
         rv, _ = body.posed(np.broadcast_to(np.eye(3), (1, 24, 3, 3)).copy(), np.zeros((1, 3)), s)  # rest, canonical
         rest_v.append(rv[0])
+        info.update(ground_dz=dz, body_height_m=float(np.ptp(rv[0][:, 1])))
+        placed.append(info)
     # Centre the people horizontally (one shift for everyone).
     c = np.mean([j[:, 0, :2].mean(0) for j in joints], 0)
     shift = np.array([c[0], c[1], 0.0])
@@ -135,12 +197,46 @@ def build_clip(bvh_paths, cfg: RenderConfig, body: TargetBody) -> Clip:
         joints[i] = joints[i] - shift
         verts[i] = verts[i] - shift.astype(np.float32)
         params[i]["transl"] = params[i]["transl"] - shift
-    K, T_wc = place_camera(verts, cfg, rng)
+        placed[i]["offset"] = [placed[i]["offset"][0] - float(shift[0]), placed[i]["offset"][1] - float(shift[1])]
+    heading0 = mean_heading(joints[0][:, 0], params[0]["rotmats"][:, 0], "travel")
+    K, T_wc, camera = place_camera(verts, cfg, cam_rng, heading0)
     contacts = [foot_contacts(j, J, rv, cfg.fps) for j, J, rv in zip(joints, Js, rest_v)]
     looks = [random_look(rng) for _ in bvhs]
     scene_look = random_scene(rng)
+    units_meta = {"metres_per_unit": units[0][0], "unit": units[0][1], "root_scale": scales[0],
+                  "per_person": [{"metres_per_unit": m, "unit": u, "root_scale": sc}
+                                 for (m, u), sc in zip(units, scales)]}
     return Clip(cfg, shapes, params, verts, joints, body.faces, rest_v, Js, K, T_wc, contacts, looks, scene_look,
-                {"metres_per_unit": m, "unit": unit, "root_scale": root_scale})
+                units_meta, camera, placed)
+
+
+def rot_z(angle_rad: float) -> np.ndarray:
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def place_motion(rotmats: np.ndarray, transl: np.ndarray, rest_pelvis: np.ndarray, R: np.ndarray, t: np.ndarray):
+    """Move a motion rigidly by ``x -> R x + t`` (R a turn about Z, t on the ground plane).
+
+    ``rotmats (T, 24, 3, 3)`` local rotations (index 0 = global orient, canonical -> world), ``transl
+    (T, 3)`` in the smplx convention (pelvis = rest pelvis + transl). Returns new rotations and
+    translation: the global orient turns by R and the pelvis moves to ``R pelvis + t``, so every joint
+    and vertex of the posed body moves by the same rigid transform."""
+    rot = np.array(rotmats, float, copy=True)
+    rot[:, 0] = R @ rot[:, 0]
+    pelvis = np.asarray(transl, float) + rest_pelvis
+    return rot, pelvis @ R.T + t - rest_pelvis
+
+
+def mean_heading(pelvis: np.ndarray, global_orient: np.ndarray, align: str = "travel", min_travel: float = 0.3) -> float:
+    """A person's mean direction on the ground (radians, counter-clockwise from +x): the net pelvis
+    displacement over the clip for ``align="travel"`` (when it is at least ``min_travel`` metres), else
+    the mean facing direction (the body's canonical +z turned into the world)."""
+    d = pelvis[-1, :2] - pelvis[0, :2]
+    if align == "travel" and np.linalg.norm(d) >= min_travel:
+        return float(np.arctan2(d[1], d[0]))
+    fwd = np.asarray(global_orient)[:, :2, 2].mean(0)  # world xy of the canonical forward axis
+    return float(np.arctan2(fwd[1], fwd[0]))
 
 
 def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -164,42 +260,94 @@ def project_points(pts_world: np.ndarray, K: np.ndarray, T_wc: np.ndarray):
     return cam, px
 
 
-def place_camera(verts: list, cfg: RenderConfig, rng: np.random.Generator):
-    """Intrinsics and pose with every vertex of every person in view (with ``cfg.margin``) on every frame."""
+def _view_azimuth(cfg: RenderConfig, heading0: float, rng: np.random.Generator, multi: bool) -> float | None:
+    """Direction (radians) from the people's centre to the camera for ``cfg.view``; None: any."""
+    if cfg.view == "towards":
+        base = heading0
+    elif cfg.view == "away":
+        base = heading0 + np.pi
+    elif cfg.view == "across":
+        # Composed multi-person scenes are laid out with the camera on person 0's left.
+        side = 1.0 if multi or rng.random() < 0.5 else -1.0
+        base = heading0 + side * np.pi / 2
+    elif cfg.view == "any":
+        return None
+    else:
+        raise ValueError(f"unknown view {cfg.view!r}")
+    return base
+
+
+def place_camera(verts: list, cfg: RenderConfig, rng: np.random.Generator, heading0: float = 0.0,
+                 max_tries: int = 20000):
+    """Draw intrinsics and pose: every vertex of every person in view (with ``cfg.margin``) on every
+    frame, pitch in ``cfg.pitch_range``, everyone at least ``cfg.min_person_frac`` of the image tall on
+    average. Returns ``K``, ``T_world_from_cam`` and the camera record for the ground truth."""
     W, H = cfg.width, cfg.height
-    fov = cfg.fov_deg if cfg.fov_deg is not None else rng.uniform(45.0, 65.0)
-    az = np.radians(cfg.cam_azimuth_deg) if cfg.cam_azimuth_deg is not None else rng.uniform(0, 2 * np.pi)
-    height = cfg.cam_height if cfg.cam_height is not None else rng.uniform(1.0, 1.8)
-    f = 0.5 * W / np.tan(np.radians(fov) / 2)
-    K = np.array([[f, 0, W / 2.0], [0, f, H / 2.0], [0, 0, 1.0]])
-    pts = np.concatenate([v[:, ::7].reshape(-1, 3) for v in verts]).astype(np.float64)
-    lo, hi = pts.min(0), pts.max(0)
-    centre = 0.5 * (lo + hi)
-    target = np.array([centre[0], centre[1], 0.5 * (lo[2] + hi[2])])
-    direction = np.array([np.cos(az), np.sin(az), 0.0])
+    coarse = [v[:, ::40].astype(np.float64) for v in verts]
+    fine = np.concatenate([v[:, ::7].reshape(-1, 3) for v in verts]).astype(np.float64)
+    lo, hi = fine.min(0), fine.max(0)
+    target = np.array([0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), 0.5 * (lo[2] + hi[2])])
+    base_az = _view_azimuth(cfg, heading0, rng, multi=bool(cfg.placements) and len(verts) > 1)
 
-    def fits(d):
-        eye = target + d * direction
-        eye[2] = height
-        T = look_at(eye, target)
-        cam, px = project_points(pts, K, T)
-        ok = np.all(cam[:, 2] > 0.3)
+    def intrinsics(fov):
+        f = 0.5 * W / np.tan(np.radians(fov) / 2)
+        return np.array([[f, 0, W / 2.0], [0, f, H / 2.0], [0, 0, 1.0]])
+
+    def check(K, T, pts_list, pts_all):
+        """(in view with the margin, smallest per-person mean height / H)."""
+        cam, px = project_points(pts_all, K, T)
         mx, my = cfg.margin * W, cfg.margin * H
-        ok = ok and px[:, 0].min() >= mx and px[:, 0].max() <= W - mx and px[:, 1].min() >= my and px[:, 1].max() <= H - my
-        return ok, T
+        ok = bool(np.all(cam[:, 2] > 0.3) and px[:, 0].min() >= mx and px[:, 0].max() <= W - mx
+                  and px[:, 1].min() >= my and px[:, 1].max() <= H - my)
+        heights = []
+        for p in pts_list:
+            _, q = project_points(p, K, T)  # (T, n, 2)
+            heights.append(float(np.mean(q[..., 1].max(1) - q[..., 1].min(1))))
+        return ok, min(heights) / H
 
-    if cfg.cam_distance is not None:
-        ok, T = fits(cfg.cam_distance)
-        if not ok:
-            print(f"render: warning: at {cfg.cam_distance} m not everyone is fully in view", file=sys.stderr)
-        return K, T
-    d = 1.5
-    while d < 200:
-        ok, T = fits(d)
-        if ok:
-            return K, T
-        d *= 1.04
-    raise RuntimeError("could not fit the people in view")
+    tries = 0
+    fov = cfg.fov_deg if cfg.fov_deg is not None else rng.uniform(*cfg.fov_range)
+    while True:
+        tries += 1
+        if cfg.fov_deg is None and tries % 50 == 0:
+            fov = rng.uniform(*cfg.fov_range)  # this field of view found nothing: draw another
+        height = cfg.cam_height if cfg.cam_height is not None else rng.uniform(*cfg.cam_height_range)
+        dist = cfg.cam_distance if cfg.cam_distance is not None else rng.uniform(*cfg.distance_range)
+        if cfg.cam_azimuth_deg is not None:
+            az = np.radians(cfg.cam_azimuth_deg)
+        elif base_az is not None:
+            az = base_az + np.radians(rng.uniform(-cfg.view_jitter_deg, cfg.view_jitter_deg))
+        else:
+            az = rng.uniform(0, 2 * np.pi)
+        pitch = np.degrees(np.arctan2(target[2] - height, dist))
+        eye = np.array([target[0] + dist * np.cos(az), target[1] + dist * np.sin(az), height])
+        K = intrinsics(fov)
+        T = look_at(eye, target)
+        last = tries >= max_tries
+        if cfg.pitch_range[0] <= pitch <= cfg.pitch_range[1] or last:
+            ok, frac = check(K, T, coarse, np.concatenate([c.reshape(-1, 3) for c in coarse]))
+            if ok and frac >= cfg.min_person_frac:
+                ok, frac = check(K, T, coarse, fine)
+                if ok and frac >= cfg.min_person_frac:
+                    break
+        if last:
+            print(f"render: warning: no camera draw met every constraint in {tries} tries; keeping the last",
+                  file=sys.stderr)
+            break
+        if all(x is not None for x in (cfg.fov_deg, cfg.cam_height, cfg.cam_distance, cfg.cam_azimuth_deg)):
+            ok, _ = check(K, T, coarse, fine)
+            if not ok:
+                print(f"render: warning: at {dist} m not everyone is fully in view", file=sys.stderr)
+            break
+    z_axis = T[:3, 2]
+    _, frac = check(K, T, coarse, fine)
+    camera = {"fov_deg": float(fov), "fov_v_deg": float(np.degrees(2 * np.arctan(0.5 * H / K[1, 1]))),
+              "focal_px": float(K[0, 0]), "camera_height_m": float(T[2, 3]),
+              "pitch_deg": float(np.degrees(np.arcsin(np.clip(z_axis[2], -1, 1)))), "roll_deg": 0.0,
+              "distance_m": float(np.hypot(*(T[:2, 3] - target[:2]))), "azimuth_deg": float(np.degrees(az) % 360.0),
+              "view": cfg.view, "heading0_deg": float(np.degrees(heading0) % 360.0),
+              "target": target.tolist(), "min_person_height_px": float(frac * H), "draws": tries}
+    return K, T, camera
 
 
 def foot_contacts(joints: np.ndarray, J_rest: np.ndarray, rest_verts: np.ndarray, fps: float,
@@ -265,9 +413,7 @@ def region_colours(rest_verts: np.ndarray, J: np.ndarray, look: dict) -> np.ndar
     rgb = np.empty((len(rest_verts), 3))
     for v, n in enumerate(names):
         part = n.split("_")[-1]
-        if part in ("head", "neck"):
-            c = "skin"
-        elif part in ("wrist", "hand"):
+        if part in ("head", "neck") or part in ("wrist", "hand"):
             c = "skin"
         elif part == "elbow":
             c = "shirt" if look["long_sleeves"] else "skin"
@@ -307,7 +453,10 @@ def ground_truth_arrays(clip: Clip, video_name: str) -> dict:
             "video": video_name, "seed": cfg.seed, "body_model": cfg.body, "sources": list(cfg.sources),
             "world": {"convention": "Z-up, metres", "ground_z": 0.0}, "camera_axes": "OpenCV",
             "joint_names": list(SMPL_JOINT_NAMES), "config": asdict(cfg), "units": clip.units,
-            "looks": clip.looks, "scene": clip.scene_look,
+            "looks": clip.looks, "scene": clip.scene_look, "placements": clip.placements,
+            **{k: clip.camera[k] for k in ("fov_deg", "focal_px", "camera_height_m", "pitch_deg", "roll_deg",
+                                           "distance_m", "view") if k in clip.camera},
+            "camera": clip.camera,
             "blender_camera": blender_camera_from_cv(clip.T_world_from_cam, clip.K[0, 0], clip.K[1, 1], clip.K[0, 2],
                                                      clip.K[1, 2], cfg.width, cfg.height)}
     arrays["meta_json"] = np.array(json.dumps(meta, default=_json_default))
@@ -541,7 +690,7 @@ def config_hash(bvh_paths, cfg: RenderConfig) -> str:
         with open(p, "rb") as fh:
             h.update(hashlib.sha256(fh.read()).digest())
     h.update(json.dumps({k: v for k, v in asdict(cfg).items() if k != "sources"}, sort_keys=True, default=str).encode())
-    for mod in ("render", "retarget", "bvh", "bodies"):
+    for mod in ("render", "retarget", "bvh", "bodies", "cc_base"):
         with open(os.path.join(os.path.dirname(__file__), f"{mod}.py"), "rb") as fh:
             h.update(fh.read())
     return h.hexdigest()[:16]
@@ -573,6 +722,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cam-distance", type=float)
     ap.add_argument("--cam-azimuth", type=float)
     ap.add_argument("--fov", type=float)
+    ap.add_argument("--view", default=d.view, choices=["towards", "away", "across", "any"])
     ap.add_argument("--no-denoise", action="store_true")
     ap.add_argument("--masks", action="store_true")
     ap.add_argument("--keep-frames", action="store_true")
@@ -580,7 +730,7 @@ def main(argv=None) -> int:
     name = a.name or "_".join(os.path.splitext(os.path.basename(p))[0] for p in a.bvh)
     cfg = RenderConfig(width=a.width, height=a.height, fps=a.fps, start_s=a.start, duration_s=a.duration,
                        samples=a.samples, denoise=not a.no_denoise, seed=a.seed, body=a.body, cam_height=a.cam_height,
-                       cam_distance=a.cam_distance, fov_deg=a.fov, cam_azimuth_deg=a.cam_azimuth, masks=a.masks,
+                       cam_distance=a.cam_distance, fov_deg=a.fov, cam_azimuth_deg=a.cam_azimuth, view=a.view, masks=a.masks,
                        keep_frames=a.keep_frames, threads=a.threads,
                        sources=tuple(os.path.basename(p) for p in a.bvh))
     info = render(a.bvh, a.out, name, cfg)

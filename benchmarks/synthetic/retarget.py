@@ -2,13 +2,16 @@
 
 Steps:
 1. Map BVH joints to SMPL joints by name (CMU ASF-style, CMU "bvh11" style and Poser-style names such
-   as the 43-joint salsa files). End Sites stand in where a file has no toe / hand joint.
+   as the 43-joint salsa files; an explicit table for the iClone ``CC_Base_*`` skeleton of the mocap
+   pool, see ``cc_base.py``). End Sites stand in where a file has no toe / hand joint.
 2. Convert the BVH's Y-up frame (file units) to the project's world (Blender: Z up, metres): the
    BVH's y becomes world z and its z (the way a CMU subject faces at rest) becomes world -y, exactly
    like the SMPL canonical frame -> world turn in ``core.geometry.axes.R_BLENDER_FROM_CANON``.
 3. Per SMPL joint, solve its global rotation ``G_j`` (canonical -> world):
    - a rest alignment ``A_j`` maps the target's rest bone direction(s) onto the BVH's rest bone
-     direction(s), so a BVH whose rest pose is not a T-pose (arms down, etc.) is handled;
+     direction(s), so a BVH whose rest pose is not a T-pose (arms down, etc.) is handled; a skeleton
+     whose all-zero pose is not a pose at all (CC_Base) gets its rest pose from ``BVH.rest_motion``,
+     and ``A_j`` then also undoes the joint's rest rotation;
    - per frame, ``G_j = Q_b(t) @ A_j`` where ``Q_b`` is the BVH joint's own global rotation: this
      carries the twist;
    - then a swing correction turns the target bone exactly onto the BVH's posed bone direction
@@ -19,16 +22,18 @@ Steps:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.geometry.axes import R_BLENDER_FROM_CANON
 from core.geometry.kinematics import smpl_joints_world
-from core.geometry.rotations import rotmat_to_rotvec
+from core.geometry.rotations import rotation_between, rotmat_to_rotvec
 from core.skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
-from .bvh import BVH, forward_kinematics, metres_per_unit
+from . import cc_base
+from .bvh import BVH, forward_kinematics, metres_per_unit, read_bvh
 
 SMPL_CHILDREN = [list(np.flatnonzero(SMPL_PARENTS == j)) for j in range(24)]
 
@@ -56,8 +61,19 @@ _END_SITE_FALLBACK = {"left_foot": "left_ankle", "right_foot": "right_ankle", "l
                       "right_hand": "right_wrist"}
 
 
+def load_bvh(path) -> BVH:
+    """Read a BVH file the way the retargeter wants it: a ``CC_Base_*`` file (the mocap pool) gets its
+    T-pose as the rest pose and loses its first frame (see ``cc_base.with_tpose_rest``); any other file
+    is returned as read."""
+    bvh = read_bvh(path)
+    return cc_base.with_tpose_rest(bvh) if cc_base.is_cc_base(bvh) else bvh
+
+
 def map_joints(bvh: BVH) -> dict[str, str]:
     """SMPL joint name -> BVH joint name, for every SMPL joint a match was found for."""
+    if cc_base.is_cc_base(bvh):
+        out = {k: v for k, v in cc_base.SMPL_FROM_CC.items() if v in bvh.names}
+        return _check_mapping(out, bvh)
     lower = {n.lower(): n for n, e in zip(bvh.names, bvh.is_end_site) if not e}
     used: set[str] = set()
     out: dict[str, str] = {}
@@ -75,6 +91,10 @@ def map_joints(bvh: BVH) -> dict[str, str]:
             kids = [bvh.names[k] for k in np.flatnonzero(bvh.parents == bvh.index(base)) if bvh.is_end_site[k]]
             if kids:
                 out[smpl] = kids[0]
+    return _check_mapping(out, bvh)
+
+
+def _check_mapping(out: dict[str, str], bvh: BVH) -> dict[str, str]:
     missing = [n for n in ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
                            "right_ankle", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
                            "left_wrist", "right_wrist", "head") if n not in out]
@@ -88,28 +108,6 @@ def map_joints(bvh: BVH) -> dict[str, str]:
 def _unit(v, eps=1e-9):
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     return v / np.maximum(n, eps)
-
-
-def swing_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation ``(..., 3, 3)`` turning direction ``a`` onto direction ``b``."""
-    a, b = _unit(np.asarray(a, float)), _unit(np.asarray(b, float))
-    a, b = np.broadcast_arrays(a, b)
-    v = np.cross(a, b)
-    c = np.sum(a * b, -1)
-    s = np.linalg.norm(v, axis=-1)
-    out = np.empty(a.shape[:-1] + (3, 3))
-    K = np.zeros(a.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
-    f = np.where(s > 1e-9, (1 - c) / np.maximum(s * s, 1e-18), 0.5)[..., None, None]
-    out[:] = np.eye(3) + K + f * (K @ K)
-    # Opposite directions: turn 180 degrees about any axis perpendicular to a.
-    opp = c < -1 + 1e-9
-    if np.any(opp):
-        ao = a[opp]
-        perp = _unit(np.cross(ao, np.where(np.abs(ao[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]])))
-        out[opp] = 2 * perp[:, :, None] * perp[:, None, :] - np.eye(3)
-    return out
 
 
 def kabsch_rotation(u: np.ndarray, v: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
@@ -173,7 +171,7 @@ def sample_bvh(bvh: BVH, src: np.ndarray, m: float):
     rot_cols = np.array([c[1:].lower() == "rotation" for ch in bvh.channels for c in ch], bool)
     diff[:, rot_cols] = (diff[:, rot_cols] + 180.0) % 360.0 - 180.0
     mixed = lo_v + a * diff
-    tmp = BVH(bvh.names, bvh.parents, bvh.offsets, bvh.is_end_site, bvh.channels, mixed, bvh.frame_time, bvh.path)
+    tmp = dataclasses.replace(bvh, motion=mixed)
     return bvh_world(tmp, None, m)
 
 
@@ -196,6 +194,8 @@ def retarget(
             strides fit the target's legs. Give the same value to people who share one world.
     """
     J = np.asarray(rest_joints, float)
+    if bvh.rest_motion is None and cc_base.is_cc_base(bvh):
+        bvh = cc_base.with_tpose_rest(bvh, skip_first_frame=False)
     m = metres_per_unit(bvh)[0] if metres_per_unit_ is None else metres_per_unit_
     mapping = map_joints(bvh) if mapping is None else mapping
     fps = bvh.fps if fps is None else float(fps)
@@ -229,32 +229,40 @@ def retarget(
     # Facing: the pelvis's rest alignment (target canonical -> BVH rest, world axes).
     us, vs = child_pairs(0, P0)
     F = kabsch_rotation(np.array(us), np.array(vs)) if len(us) >= 2 else C
-    A = np.empty((24, 3, 3))
+    R0 = np.empty((24, 3, 3))  # target canonical -> the BVH's rest pose, world axes
     for j in range(24):
         us, vs = child_pairs(j, P0)
         if len(us) >= 2:
-            A[j] = kabsch_rotation(np.array(us), np.array(vs))
+            R0[j] = kabsch_rotation(np.array(us), np.array(vs))
         elif len(us) == 1:
-            A[j] = swing_rotation(F @ us[0], vs[0]) @ F
+            R0[j] = rotation_between(F @ us[0], vs[0]) @ F
         else:
-            A[j] = F if SMPL_PARENTS[j] < 0 else A[SMPL_PARENTS[j]]
+            R0[j] = F if SMPL_PARENTS[j] < 0 else R0[SMPL_PARENTS[j]]
+
+    def driver(name):
+        """The BVH joint whose rotation carries this SMPL joint (an End Site turns with its parent)."""
+        k = idx[name]
+        return bvh.parents[k] if bvh.is_end_site[k] else k
+
+    # A_j = Q0_b^T R0_j: the BVH joint's rest rotation Q0_b is the identity where the rest pose is all
+    # zeros (every file but CC_Base), so then A_j = R0_j.
+    A = np.array([Q0[driver(SMPL_JOINT_NAMES[j])].T @ R0[j] if SMPL_JOINT_NAMES[j] in idx else R0[j]
+                  for j in range(24)])
 
     G = np.empty((T, 24, 3, 3))
     for j in range(24):
         p = SMPL_PARENTS[j]
         name = SMPL_JOINT_NAMES[j]
-        if name in idx and not bvh.is_end_site[idx[name]]:
-            base = Q[:, idx[name]] @ A[j]
-        elif name in idx:  # an End Site: it turns with its parent joint
-            base = Q[:, bvh.parents[idx[name]]] @ A[j]
+        if name in idx:
+            base = Q[:, driver(name)] @ A[j]
         else:  # unmapped: keep the rest-pose relation to the parent
-            base = G[:, p] @ (A[p].T @ A[j])
+            base = G[:, p] @ (R0[p].T @ R0[j])
         us, vs = child_pairs(j, P)
         if len(us) >= 2:
             G[:, j] = kabsch_rotation(np.array(us), np.stack(vs, 1))
         elif len(us) == 1:
             cur = np.einsum("tij,j->ti", base, us[0])
-            G[:, j] = swing_rotation(cur, vs[0]) @ base
+            G[:, j] = rotation_between(cur, vs[0]) @ base
         else:
             G[:, j] = base
 

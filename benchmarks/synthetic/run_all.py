@@ -1,15 +1,21 @@
-"""Render the synthetic suite (cached), run the engine on it when it can, score everything, write a report.
+"""Render the synthetic suite (cached), run the engine and a MediaPipe baseline on it, score, report.
 
-    python -m benchmarks.synthetic.run_all [--mocap ../shared/data/mocap] [--cache .cache/synthetic]
-        [--quick] [--no-baseline] [--iterations N] [--report docs/BENCHMARKS.md]
+    python -m benchmarks.synthetic.run_all [--split eval|dev|all] [--only NAME ...] [--engine-args "..."]
+        [--true-focal] [--tag NAME] [--no-report] [--render-only] [--no-baseline] [--quick]
+        [--data ../shared/data] [--cache .cache/synthetic] [--report docs/BENCHMARKS.md]
 
-One clip per BVH file in the mocap folder (a few seconds each); files that share one world (the CMU
-salsa pairs 60_XX + 61_XX) become one two-person clip. Renders are cached under the cache folder by a
-content hash of the BVH files, the render settings and the renderer's source, so a second run only
-evaluates. If the engine has a ``capture`` command (``python -m core capture VIDEO -o RESULT``), every
-clip is captured and scored; otherwise only the render part and the MediaPipe baseline run, and the
-report says so. Capture results are cached next to the render under a hash of the engine's source
-(``core/**/*.py``) and the capture options, so a changed engine is captured again.
+The clips and the eval / dev / training split live in ``benchmarks/synthetic/suite.py``. Renders are
+cached under the cache folder by a content hash of the source files, the render settings and the
+renderer's source, so a second run only evaluates. Every clip is captured with the engine
+(``python -m core capture VIDEO -o RESULT --progress none`` plus ``--engine-args``; ``--true-focal``
+adds ``--focal-px`` with the ground-truth focal length); results are cached next to the render under
+a hash of the engine's source (``core/**/*.py``) and those options, so a changed engine or another
+ablation is captured again and none overwrites another. ``--render-only`` renders and runs the
+baseline but captures nothing.
+
+Scores of every clip go to ``CACHE/scores_<split>_<tag>.json`` (for ablation tables); for the eval
+clips the report section between the ``synthetic-suite`` markers of docs/BENCHMARKS.md is rewritten
+(everything outside the markers is left alone) unless ``--no-report``.
 """
 from __future__ import annotations
 
@@ -18,31 +24,24 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
 
+import numpy as np
+
 from . import evaluate as ev
-from .render import RenderConfig, config_hash, render
+from . import suite
+from .render import config_hash, render
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-DEFAULT_MOCAP = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "mocap"))
-PAIRS = [("60_01_scaled.bvh", "61_01_scaled.bvh"), ("60_02_scaled.bvh", "61_02_scaled.bvh")]
+DEFAULT_CACHE = os.path.join(REPO, ".cache", "synthetic")
 
 
-def suite(mocap_dir: str) -> list[tuple[str, list[str]]]:
-    """(name, [bvh paths]) per clip: known pairs together, every other file alone."""
-    files = sorted(f for f in os.listdir(mocap_dir) if f.lower().endswith(".bvh"))
-    clips, used = [], set()
-    for a, b in PAIRS:
-        if a in files and b in files:
-            clips.append((f"{a[:5]}+{b[:5]}", [os.path.join(mocap_dir, a), os.path.join(mocap_dir, b)]))
-            used |= {a, b}
-    for f in files:
-        if f not in used:
-            clips.append((os.path.splitext(f)[0], [os.path.join(mocap_dir, f)]))
-    return clips
+def log(msg: str) -> None:
+    print(msg, flush=True)
 
 
 def engine_has_capture() -> bool:
@@ -53,14 +52,13 @@ def engine_has_capture() -> bool:
     return "capture" in COMMANDS
 
 
-def capture_args(iterations: int | None) -> list[str]:
-    return ["--progress", "none"] + ([] if iterations is None else ["--iterations", str(int(iterations))])
+ENGINE_DIR = REPO  # the engine source tree captures run from (--engine-dir: e.g. a worktree of an older commit)
 
 
 def engine_hash(extra: list[str]) -> str:
     """Content hash of the engine's Python source and the capture options (names cached results)."""
     h = hashlib.sha256(json.dumps(extra).encode())
-    core = os.path.join(REPO, "core")
+    core = os.path.join(ENGINE_DIR, "core")
     for dirpath, dirnames, filenames in sorted(os.walk(core)):
         dirnames.sort()
         for f in sorted(filenames):
@@ -72,12 +70,12 @@ def engine_hash(extra: list[str]) -> str:
     return h.hexdigest()[:12]
 
 
-def run_capture(video: str, result: str, extra: list[str], log) -> float | None:
+def run_capture(video: str, result: str, extra: list[str]) -> float | None:
     """Run the engine's capture; returns its wall-clock seconds, or None if it failed."""
     cmd = [sys.executable, "-m", "core", "capture", video, "-o", result] + extra
     log(f"run_all: {' '.join(cmd)}")
     t0 = time.time()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ENGINE_DIR, capture_output=True, text=True)
     if proc.returncode != 0:
         log(f"run_all: capture failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
         return None
@@ -106,90 +104,100 @@ def machine() -> str:
             f"Python {platform.python_version()}, Blender (bpy) {blender}, Cycles on the CPU")
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mocap", default=DEFAULT_MOCAP)
-    ap.add_argument("--cache", default=os.path.join(REPO, ".cache", "synthetic"))
-    ap.add_argument("--quick", action="store_true", help="320x180, 1 s per clip, 2 samples (a smoke run)")
-    ap.add_argument("--no-baseline", action="store_true")
-    ap.add_argument("--report", default=os.path.join(REPO, "docs", "BENCHMARKS.md"))
-    ap.add_argument("--only", nargs="*", help="clip names to run (default: all)")
-    ap.add_argument("--iterations", type=int, help="passed to the engine's capture (optimiser steps per person; "
-                    "default: the engine's own)")
-    args = ap.parse_args(argv)
-    if not os.path.isdir(args.mocap):
-        print(f"run_all: mocap folder not found: {args.mocap}", file=sys.stderr)
-        return 2
-    log = print
-    has_capture = engine_has_capture()
-    extra = capture_args(args.iterations)
-    ehash = engine_hash(extra) if has_capture else ""
-    rows, timings, scores, capture_times = [], [], {}, {}
-    for k, (name, paths) in enumerate(suite(args.mocap)):
-        if args.only and name not in args.only:
-            continue
-        cfg = RenderConfig(width=320 if args.quick else 640, height=180 if args.quick else 360, fps=25.0, start_s=1.0,
-                           duration_s=1.0 if args.quick else 2.0, samples=2 if args.quick else 4, seed=k,
-                           sources=tuple(os.path.basename(p) for p in paths))
-        key = config_hash(paths, cfg)
-        out = os.path.join(args.cache, f"{name}-{key}")
-        video, gt = os.path.join(out, f"{name}.mp4"), os.path.join(out, f"{name}_gt.npz")
-        if os.path.isfile(video) and os.path.isfile(gt):
-            log(f"run_all: {name}: cached render {out}")
-            with open(os.path.join(out, "render_info.json")) as fh:
-                info = json.load(fh)
-        else:
-            info = render(paths, out, name, cfg, progress=log)
-            with open(os.path.join(out, "render_info.json"), "w") as fh:
-                json.dump(info, fh)
-        timings.append((name, info["frames"], info["seconds_per_frame"], len(paths)))
-        _, gt_people = ev.load_gt(gt)
-        scores[name] = {}
-        if has_capture:
-            result = os.path.join(out, f"{name}_result-{ehash}.npz")
-            timing = result[:-4] + ".seconds.json"
-            if not os.path.isfile(result):
-                seconds = run_capture(video, result, extra, log)
-                if seconds is not None:
-                    with open(timing, "w") as fh:
-                        json.dump({"seconds": seconds, "frames": info["frames"], "args": extra}, fh)
-            else:
-                log(f"run_all: {name}: cached capture {result}")
-            if os.path.isfile(result):
-                if os.path.isfile(timing):
-                    with open(timing) as fh:
-                        capture_times[name] = json.load(fh)["seconds"]
-                pred = ev.load_result_people(result)
-                scores[name]["doppel"] = ev.evaluate(pred, gt_people)
-                scores[name]["doppel13"] = ev.evaluate([ev._select(p, ev.COMMON13) for p in pred], gt_people, ev.COMMON13)
-                rows.append(ev.format_row(f"{name}: doppel (24 joints)", scores[name]["doppel"]["overall"]))
-                rows.append(ev.format_row(f"{name}: doppel (13 joints)", scores[name]["doppel13"]["overall"]))
-        if not args.no_baseline:
-            base = os.path.join(out, "baseline_mediapipe.json")
-            if os.path.isfile(base):
-                with open(base) as fh:
-                    scores[name]["mediapipe"] = json.load(fh)
-            else:
-                scores[name]["mediapipe"] = ev.evaluate(ev.mediapipe_baseline(video), gt_people, ev.COMMON13)
-                with open(base, "w") as fh:
-                    json.dump(scores[name]["mediapipe"], fh, default=float)
-            rows.append(ev.format_row(f"{name}: MediaPipe Pose (13 joints)", scores[name]["mediapipe"]["overall"]))
-    # Overall: every matched person of every clip, per method.
-    for method, label in (("doppel", "doppel (24 joints)"), ("doppel13", "doppel (13 joints)"),
-                          ("mediapipe", "MediaPipe Pose (13 joints)")):
-        per = [p for sc in scores.values() if method in sc for p in sc[method]["people"]]
-        n_gt = sum(sc[method]["overall"]["people_gt"] for sc in scores.values() if method in sc)
-        if n_gt:
-            rows.append(ev.format_row(f"**all clips: {label}**", ev.summarise(per, n_gt)))
-    report = make_report(args, rows, timings, has_capture, capture_times, ehash)
-    print(report)
-    if args.report:
-        os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
-        write_section(args.report, report)
-        with open(os.path.join(args.cache, "scores.json"), "w") as fh:
-            json.dump(scores, fh, indent=1, default=float)
-    return 0
+def git_head() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
 
+
+# --- one clip ---------------------------------------------------------------------------------
+
+CAMERA_KEYS = ("fov_deg", "focal_px", "camera_height_m", "pitch_deg", "roll_deg", "distance_m", "view")
+
+
+def ensure_render(spec: suite.ClipSpec, data: str, cache: str, quick: bool) -> tuple[str, str, dict]:
+    """Render the clip unless cached; returns (video, gt, render info)."""
+    paths = suite.source_paths(spec, data)
+    cfg = suite.render_config(spec, quick=quick)
+    out = os.path.join(cache, f"{spec.name}-{config_hash(paths, cfg)}")
+    video, gt = os.path.join(out, f"{spec.name}.mp4"), os.path.join(out, f"{spec.name}_gt.npz")
+    info_path = os.path.join(out, "render_info.json")
+    if os.path.isfile(video) and os.path.isfile(gt) and os.path.isfile(info_path):
+        log(f"run_all: {spec.name}: cached render {out}")
+        with open(info_path) as fh:
+            return video, gt, json.load(fh)
+    t0 = time.time()
+    info = render(paths, out, spec.name, cfg, progress=log)
+    info["seconds_total"] = time.time() - t0
+    with open(info_path, "w") as fh:
+        json.dump(info, fh)
+    log(f"run_all: {spec.name}: rendered {info['frames']} frames in {info['seconds_total']:.0f} s "
+        f"({info['seconds_per_frame']:.2f} s/frame)")
+    return video, gt, info
+
+
+def baseline_scores(video: str, gt_people: list[dict]) -> dict:
+    path = os.path.join(os.path.dirname(video), "baseline_mediapipe.json")
+    if os.path.isfile(path):
+        with open(path) as fh:
+            return json.load(fh)
+    t0 = time.time()
+    sc = ev.evaluate(ev.mediapipe_baseline(video), gt_people, ev.COMMON13)
+    sc["seconds"] = time.time() - t0
+    with open(path, "w") as fh:
+        json.dump(sc, fh, default=float)
+    return sc
+
+
+def capture_scores(video: str, meta: dict, gt_people: list[dict], extra: list[str], ehash: str,
+                   true_focal: bool) -> dict | None:
+    name = os.path.splitext(os.path.basename(video))[0]
+    result = os.path.join(os.path.dirname(video), f"{name}_result-{ehash}.npz")
+    timing = result[:-4] + ".seconds.json"
+    args = list(extra) + (["--focal-px", f"{meta['focal_px']:.4f}"] if true_focal else [])
+    if not os.path.isfile(result):
+        seconds = run_capture(video, result, args)
+        if seconds is None:
+            return None
+        with open(timing, "w") as fh:
+            json.dump({"seconds": seconds, "frames": meta["n_frames"], "args": args}, fh)
+    else:
+        log(f"run_all: {name}: cached capture {result}")
+    camera, pred = ev.load_result(result)
+    out = {"result": os.path.relpath(result, REPO), "args": args,
+           "doppel": ev.evaluate(pred, gt_people),
+           "doppel13": ev.evaluate([ev._select(p, ev.COMMON13) for p in pred], gt_people, ev.COMMON13),
+           "camera": ev.camera_errors(camera, meta["K"], meta["T_world_from_cam"])}
+    if os.path.isfile(timing):
+        with open(timing) as fh:
+            out["seconds"] = json.load(fh)["seconds"]
+    return out
+
+
+# --- overall ----------------------------------------------------------------------------------
+
+def overall(clips: dict) -> dict:
+    """All clips together: joint metrics averaged over matched people, camera errors the median over
+    clips, capture seconds summed."""
+    out = {}
+    for method in ("doppel", "doppel13", "mediapipe"):
+        per = [p for c in clips.values() if c.get(method) for p in c[method]["people"]]
+        n_gt = sum(c[method]["overall"]["people_gt"] for c in clips.values() if c.get(method))
+        if n_gt:
+            out[method] = ev.summarise(per, n_gt)
+    for k in ("focal_err", "height_err"):
+        vals = [c["camera_errors"][k] for c in clips.values() if c.get("camera_errors") and c["camera_errors"][k] is not None]
+        out[f"{k}_median"] = float(np.median(vals)) if vals else None
+    secs = [c["capture_seconds"] for c in clips.values() if c.get("capture_seconds") is not None]
+    out["capture_seconds_total"] = float(np.sum(secs)) if secs else None
+    out["render_seconds_total"] = float(sum(c["render"].get("seconds_total", c["render"]["seconds_per_frame"] * c["frames"])
+                                            for c in clips.values()))
+    return out
+
+
+# --- report -----------------------------------------------------------------------------------
 
 START, END = "<!-- synthetic-suite:start -->", "<!-- synthetic-suite:end -->"
 
@@ -213,65 +221,184 @@ def write_section(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def git_head() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
+def _f(v, nd=1, scale=1.0):
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v * scale:.{nd}f}"
 
 
-def make_report(args, rows, timings, has_capture, capture_times=None, ehash="") -> str:
-    capture_times = capture_times or {}
-    cmd = "python -m benchmarks.synthetic.run_all" + (" --quick" if args.quick else "") + \
-          (" --no-baseline" if args.no_baseline else "") + \
-          ("" if args.iterations is None else f" --iterations {args.iterations}")
+def _pct(v):
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def make_report(command: str, clips: dict, ov: dict, ehash: str, has_capture: bool, split: str = "eval") -> str:
+    n_people = sum(c["people"] for c in clips.values())
     lines = ["## Synthetic suite (motion capture rendered on Anny bodies, exact ground truth)", "",
-             f"Command: `{cmd}` (from the repository root, in the project's venv).", "",
-             f"Machine: {machine()}.", ""] + \
-            ([f"Engine: repository at commit `{git_head()}`, engine source + capture options hash `{ehash}` "
-              "(the name of the cached result files).", ""] if has_capture else []) + [
-             "Clips: every BVH file in `../shared/data/mocap` (CMU motion capture), "
-             f"{'1' if args.quick else '2'} s from t = 1 s at 25 fps, "
-             f"{'320x180' if args.quick else '640x360'}; the salsa pairs (60_XX + 61_XX) as one two-person clip. "
-             "Seeds, body shapes, clothes, camera, ground and light vary per clip and are fixed by the clip's index. "
-             "Renders are cached by content hash under the cache folder.", ""]
+             f"Command: `{command}` (from the repository root, in the project's venv).", "",
+             f"Machine: {machine()}.", ""]
+    if has_capture:
+        lines += [f"Engine: repository at commit `{git_head()}`, engine source + capture options hash `{ehash}` "
+                  "(the name of the cached result files).", ""]
+    lines += [f"Clips: the {len(clips)} {split} clips of `benchmarks/synthetic/suite.py` ({n_people} people): CMU motion "
+              "capture from `../shared/data/mocap` and `../shared/data/mocap_pool` (mocap.cs.cmu.edu; the database was "
+              "created with funding from NSF EIA-0196217), retargeted onto random Anny bodies (1.52-1.92 m), "
+              f"{suite.WIDTH}x{suite.HEIGHT} at {suite.FPS:g} fps, {suite.DURATION_S:g} s each (shorter where the "
+              "motion is: see the frames column), "
+              f"Cycles {suite.SAMPLES} samples + OpenImageDenoise. Composed clips put people from different files "
+              "into one scene, their paths crossing in front of each other. Camera per clip (seeded, recorded in the "
+              "ground truth): horizontal field of view 35-80°, height 0.5-2.5 m, pitch -25..+10°, 2-10 m from the "
+              "people, everyone in view and at least 110 px tall on average; view = camera in front of (towards), "
+              "behind (away) or beside (across) person 0's walking direction. Renders are cached by content hash.", ""]
     if not has_capture:
-        lines += ["**Note:** the engine has no `capture` command yet (`python -m core capture VIDEO -o RESULT`), "
-                  "so no Doppel result is scored: only the renders and the MediaPipe baseline ran. "
-                  "Re-run the same command once it exists.", ""]
-    lines += ["### Scores", "",
-              "Millimetres (accel: mm/frame², foot skate: mm/frame on ground-truth contact frames); PCK: % of 2-D "
-              "joints within 5% of the box diagonal. MPJPE is pelvis-aligned in the camera frame, PA-MPJPE after a "
-              "per-frame similarity Procrustes, W-MPJPE in the world after one rigid alignment on the first frame. "
-              "The MediaPipe baseline (legacy Pose, `mediapipe==0.10.21`, world landmarks) is single-person and "
-              "scored on the 13 joints it shares with SMPL; it has no world trajectory, so W-MPJPE and foot "
-              "skate are not defined for it. Doppel is scored from its result file alone: camera-frame joints are "
-              "its world joints (`p{i}_joints`) mapped through its own `T_world_from_cam`, 2-D joints their "
-              "projection with its own intrinsics (the engine's default 60° field of view, not the renderer's); "
-              "its world (Z up, ground at z = 0, camera at (0, 0, h)) is brought into the renderer's world by the "
-              "one rigid first-frame alignment of W-MPJPE, which foot skate also uses. People are matched to the "
-              "ground truth by 2-D box IoU (Hungarian); frames are video frame indices on both sides.",
-              "", ev.TABLE_HEADER] + rows + ["",
-              "### Render cost", "",
-              "Wall-clock seconds per frame (Cycles, 4 samples + OpenImageDenoise, 2 threads; the machine is shared, "
-              "so other jobs may have been running).", "",
-              "| clip | people | frames | seconds per frame |", "|---|---|---|---|"]
-    for name, n, spf, people in timings:
-        lines.append(f"| {name} | {people} | {n} | {spf:.1f} |")
-    if capture_times:
-        its = "the engine's default" if args.iterations is None else str(args.iterations)
-        lines += ["", "### Capture cost", "",
-                  f"Wall-clock seconds of `python -m core capture VIDEO -o RESULT {' '.join(capture_args(args.iterations))}` "
-                  f"per clip (CPU, optimiser steps per person: {its}; includes start-up and model loading; the 2 CPUs were "
-                  "shared with other jobs, so these are upper bounds).", "",
-                  "| clip | people | frames | seconds | seconds per frame |", "|---|---|---|---|---|"]
-        for name, n, _, people in timings:
-            if name in capture_times:
-                sec = capture_times[name]
-                lines.append(f"| {name} | {people} | {n} | {sec:.1f} | {sec / max(n, 1):.2f} |")
+        lines += ["**Note:** no engine capture ran (the engine has no `capture` command, or `--render-only`): only the "
+                  "renders and the MediaPipe baseline are scored.", ""]
+    lines += ["### Clips", "", "| clip | people | view | motion | fov ° | f px | cam height m | pitch ° | distance m | "
+              "frames | render s/frame |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, c in clips.items():
+        cam = c["camera"]
+        lines.append(f"| {name} | {c['people']} | {cam['view']} | {c['motion']} | {_f(cam['fov_deg'], 0)} | "
+                     f"{_f(cam['focal_px'], 0)} | {_f(cam['camera_height_m'], 2)} | {_f(cam['pitch_deg'], 0)} | "
+                     f"{_f(cam['distance_m'], 1)} | {c['frames']} | {_f(c['render']['seconds_per_frame'], 2)} |")
+    lines += ["", f"Render time of these clips (from scratch): {_f(ov['render_seconds_total'] / 60.0, 1)} min.", ""]
+
+    lines += ["### Doppel next to MediaPipe (13 shared joints)", "",
+              "Millimetres; accel in mm/frame²; PCK: % of 2-D joints within 5% of the ground-truth box diagonal. MPJPE "
+              "pelvis-aligned in the camera frame, PA-MPJPE after a per-frame similarity Procrustes. MediaPipe (legacy "
+              "Pose, `mediapipe==0.10.21`, world landmarks) finds one person per frame. People: matched / in the clip "
+              "(by 2-D box IoU, Hungarian). Overall: means over all matched people of all clips.", "",
+              "| clip | people D | people MP | PA-MPJPE D | PA-MPJPE MP | D/MP | MPJPE D | MPJPE MP | accel D | accel MP "
+              "| PCK D | PCK MP |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def row13(label, d, m, n_gt):
+        pd, pm = (d or {}).get("pa_mpjpe"), (m or {}).get("pa_mpjpe")
+        md = "-" if d is None else f"{d['people_matched']}/{n_gt}"
+        mm = "-" if m is None else f"{m['people_matched']}/{n_gt}"
+        return (f"| {label} | {md} | {mm} | {_f(pd)} | {_f(pm)} | {_f(_ratio(pd, pm), 2)} | "
+                f"{_f((d or {}).get('mpjpe'))} | {_f((m or {}).get('mpjpe'))} | {_f((d or {}).get('accel'))} | "
+                f"{_f((m or {}).get('accel'))} | {_f((d or {}).get('pck'), 1, 100)} | {_f((m or {}).get('pck'), 1, 100)} |")
+
+    for name, c in clips.items():
+        d = c["doppel13"]["overall"] if c.get("doppel13") else None
+        m = c["mediapipe"]["overall"] if c.get("mediapipe") else None
+        lines.append(row13(name, d, m, c["people"]))
+    lines.append(row13(f"**all {split} clips**", ov.get("doppel13"), ov.get("mediapipe"), n_people))
+
+    lines += ["", "### Doppel in the world and the camera (24 joints)", "",
+              "W-MPJPE: world joints after one rigid alignment on the first frame (which foot skate also uses). Foot "
+              "skate: horizontal speed of the ankle and toe joints on ground-truth contact frames, mm/frame, median "
+              "(mean). Focal error |f_est / f_true - 1| (f_est: the result's `camera.fx`); height error |h_est / h_true - 1| "
+              "(h_est: z of the result's `T_world_from_cam`). Capture: wall-clock seconds of the engine's command "
+              "(2 shared CPUs). Overall: joint metrics averaged over matched people, camera errors the median over "
+              "clips, capture seconds summed.", "",
+              "| clip | people | MPJPE | PA-MPJPE | W-MPJPE | accel | foot skate | PCK | focal err | height err | capture s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, c in clips.items():
+        d = c["doppel"]["overall"] if c.get("doppel") else None
+        ce = c.get("camera_errors") or {}
+        lines.append(
+            f"| {name} | {'-' if d is None else str(d['people_matched']) + '/' + str(c['people'])} | "
+            f"{_f((d or {}).get('mpjpe'))} | {_f((d or {}).get('pa_mpjpe'))} | {_f((d or {}).get('w_mpjpe'))} | "
+            f"{_f((d or {}).get('accel'))} | {_f((d or {}).get('foot_skate_median'))} ({_f((d or {}).get('foot_skate'))}) | "
+            f"{_f((d or {}).get('pck'), 1, 100)} | {_pct(ce.get('focal_err'))} | {_pct(ce.get('height_err'))} | "
+            f"{_f(c.get('capture_seconds'), 0)} |")
+    d = ov.get("doppel")
+    lines.append(
+        f"| **all {split} clips** | {'-' if d is None else str(d['people_matched']) + '/' + str(n_people)} | "
+        f"{_f((d or {}).get('mpjpe'))} | {_f((d or {}).get('pa_mpjpe'))} | {_f((d or {}).get('w_mpjpe'))} | "
+        f"{_f((d or {}).get('accel'))} | {_f((d or {}).get('foot_skate_median'))} ({_f((d or {}).get('foot_skate'))}) | "
+        f"{_f((d or {}).get('pck'), 1, 100)} | {_pct(ov.get('focal_err_median'))} | "
+        f"{_pct(ov.get('height_err_median'))} | {_f(ov.get('capture_seconds_total'), 0)} |")
     lines.append("")
     return "\n".join(lines)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", default="eval", choices=["eval", "dev", "all"])
+    ap.add_argument("--only", nargs="*", help="clip names to run (default: every clip of the split)")
+    ap.add_argument("--engine-args", default="", help="extra arguments for `python -m core capture` (one string)")
+    ap.add_argument("--true-focal", action="store_true", help="give the engine the ground-truth focal length (--focal-px)")
+    ap.add_argument("--tag", default="default", help="names this result set: CACHE/scores_<split>_<tag>.json")
+    ap.add_argument("--no-report", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
+    ap.add_argument("--render-only", action="store_true", help="render (and run the baseline), capture nothing")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--iterations", type=int, help="shorthand for --engine-args '--iterations N'")
+    ap.add_argument("--quick", action="store_true", help="320x180, 1 s per clip (a smoke run; never reported)")
+    ap.add_argument("--data", default=suite.DATA)
+    ap.add_argument("--cache", default=DEFAULT_CACHE)
+    ap.add_argument("--report", default=os.path.join(REPO, "docs", "BENCHMARKS.md"))
+    ap.add_argument("--engine-dir", default=REPO, help="run the captures with the engine in this source tree "
+                    "(a checkout of another commit, for before/after tables); never reported")
+    args = ap.parse_args(argv)
+    global ENGINE_DIR
+    ENGINE_DIR = os.path.abspath(args.engine_dir)
+
+    specs = suite.clips(args.split)
+    if args.only:
+        unknown = set(args.only) - {c.name for c in specs}
+        if unknown:
+            log(f"run_all: not in split {args.split}: {sorted(unknown)}")
+            return 2
+        specs = [c for c in specs if c.name in args.only]
+    missing = [f for c in specs for f in suite.source_paths(c, args.data) if not os.path.isfile(f)]
+    if missing:
+        log(f"run_all: motion capture not found (see ../shared/data/SOURCES.md): {missing[:3]}")
+        return 2
+    os.makedirs(args.cache, exist_ok=True)
+    has_capture = engine_has_capture() and not args.render_only
+    extra = ["--progress", "none"] + shlex.split(args.engine_args) + \
+        ([] if args.iterations is None else ["--iterations", str(int(args.iterations))])
+    ehash = engine_hash(extra + (["--true-focal"] if args.true_focal else [])) if has_capture else ""
+
+    results: dict[str, dict] = {}
+    t_start = time.time()
+    for spec in specs:
+        video, gt, info = ensure_render(spec, args.data, args.cache, args.quick)
+        meta, gt_people = ev.load_gt(gt)
+        rec = {"split": spec.split, "people": len(spec.people), "view": spec.view, "motion": spec.motion,
+               "sources": list(spec.files), "frames": int(meta["n_frames"]), "seed": spec.seed,
+               "camera": {k: meta.get(k) for k in CAMERA_KEYS}, "render": info,
+               "render_dir": os.path.relpath(os.path.dirname(video), REPO)}
+        if not args.no_baseline:
+            rec["mediapipe"] = baseline_scores(video, gt_people)
+        if has_capture:
+            cap = capture_scores(video, meta, gt_people, extra, ehash, args.true_focal)
+            if cap is not None:
+                rec.update(doppel=cap["doppel"], doppel13=cap["doppel13"], camera_errors=cap["camera"],
+                           capture_seconds=cap.get("seconds"), capture_args=cap["args"], result=cap["result"])
+        results[spec.name] = rec
+    log(f"run_all: {len(specs)} clips in {time.time() - t_start:.0f} s")
+
+    command = "python -m benchmarks.synthetic.run_all" + "".join([
+        f" --split {args.split}" if args.split != "eval" else "",
+        f" --engine-args {shlex.quote(args.engine_args)}" if args.engine_args else "",
+        " --true-focal" if args.true_focal else "", f" --tag {args.tag}" if args.tag != "default" else "",
+        "" if args.iterations is None else f" --iterations {args.iterations}",
+        " --no-baseline" if args.no_baseline else "", " --quick" if args.quick else ""])
+    by_split = {s: {n: r for n, r in results.items() if r["split"] == s} for s in suite.SPLITS}
+    if not args.render_only and not args.quick:
+        scores = {"split": args.split, "tag": args.tag, "engine_hash": ehash, "engine_args": extra,
+                  "true_focal": args.true_focal, "commit": git_head(), "command": command, "clips": results,
+                  "overall": {s: overall(r) for s, r in by_split.items() if r}}
+        path = os.path.join(args.cache, f"scores_{args.split}_{args.tag}.json")
+        with open(path, "w") as fh:
+            json.dump(scores, fh, indent=1, default=float)
+        log(f"run_all: scores in {path}")
+    for s, r in by_split.items():
+        if not r:
+            continue
+        report = make_report(command, r, overall(r), ehash, has_capture, s)
+        print(report, flush=True)
+        other_engine = os.path.abspath(args.engine_dir) != REPO
+        if s == "eval" and not (args.no_report or args.render_only or args.quick or args.only or other_engine):
+            os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
+            write_section(args.report, report)
+            log(f"run_all: report section written to {args.report}")
+    return 0
 
 
 if __name__ == "__main__":
