@@ -28,20 +28,20 @@ def _window(fps: float, seconds: float, minimum: int = 5) -> int:
     return w if w % 2 == 1 else w + 1
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """``[start, stop)`` of each run of True in a 1-D boolean array."""
     m = np.concatenate([[False], mask.astype(bool), [False]])
     edges = np.flatnonzero(m[1:] != m[:-1])
     return list(zip(edges[::2], edges[1::2]))
 
 
-def _clean_contact(mask: np.ndarray, min_len: int) -> np.ndarray:
+def clean_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
     """Fill single-frame holes, then drop contact runs shorter than ``min_len`` frames."""
     m = mask.copy()
     if m.size >= 3:
         hole = ~m[1:-1] & m[:-2] & m[2:]
         m[1:-1] |= hole
-    for a, b in _runs(m):
+    for a, b in runs(m):
         if b - a < min_len:
             m[a:b] = False
     return m
@@ -50,7 +50,7 @@ def _clean_contact(mask: np.ndarray, min_len: int) -> np.ndarray:
 def _soften(mask: np.ndarray, ramp: int) -> np.ndarray:
     """1 inside a contact run, ramping down over ``ramp`` frames at each end of it (edge frame 1/(ramp+1))."""
     out = np.zeros(mask.shape[0])
-    for a, b in _runs(mask):
+    for a, b in runs(mask):
         k = np.arange(a, b)
         dist = np.minimum(k - a + 1, b - k)  # 1 for the first and last frame of the run
         out[a:b] = np.minimum(1.0, dist / (ramp + 1.0))
@@ -136,5 +136,73 @@ def detect_contacts(
             slow &= dist < plane_tol
         elif low is not None:
             slow &= (x @ up - low) < plane_tol
-        out[:, p] = _soften(_clean_contact(slow, min_len), ramp)
+        out[:, p] = _soften(clean_runs(slow, min_len), ramp)
+    return out
+
+
+IMAGE_SPEED = 0.25  # m/s: a foot point slower than this in the image (scaled to metres) may be planted ...
+IMAGE_SPEED_MAX = 0.8  # ... or, for jittery landmarks, than three times their speed noise up to this
+IMAGE_RAISE = 0.2  # m: ... and no higher than this above the person's lowest foot point in the image
+
+
+def image_contacts(keypoints: np.ndarray, world: np.ndarray, frames: np.ndarray, fps: float,
+                   points=(29, 30, 31, 32)) -> np.ndarray:
+    """Foot contacts ``(T, P)`` in [0, 1] from the image alone, for one person's observations
+    ``keypoints (T, 33, 3)`` (x, y px, visibility) and world landmarks ``(T, 33, 3)`` on ``frames (T,)``.
+
+    The camera is static, so a planted foot point stands still in the image whatever the fit makes of
+    its depth: a point is planted while its image speed, turned into metres with the person's scale
+    (core.observe.scale), stays below ``IMAGE_SPEED``, and it is not held up (no higher than
+    ``IMAGE_RAISE`` above the person's lowest foot point along the body's image axis: an arabesque
+    held still is not a contact). Frames more than two apart do not count as neighbours; runs shorter
+    than ``MIN_CONTACT_S`` are dropped; each run ramps in and out over one frame."""
+    from ..observe.scale import pixel_scale
+
+    kp = np.asarray(keypoints, np.float64)
+    T = len(kp)
+    out = np.zeros((T, len(points)))
+    if T < 3:
+        return out
+    frames = np.asarray(frames)
+    scale = pixel_scale(kp[..., :2], kp[..., 2], world)
+    ok_s = np.isfinite(scale)
+    if not ok_s.any():
+        return out
+    scale = np.where(ok_s, scale, np.nanmedian(scale))
+    # Smooth the scale (it changes slowly) with a running median.
+    half = max(1, int(round(0.2 * fps)))
+    scale = np.array([np.median(scale[max(0, t - half): t + half + 1]) for t in range(T)])
+    # The body's image axis (mid-ankle -> mid-shoulder), to measure how high a foot point is held.
+    up = 0.5 * (kp[:, 11, :2] + kp[:, 12, :2]) - 0.5 * (kp[:, 27, :2] + kp[:, 28, :2])
+    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
+    feet = kp[:, list(points), :2]
+    h = np.einsum("tkc,tc->tk", feet, up)  # larger = higher along the body
+    lowest = h.min(1)
+    win = _window(fps, 0.2)
+    deriv_gain = float(np.linalg.norm(savgol_coeffs(win, 2, deriv=1))) * fps
+    min_len = max(1, int(math.ceil(MIN_CONTACT_S * fps - 1e-9)))
+    ramp = 1 if fps < 50 else 2
+    # The landmarks' own jitter (robust size of second differences, in metres) sets how slow is still.
+    pts = kp[:, list(points), :2] / scale[:, None, None]
+    dd = np.abs(pts[2:] - 2.0 * pts[1:-1] + pts[:-2])
+    near = (np.diff(frames)[1:] <= 1) & (np.diff(frames)[:-1] <= 1)
+    sigma = 1.4826 * float(np.median(dd[near])) / math.sqrt(6.0) if near.any() else 0.0
+    thr = min(max(IMAGE_SPEED, 3.0 * sigma * deriv_gain), IMAGE_SPEED_MAX)
+    # Pieces of the track without long gaps.
+    cuts = np.flatnonzero(np.diff(frames) > 2) + 1
+    for seg in np.split(np.arange(T), cuts):
+        if len(seg) < 3:
+            continue
+        t_s = frames[seg].astype(np.float64) / fps
+        for i, p in enumerate(points):
+            x = kp[seg, p, :2]
+            vis = kp[seg, p, 2] >= 0.5
+            if len(seg) >= win:
+                vel = np.gradient(savgol_filter(x, win, 2, axis=0, mode="interp"), t_s, axis=0)
+            else:
+                vel = np.gradient(x, t_s, axis=0)
+            speed = np.linalg.norm(vel, axis=1) / scale[seg]
+            held = (h[seg, i] - lowest[seg]) / scale[seg] > IMAGE_RAISE
+            slow = (speed < thr) & vis & ~held
+            out[seg, i] = _soften(clean_runs(slow, min_len), ramp)
     return out

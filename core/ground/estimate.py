@@ -51,13 +51,15 @@ def _try_plane(P: np.ndarray, w: np.ndarray, min_points: int, inlier_tol: float)
     return n, d
 
 
-def _contact_points(feet_per_person, fps, plane=None):
+def _contact_points(feet_per_person, fps, plane=None, planted=None):
     pts, ws = [], []
-    for feet in feet_per_person:
+    for k, feet in enumerate(feet_per_person):
         feet = np.asarray(feet, dtype=np.float64)
         if feet.ndim != 3 or feet.shape[0] < 3:
             continue
         c = detect_contacts(feet, fps, plane=plane)
+        if planted is not None and planted[k] is not None:
+            c = np.maximum(c, np.asarray(planted[k], np.float64))
         sel = (c >= 0.5) & np.all(np.isfinite(feet), axis=-1)
         pts.append(feet[sel])
         ws.append(c[sel])
@@ -83,10 +85,12 @@ def _lowest_points(feet_per_person, fps, window_s: float = 0.5):
     return np.asarray(out, dtype=np.float64).reshape(-1, 3)
 
 
-def estimate_ground(feet_per_person: list, fps: float, min_points: int = MIN_CONTACT_POINTS) -> GroundEstimate:
+def estimate_ground(feet_per_person: list, fps: float, min_points: int = MIN_CONTACT_POINTS,
+                    planted: list | None = None, normal: np.ndarray | None = None) -> GroundEstimate:
     """One ground plane for everyone, from foot points ``(T_i, P, 3)`` per person in the camera frame.
 
-    1. "contacts": foot contacts of all people (``detect_contacts``) are gathered; with at least
+    1. "contacts": foot contacts of all people (``detect_contacts``, and the points ``planted (T_i, P)``
+       in the image when given: a fit whose feet slide still has them there) are gathered; with at least
        ``min_points`` of them, spread out over the floor (rms >= 0.2 m one way and >= 0.05 m across),
        a robust plane is fit, contacts are re-detected against it and the plane refit.
     2. "lowest-points": otherwise each person's lowest foot point in every half second (a jumper's
@@ -96,15 +100,23 @@ def estimate_ground(feet_per_person: list, fps: float, min_points: int = MIN_CON
        points at all).
 
     A plane whose normal is more than 45 degrees from the camera's -y axis is rejected (next step).
+
+    With ``normal`` (world up in the camera frame, from the camera estimate, core.calibrate) only the
+    height is taken from the feet: the median over the contact points (method "camera").
     """
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"invalid fps {fps}")
     feet_per_person = [np.asarray(f, dtype=np.float64) for f in feet_per_person]
 
-    P, w = _contact_points(feet_per_person, fps)
+    P, w = _contact_points(feet_per_person, fps, planted=planted)
+    if normal is not None:
+        n = np.asarray(normal, np.float64) / np.linalg.norm(normal)
+        pts = P if len(P) >= min_points else _lowest_points(feet_per_person, fps)
+        if len(pts):
+            return _make_estimate(n, float(np.median(-(pts @ n))), len(pts), "camera")
     fit = _try_plane(P, w, min_points, inlier_tol=0.03)
     if fit is not None:
-        P2, w2 = _contact_points(feet_per_person, fps, plane=fit)
+        P2, w2 = _contact_points(feet_per_person, fps, plane=fit, planted=planted)
         fit2 = _try_plane(P2, w2, min_points, inlier_tol=0.03)
         if fit2 is not None and _tilt_deg(fit2[0]) <= MAX_TILT_DEG:
             fit, P = fit2, P2

@@ -20,22 +20,46 @@ def foot_points(body, fit: TrackFit, device) -> np.ndarray:
     return lms[:, list(FOOT_LANDMARKS)].double().cpu().numpy()
 
 
+def _image_planted(obs, fit: TrackFit, fps: float) -> np.ndarray:
+    """Foot points ``(T, 4)`` planted in the image (core.ground.contacts.image_contacts) on the fit's frames."""
+    from .contacts import image_contacts
+
+    c = np.zeros((len(fit.frames), 4))
+    c[np.asarray(obs.frames) - int(fit.frames[0])] = image_contacts(obs.keypoints, obs.world, obs.frames, fps)
+    return c
+
+
+def _planted(obs, fit: TrackFit, feet_cam: np.ndarray, fps: float, ground: GroundEstimate) -> np.ndarray:
+    """Foot contacts ``(T, 4)`` on the fit's frames for the ground refit: still in the image (whatever the
+    fit made of their depth) and, as fitted, within reach of the ground (a held-up foot does not count),
+    or found from the fitted feet themselves."""
+    from .contacts import PLANE_TOL
+
+    c = _image_planted(obs, fit, fps)
+    n, d = ground.plane
+    height = feet_cam @ n + d
+    near = height < np.percentile(height, 10) + 3 * PLANE_TOL
+    return np.maximum(c * near, detect_contacts(feet_cam, fps, plane=ground.plane))
+
+
 def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, device, dense_uv=None,
-                  progress=None, check_cancel=None) -> tuple[GroundEstimate, list[TrackFit], list[np.ndarray]]:
-    """The ground plane from everyone's feet, and the fits refined so that feet in contact stay on it
+                  progress=None, check_cancel=None, normal=None) -> tuple[GroundEstimate, list[TrackFit], list[np.ndarray]]:
+    """The ground plane from everyone's feet (its tilt from ``normal`` when the camera estimate gives one),
+    and the fits refined so that feet in contact stay on it
     (``config.ground_iterations`` optimiser steps per person; 0 = no refit). Returns the ground, the
     fits and their foot points (camera frame). Progress: stage "ground", 100 steps per person."""
     from ..fit.optimize import fit_track
 
     feet = [foot_points(body, f, device) for f in fits]
-    ground = estimate_ground(feet, fps)
+    planted = [_image_planted(tr, f, fps) for tr, f in zip(tracks, fits)]
+    ground = estimate_ground(feet, fps, planted=planted, normal=normal)
     n = len(fits)
     if config.ground_iterations > 0:
         refined = []
         for k, (tr, f) in enumerate(zip(tracks, fits)):
             if check_cancel is not None:
                 check_cancel()
-            contacts = detect_contacts(feet[k], fps, plane=ground.plane)
+            contacts = _planted(tr, f, feet[k], fps, ground)
             report = None if progress is None else (
                 lambda d, tot, k=k: progress("ground", k * 100 + int(100 * d / tot), n * 100))
             refined.append(fit_track(body, tr, cam, config.fit, device, init=f, ground=ground.plane, contacts=contacts,

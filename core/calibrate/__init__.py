@@ -1,0 +1,32 @@
+"""Stage: the camera from the footage (focal length, ground height and tilt) when the user gave no lens."""
+from __future__ import annotations
+
+from ..progress import log_line
+from .estimate import CameraEstimate, default_camera, estimate_camera, given_camera
+
+__all__ = ["CameraEstimate", "default_camera", "estimate_camera", "find_camera", "given_camera"]
+
+
+def find_camera(tracks, info, config, progress=None) -> CameraEstimate:
+    """The capture's lens: the user's (``--fov``/``--focal-px`` always win), else estimated from the people
+    (``config.estimate_camera``), else the default. Says which on the log."""
+    lens = given_camera(info.width, info.height, config.fov_deg, config.focal_px)
+    if lens is None and config.estimate_camera:
+        lens = estimate_camera(tracks, info.width, info.height, info.fps)
+    if lens is None:
+        lens = default_camera(info.width, info.height, "camera estimation is off")
+    if progress is not None:
+        log_line(progress, describe(lens))
+    return lens
+
+
+def describe(lens: CameraEstimate) -> str:
+    """One line for the user about the lens the capture uses."""
+    text = f"camera: {lens.fov_deg:.0f} degree lens (focal length {lens.focal_px:.0f} px)"
+    if lens.source == "estimated":
+        lo, hi = lens.focal_range or (lens.focal_px, lens.focal_px)
+        return (text + f", estimated from the people (plausible {lo:.0f}-{hi:.0f} px); camera "
+                f"{lens.camera_height:.2f} m above the ground, looking {lens.pitch_deg:.0f} degrees down")
+    if lens.source == "default":
+        return text + f", the default: {lens.reason}"
+    return text + f", from {lens.source}"
