@@ -13,7 +13,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _CANDIDATES = (os.path.join(_HERE, "engine_defaults.json"), os.path.join(os.path.dirname(_HERE), "core", "defaults.json"))
 # Only if neither file is there (a broken install): the values the engine shipped with.
 _FALLBACK = {"body": "anny", "max_people": 8, "smoothing": 1.0, "iterations": 160, "use_densepose": True,
-             "densepose_every": 1, "detect_every": 8, "reacquire_s": 3.0}
+             "densepose_every": 1, "detect_every": 8, "reacquire_s": 3.0, "estimate_camera": True,
+             "lock_feet": True}
 
 
 def engine_defaults() -> dict:

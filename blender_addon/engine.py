@@ -74,11 +74,12 @@ def densepose_status(source_dir: str | None) -> tuple[bool | None, str]:
 
 def capture_args(video: str, result: str, max_people: int = 0, body: str = "", start: int | None = None,
                  end: int | None = None, smoothing: float | None = None, densepose: bool = True,
-                 densepose_every: int = 1) -> list[str]:
+                 densepose_every: int = 1, fov_deg: float | None = None, lock_feet: bool = True) -> list[str]:
     """Arguments after ``python``: ``-m core capture VIDEO -o RESULT --progress json [...]``.
 
     DensePose options are passed only where they differ from the engine's defaults (DensePose on when
-    its checkpoint is installed, every frame): ``--no-densepose``, ``--densepose-every N``."""
+    its checkpoint is installed, every frame): ``--no-densepose``, ``--densepose-every N``. ``fov_deg``: the
+    lens the user knows (``--fov``; None: the engine estimates it); ``lock_feet`` False: ``--no-foot-lock``."""
     args = ["-m", "core", "capture", video, "-o", result, "--progress", "json"]
     if max_people and max_people > 0:
         args += ["--max-people", str(int(max_people))]
@@ -88,6 +89,10 @@ def capture_args(video: str, result: str, max_people: int = 0, body: str = "", s
         args += ["--start", str(int(start)), "--end", str(int(end))]
     if smoothing is not None:
         args += ["--smoothing", f"{float(smoothing):g}"]
+    if fov_deg is not None:
+        args += ["--fov", f"{float(fov_deg):g}"]
+    if not lock_feet:
+        args.append("--no-foot-lock")
     if not densepose:
         args.append("--no-densepose")
     elif int(densepose_every) > 1:

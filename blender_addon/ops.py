@@ -37,7 +37,8 @@ class CaptureSession:
         args = engine.capture_args(
             self.video, self.result_path, max_people=s.max_people, body=s.body_model,
             start=s.frame_start if s.use_frame_range else None, end=s.frame_end if s.use_frame_range else None,
-            smoothing=s.smoothing, densepose=s.use_densepose, densepose_every=s.densepose_every)
+            smoothing=s.smoothing, densepose=s.use_densepose, densepose_every=s.densepose_every,
+            fov_deg=None if s.estimate_lens else s.fov_deg, lock_feet=s.lock_feet)
         self.job = engine.EngineJob(python, args, source_dir=source or None)
         self.imported: dict | None = None
         self.state = engine.RUNNING
@@ -61,7 +62,8 @@ class CaptureSession:
                 self.state, self.message = engine.FAILED, f"Could not import the engine's result: {exc}"
                 return self.state
             n = len(self.imported["armatures"])
-            self.state, self.message = st, f"Captured {n} {'person' if n == 1 else 'people'} from {os.path.basename(self.video)}"
+            self.state, self.message = st, (f"Captured {n} {'person' if n == 1 else 'people'} from "
+                                            f"{os.path.basename(self.video)}{scene_build.lens_note(self.imported)}")
         else:
             self.state, self.message = st, self.job.message
         return self.state
@@ -208,7 +210,8 @@ class DOPPEL_OT_import_result(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         n = len(summary["armatures"])
-        msg = f"Imported {n} {'person' if n == 1 else 'people'} from {os.path.basename(self.filepath)}"
+        msg = (f"Imported {n} {'person' if n == 1 else 'people'} from {os.path.basename(self.filepath)}"
+               f"{scene_build.lens_note(summary)}")
         _set_status(context, msg)
         self.report({"INFO"}, msg)
         return {"FINISHED"}

@@ -128,6 +128,9 @@ def _build_camera(scene, coll, meta: dict, key: str, name: str, result_path: str
             bg.alpha = 1.0
             bg.display_depth = "BACK"
             bg.frame_method = "STRETCH"
+    est = cam_meta.get("estimate") or {}
+    if est.get("source"):
+        cam["doppel_lens_source"] = str(est["source"])  # estimated / default / --fov / --focal-px
     _tag(obj, key, "camera", result_path)
     _tag(cam, key, "camera", result_path)
     return obj
@@ -331,4 +334,18 @@ def build_from_result(context, result_path: str, video_path: str | None = None) 
         actions.append(action)
     scene.frame_set(scene.frame_start)
     return {"key": key, "name": name, "collection": coll, "camera": camera, "armatures": armatures,
-            "meshes": meshes, "actions": actions}
+            "meshes": meshes, "actions": actions, "lens": (meta.get("camera") or {}).get("estimate") or {}}
+
+
+def lens_note(summary: dict) -> str:
+    """A short note for the status line on where the camera's lens came from, or ""."""
+    lens, cam = summary.get("lens") or {}, summary.get("camera")
+    if cam is None or not lens:
+        return ""
+    mm = f"{cam.data.lens:.0f} mm lens"
+    source = lens.get("source")
+    if source == "estimated":
+        return f"; {mm} estimated from the people"
+    if source == "default":
+        return f"; {mm} assumed (no estimate: {lens.get('reason', 'unknown')})"
+    return f"; {mm} ({source})" if source else ""

@@ -29,6 +29,16 @@ class DoppelSettings(bpy.types.PropertyGroup):
     smoothing: FloatProperty(name="Smoothing", default=DEFAULTS["smoothing"], min=0.0, soft_max=3.0,
                              description="Temporal smoothing strength (0: none, 1: the engine's default, 2: twice "
                                          "as smooth)")
+    estimate_lens: BoolProperty(
+        name="Estimate Lens", default=DEFAULTS["estimate_camera"],
+        description="Estimate the camera's field of view and tilt from the people in the video. Off: use the "
+                    "Field of View you give (--fov)")
+    fov_deg: FloatProperty(name="Field of View", default=60.0, min=5.0, max=150.0, precision=1,
+                           description="Horizontal field of view in degrees along the longer image side, when "
+                                       "you know the lens (a phone's main camera: about 65-70)")
+    lock_feet: BoolProperty(
+        name="Lock Feet", default=DEFAULTS["lock_feet"],
+        description="Keep planted feet still on the ground (off: the fitted feet as they are, --no-foot-lock)")
     use_densepose: BoolProperty(
         name="DensePose", default=DEFAULTS["use_densepose"],
         description="Add a DensePose term to the body fit when its checkpoint (weights/densepose/"
@@ -68,6 +78,11 @@ class VIEW3D_PT_doppel(bpy.types.Panel):
         col.prop(s, "max_people")
         col.prop(s, "body_model")
         col.prop(s, "smoothing", slider=True)
+        row = col.row(align=True)
+        row.prop(s, "estimate_lens")
+        if not s.estimate_lens:
+            row.prop(s, "fov_deg", text="FOV")
+        col.prop(s, "lock_feet")
         row = col.row(align=True)
         row.prop(s, "use_densepose")
         if s.use_densepose:

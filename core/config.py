@@ -102,6 +102,7 @@ class FitConfig:
     w_ground: float = 1.0
     robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal
     robust_3d: float = 0.08  # metres
+    view_correction: bool = True  # turn the 3-D landmarks by the viewing elevation (core.fit.objective)
     silhouette_points: int = 192
     conf_threshold: float = 0.2
     w_dense: float = 4.0  # DensePose term (only with DensePose samples; 4 was best with oracle labels, docs/BENCHMARKS.md)
@@ -119,8 +120,10 @@ class CaptureConfig:
     max_people: int = DEFAULTS["max_people"]
     fov_deg: Optional[float] = None  # horizontal field of view along the longer image side
     focal_px: Optional[float] = None
+    estimate_camera: bool = DEFAULTS["estimate_camera"]  # without --fov/--focal-px, estimate the lens from the people (core.calibrate)
     smoothing: float = DEFAULTS["smoothing"]  # 0 = off, 1 = default, larger = smoother
     ground_iterations: int = 60
+    plant_feet: bool = DEFAULTS["lock_feet"]  # lock planted feet in the result (core.ground.plant)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     densepose: Optional[str] = None  # DensePose checkpoint; None = weights/densepose/model_final_162be9.pkl if present

@@ -19,6 +19,7 @@ from .config import CaptureConfig
 from .errors import Cancelled
 from .fit import fit_people
 from .geometry.axes import world_from_ground
+from .calibrate import find_camera
 from .geometry.camera import Camera, camera_for_video
 from .ground.people import ground_people
 from .observe.densepose.stage import DenseStage
@@ -76,21 +77,24 @@ def run_capture(
     perception = run_perception(info, replace(config.perception, max_people=config.max_people), device=device,
                                 progress=progress, cancel=cancel, start=start, stop=stop, models=pose_models)
     perception = dense.observe(info, perception, progress, cancel)
-    cam = camera_for_video(info.width, info.height, config.fov_deg, config.focal_px)
+    lens = find_camera(perception.tracks, info, config, progress)
+    cam = camera_for_video(info.width, info.height, focal_px=lens.focal_px)
 
-    fits = fit_people(body, perception.tracks, cam, config, info.fps, device, dense.uv_data, progress, check_cancel)
-    ground, fits, feet = ground_people(body, perception.tracks, fits, cam, config, info.fps, device, dense.uv_data,
-                                       progress, check_cancel)
+    up = lens.plane[0] if lens.plane is not None else None
+    fits = fit_people(body, perception.tracks, cam, config, info.fps, device, dense.uv_data, progress, check_cancel, up)
+    ground, fits, _ = ground_people(body, perception.tracks, fits, cam, config, info.fps, device, dense.uv_data,
+                                    progress, check_cancel, normal=up)
     T = world_from_ground(ground.n, ground.d)
     people = []
-    for fit, ft in zip(fits, feet):
+    for fit in fits:
         check_cancel()
-        people.append(world_person(body, fit, ft, T, ground, info.fps, device))
+        people.append(world_person(body, fit, T, info.fps, device, plant=config.plant_feet))
     progress("result", 1, 1)
 
     meta = ResultMeta(
         video=replace(info, path=os.path.abspath(info.path)), frame_range=perception.frame_range, camera=cam,
         T_world_from_cam=T, ground=ground_dict(ground), densepose=dense.meta(), config=asdict(config),
+        camera_estimate=lens.meta(),
         body_model={"name": body.name, "version": body.version, "n_shape": body.n_shape,
                     "shape_names": list(body.shape_names), "joint_names": list(SMPL_JOINT_NAMES)})
     result = Result(meta=meta.to_dict(), people=tuple(people), faces=np.asarray(body.faces, np.int32))

@@ -376,6 +376,7 @@ def test_capture_operator_imports_engine_result(addon, tmp_path, toy_path):
     assert args[args.index("--start") + 1] == "5" and args[args.index("--end") + 1] == "40"
     assert args[args.index("--smoothing") + 1] == "0.25"
     assert "--no-densepose" not in args and "--densepose-every" not in args  # engine defaults: not passed
+    assert "--fov" not in args and "--no-foot-lock" not in args  # the engine estimates the lens, locks feet
     assert s.engine_log == "dense term on: DensePose fake.pkl on 3 frames (every 1)"
     s.densepose_every = 5
     assert bpy.ops.doppel.capture() == {"FINISHED"}
@@ -386,6 +387,10 @@ def test_capture_operator_imports_engine_result(addon, tmp_path, toy_path):
     args = json.load(open(tmp_path / "results" / "clip.npz.args.json"))
     assert "--no-densepose" in args and "--densepose-every" not in args
     assert s.engine_log == "dense term off: --no-densepose" and "Captured 2 people" in s.status
+    s.estimate_lens, s.fov_deg, s.lock_feet = False, 72.5, False  # a lens the user knows
+    assert bpy.ops.doppel.capture() == {"FINISHED"}
+    args = json.load(open(tmp_path / "results" / "clip.npz.args.json"))
+    assert args[args.index("--fov") + 1] == "72.5" and "--no-foot-lock" in args
 
 
 def test_capture_args_densepose_options():
@@ -502,6 +507,9 @@ def test_capture_end_to_end_real_engine(addon, tmp_path):
             got = _posed_heads(arms[0], [n for _, n in named])
             assert np.abs(got - person.joints[k, [j for j, _ in named]]).max() < 1e-3
     assert sc.camera is not None and sc.camera.data.background_images[0].clip is not None
+    # The status says where the lens came from (8 frames are too few to estimate it: the default, and why).
+    assert sc.camera.data["doppel_lens_source"] == r.meta["camera"]["estimate"]["source"]
+    assert f"{sc.camera.data.lens:.0f} mm lens" in s.status, s.status
 
 
 # ---------------------------------------------------------------- the rendered check

@@ -153,6 +153,26 @@ class BodyModel(torch.nn.Module):
     def rig(self, shape=None) -> BodyRig:  # pragma: no cover
         raise NotImplementedError
 
+    def foot_geometry(self, shape=None) -> tuple[np.ndarray, np.ndarray]:
+        """Where the heel and toe landmarks sit on the feet: offsets ``(2, 2, 3)`` [side (left, right),
+        point (heel, toe)] in the frame of the joint that carries them (heel: the ankle, toe: the foot
+        joint), body canonical axes, and their heights ``(2, 2)`` above the sole of the rest pose."""
+        from ..skeletons import LM, SMPL_LEGS
+
+        with torch.no_grad():
+            eye = torch.eye(3, dtype=self.dtype, device=self.device).expand(1, 24, 3, 3)
+            zero = torch.zeros(1, 3, dtype=self.dtype, device=self.device)
+            out = self(eye, zero, shape)
+            lms = self.landmarks(out)[0].double().cpu().numpy()
+            J = out.joints[0].double().cpu().numpy()
+            sole = float(out.vertices[0, :, 1].min())
+        offsets, heights = np.zeros((2, 2, 3)), np.zeros((2, 2))
+        for s, (side, heel, toe) in enumerate((("left", LM.L_HEEL, LM.L_TOE), ("right", LM.R_HEEL, LM.R_TOE))):
+            _, _, ankle, foot = SMPL_LEGS[side]
+            offsets[s, 0], offsets[s, 1] = lms[heel] - J[ankle], lms[toe] - J[foot]
+            heights[s] = lms[[heel, toe], 1] - sole
+        return offsets, heights
+
     def person_result(self, track_id: int, frames, global_orient, body_pose, transl, shape) -> PersonResult:
         """A PersonResult (world = Blender Z-up) whose rig, played in Blender, puts the bone heads on ``joints``."""
         go = np.asarray(global_orient, dtype=np.float64).reshape(-1, 3)

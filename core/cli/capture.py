@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lens.add_argument("--fov", type=float,
                       help=f"horizontal field of view in degrees along the longer image side (default {DEFAULT_FOV_DEG:g})")
     lens.add_argument("--focal-px", type=float, help="focal length in pixels (instead of --fov)")
+    lens.add_argument("--no-camera-estimate", action="store_true",
+                      help=f"without --fov/--focal-px, assume {DEFAULT_FOV_DEG:g} degrees and a level camera instead of "
+                           "estimating the lens and tilt from the people (docs/ARCHITECTURE.md, calibrate)")
+    parser.add_argument("--no-foot-lock", action="store_true",
+                        help="keep the fitted feet as they are instead of locking planted feet in place")
     parser.add_argument("--bvh", metavar="DIR", help="also write one BVH per person into this folder")
     parser.add_argument("--glb", metavar="FILE", help="also write a skinned, animated glTF binary (.glb)")
     parser.add_argument("--iterations", type=int, help=f"optimiser steps per person (default {_D.fit.iterations})")
@@ -59,6 +64,10 @@ def build_config(args) -> CaptureConfig:
         densepose="densepose", densepose_uv="densepose_uv", densepose_every="densepose_every"))
     if args.no_densepose:
         config = replace(config, use_densepose=False)
+    if args.no_camera_estimate:
+        config = replace(config, estimate_camera=False)
+    if args.no_foot_lock:
+        config = replace(config, plant_feet=False)
     config.validate()
     return config
 

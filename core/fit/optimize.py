@@ -47,6 +47,7 @@ def fit_track(
     iterations: Optional[int] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     dense_uv=None,
+    up_cam: Optional[np.ndarray] = None,
 ) -> TrackFit:
     """Fit one track. With ``init`` the fit continues from an earlier solution (e.g. once the ground
     plane ``(n, d)`` in the camera frame and per-frame foot ``contacts (T, 4)`` are known).
@@ -55,7 +56,9 @@ def fit_track(
     correspondences with ``dense_uv`` (a ``core.observe.densepose.uv_data.DensePoseUV`` matching the body),
     part-level otherwise (core.fit.dense)."""
     device = torch.device(device)
-    obj = Objective(body, obs, cam, cfg, device, dense_uv=dense_uv)
+    if up_cam is None and ground is not None:
+        up_cam = np.asarray(ground[0], np.float64)  # the ground's normal points up
+    obj = Objective(body, obs, cam, cfg, device, dense_uv=dense_uv, up_cam=up_cam)
     T = len(obj.frames)
     dt = torch.float32
     shape_default = body.default_shape.to(device=device, dtype=dt)

@@ -8,21 +8,28 @@ import torch
 
 from ..geometry.axes import to_world_points, to_world_rotations
 from ..geometry.rotations import rotmat_to_rotvec
-from ..ground.contacts import detect_contacts
-from ..types import GroundEstimate, TrackFit
+from ..ground.plant import plant_feet
+from ..types import TrackFit
 from .schema import PersonResult
 
 
-def world_person(body, fit: TrackFit, feet_cam: np.ndarray, T_world_from_cam: np.ndarray, ground: GroundEstimate,
-                 fps: float, device) -> PersonResult:
+def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, device, plant: bool = True) -> PersonResult:
     """One person in the world (Z up, metres): SMPL parameters, joints, rig, skinned mesh and keys, with
-    per-frame foot contacts ``extras["contacts"] (T, 2)`` (left, right) and ``extras["observed"] (T,)``."""
+    planted feet (core.ground.plant) unless ``plant`` is False. Extras: ``contacts (T, 2)`` (left, right
+    foot planted), ``observed (T,)`` (frames with observations) and, planted, ``root_shift (T, 3)``."""
+    shape = torch.as_tensor(fit.shape, dtype=torch.float32, device=device)
     with torch.no_grad():
-        J0 = body.rest_joints(torch.as_tensor(fit.shape, dtype=torch.float32, device=device)).double().cpu().numpy()[0]
+        J0 = body.rest_joints(shape).double().cpu().numpy()
     go = rotmat_to_rotvec(to_world_rotations(fit.rotmats[:, 0], T_world_from_cam))
     bp = rotmat_to_rotvec(fit.rotmats[:, 1:])
-    transl = to_world_points(fit.joints[:, 0], T_world_from_cam) - J0
-    contacts = detect_contacts(feet_cam, fps, plane=ground.plane)
+    transl = to_world_points(fit.joints[:, 0], T_world_from_cam) - J0[0]
+    extras = {"observed": fit.observed}
+    if plant:
+        offsets, heights = body.foot_geometry(shape)
+        planted = plant_feet(go, bp, transl, J0, offsets, fps, heights)
+        go, bp, transl = planted.global_orient, planted.body_pose, planted.transl
+        extras.update(contacts=planted.contacts.any(axis=2), root_shift=planted.root_shift.astype(np.float32))
     person = body.person_result(fit.track_id, fit.frames, go, bp, transl, fit.shape)
-    feet_contact = np.stack([np.maximum(contacts[:, 0], contacts[:, 2]), np.maximum(contacts[:, 1], contacts[:, 3])], -1) > 0.5
-    return replace(person, extras={"contacts": feet_contact, "observed": fit.observed})
+    if not plant:
+        extras["contacts"] = np.zeros((len(fit.frames), 2), bool)
+    return replace(person, extras=extras)

@@ -1,0 +1,248 @@
+"""Planted feet in the result: during a foot contact the contact point does not move in the world.
+
+The fit keeps feet near the ground with soft terms; this makes contacts hold exactly in what is baked
+(the result's parameters, its Blender rig and its BVH/glTF exports), in the world frame (Z up,
+metres, ground z = 0), in three steps:
+
+1. **Contacts** per foot point (heel, toe): slow, and at the person's own foot-on-ground level (a low
+   percentile of their foot heights, within ``PLANT_TOL`` of the ground), so jumps, a raised leg or
+   dangling feet never count; runs shorter than 0.1 s are dropped.
+2. **Anchors**: each contact run of a point gets one place on the ground (its mean position there,
+   lowered to the ground). The foot moves rigidly so that the contact point sits on its anchor; the
+   root carries the smooth part of that correction (a weighted zero-lag smoother, so between
+   contacts the body moves smoothly), and
+3. **leg IK** does the rest: the hip and knee turn (analytic two-bone IK, the knee keeps its bending
+   plane), the ankle keeps its world orientation, so the foot lands exactly on the anchor. Corrections
+   ramp in and out over a few frames at the ends of a contact.
+
+Stateless numpy on SMPL parameters; ``plant_feet`` returns new ones.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..geometry.kinematics import global_rotations, smpl_joints_world
+from ..geometry.rotations import project_to_rotation, rotation_between, rotmat_to_rotvec, rotvec_to_rotmat
+from ..skeletons import SMPL_LEGS, SMPL_PARENTS
+from ..smooth.whittaker import lam_from_strength, whittaker
+from .contacts import clean_runs, runs
+
+PLANT_TOL = 0.05  # m: a foot point this close to the person's foot-on-ground level may be planted
+MAX_GROUND_GAP = 0.15  # m: ... and the level itself within this of the ground (no contacts on thin air)
+PLANT_SPEED = 0.3  # m/s: horizontal speed below which a point near the ground is planted
+MIN_PLANT_S = 0.1  # contact runs shorter than this are dropped
+RAMP_S = 0.12  # corrections fade in and out over this long at the ends of a contact
+ROOT_SMOOTHING = 2.0  # strength of the zero-lag smoothing of the root correction (the root takes the slow part)
+
+
+@dataclass(frozen=True)
+class PlantedFeet:
+    """What planting changed. ``contacts (T, 2, 2)``: [frame, side (left, right), point (heel, toe)];
+    ``root_shift (T, 3)``: the world offset added to the root; ``residual (T, 2, 2)``: distance (m) of each
+    planted point from its anchor after IK (0 where not planted; above 0 where the leg could not reach)."""
+
+    global_orient: np.ndarray  # (T, 3)
+    body_pose: np.ndarray  # (T, 23, 3)
+    transl: np.ndarray  # (T, 3)
+    contacts: np.ndarray  # (T, 2, 2) bool
+    root_shift: np.ndarray  # (T, 3)
+    residual: np.ndarray  # (T, 2, 2)
+
+
+def foot_contacts(points: np.ndarray, fps: float) -> np.ndarray:
+    """Contacts ``(T, P)`` bool of foot points ``(T, P, 3)`` in the world (Z up, ground z = 0): slow
+    horizontally and within ``PLANT_TOL`` of the person's foot-on-ground level, which must itself be
+    within ``MAX_GROUND_GAP`` of the ground."""
+    pts = np.asarray(points, dtype=np.float64)
+    T, P, _ = pts.shape
+    out = np.zeros((T, P), bool)
+    if T < 3:
+        return out
+    z = pts[..., 2]
+    level = min(float(np.percentile(z.min(axis=1), 10.0)), MAX_GROUND_GAP)
+    vel = np.gradient(pts[..., :2], 1.0 / fps, axis=0)
+    speed = np.linalg.norm(vel, axis=-1)
+    # Slow relative to the person's own jitter too (a far, noisy person still gets planted feet).
+    d2 = np.abs(pts[2:, :, :2] - 2 * pts[1:-1, :, :2] + pts[:-2, :, :2]).ravel()
+    noise = 1.4826 * float(np.median(d2)) / math.sqrt(6.0) * fps * math.sqrt(2.0) if d2.size else 0.0
+    thr = min(max(PLANT_SPEED, 3.0 * noise), 0.6)
+    min_len = max(1, int(math.ceil(MIN_PLANT_S * fps - 1e-9)))
+    for p in range(P):
+        slow = (speed[:, p] < thr) & (z[:, p] < level + PLANT_TOL) & (z[:, p] < MAX_GROUND_GAP + PLANT_TOL)
+        out[:, p] = clean_runs(slow, min_len)
+    return out
+
+
+def _ramp(mask: np.ndarray, n: int) -> np.ndarray:
+    """1 inside runs of ``mask``, fading linearly to 0 over ``n`` frames outside them."""
+    w = mask.astype(np.float64)
+    if n <= 0 or not mask.any():
+        return w
+    idx = np.flatnonzero(mask)
+    dist = np.abs(np.arange(len(mask))[:, None] - idx[None]).min(1)
+    return np.clip(1.0 - dist / (n + 1.0), 0.0, 1.0)
+
+
+def _two_bone(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray):
+    """Analytic two-bone IK per frame: new knee positions ``(T, 3)`` and ankle positions ``(T, 3)`` with
+    the thigh and shin lengths kept, the ankle on ``target`` (or as close as the leg reaches) and the
+    knee in the plane of hip, target and the old knee."""
+    l1 = np.linalg.norm(knee - hip, axis=1)
+    l2 = np.linalg.norm(ankle - knee, axis=1)
+    d = target - hip
+    dist = np.linalg.norm(d, axis=1)
+    reach = np.clip(dist, np.abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
+    dn = d / np.maximum(dist, 1e-9)[:, None]
+    # The old knee's direction away from the hip-target line sets the bending plane.
+    pole = knee - hip
+    pole = pole - np.sum(pole * dn, axis=1, keepdims=True) * dn
+    pn = np.linalg.norm(pole, axis=1, keepdims=True)
+    fallback = np.cross(dn, np.array([1.0, 0.0, 0.0]))
+    pole = np.where(pn > 1e-6, pole / np.maximum(pn, 1e-12), fallback / np.maximum(np.linalg.norm(fallback, axis=1, keepdims=True), 1e-12))
+    cos_a = (reach ** 2 + l1 ** 2 - l2 ** 2) / (2 * reach * l1)
+    a = np.arccos(np.clip(cos_a, -1.0, 1.0))
+    new_knee = hip + l1[:, None] * (np.cos(a)[:, None] * dn + np.sin(a)[:, None] * pole)
+    new_ankle = hip + reach[:, None] * dn
+    return new_knee, new_ankle
+
+
+def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndarray, J_rest: np.ndarray,
+               foot_offsets: np.ndarray, fps: float, foot_heights: np.ndarray | None = None,
+               contacts: np.ndarray | None = None) -> PlantedFeet:
+    """Plant the feet of one person (see the module docstring).
+
+    Args:
+        global_orient ``(T, 3)``, body_pose ``(T, 23, 3)``, transl ``(T, 3)``: SMPL parameters in the world.
+        J_rest ``(24, 3)``: the person's rest joints (body canonical frame).
+        foot_offsets ``(2, 2, 3)``: [side, (heel, toe)] offsets of the contact points in the frame of the
+            joint that carries them (heel: the ankle; toe: the foot joint), body canonical axes.
+        foot_heights ``(2, 2)``: how high each point sits above the sole when the foot is flat (its anchor
+            height); 0 by default.
+        contacts: optional ``(T, 2, 2)`` bool to use instead of detecting them.
+    """
+    go = np.asarray(global_orient, np.float64)
+    bp = np.asarray(body_pose, np.float64)
+    tr = np.asarray(transl, np.float64).copy()
+    T = len(go)
+    local = rotvec_to_rotmat(np.concatenate([go[:, None], bp], 1))  # (T, 24, 3, 3)
+    G = global_rotations(local)
+    P = smpl_joints_world(G, J_rest, tr)
+
+    def points(G, P):
+        """Heel and toe positions ``(T, 2, 2, 3)`` from joint rotations and positions."""
+        out = np.empty((len(G), 2, 2, 3))
+        for s, side in enumerate(("left", "right")):
+            _, _, ankle, foot = SMPL_LEGS[side]
+            out[:, s, 0] = P[:, ankle] + G[:, ankle] @ foot_offsets[s, 0]
+            out[:, s, 1] = P[:, foot] + G[:, foot] @ foot_offsets[s, 1]
+        return out
+
+    pts = points(G, P)
+    if contacts is None:
+        contacts = foot_contacts(pts.reshape(T, 4, 3), fps).reshape(T, 2, 2)
+    contacts = np.asarray(contacts, bool)
+
+    # Anchors: one place on the ground per contact run of each point.
+    anchor = np.full((T, 2, 2, 3), np.nan)
+    for s in range(2):
+        for k in range(2):
+            for a, b in runs(contacts[:, s, k]):
+                seg = pts[a:b, s, k]
+                w = np.minimum(np.arange(1, b - a + 1), np.arange(b - a, 0, -1)).astype(float)  # middle counts most
+                c = (w[:, None] * seg).sum(0) / w.sum()
+                anchor[a:b, s, k] = [c[0], c[1], 0.0 if foot_heights is None else float(foot_heights[s, k])]
+    # Where the ankle must go so that the planted point sits on its anchor (the heel when it is planted,
+    # else the toe). With heel and toe both planted the foot also holds one orientation, so both stay.
+    ramp = max(1, int(round(RAMP_S * fps)))
+    shift = np.zeros((T, 2, 3))
+    R_foot = np.tile(np.eye(3), (T, 2, 1, 1))
+    planted = contacts.any(axis=2)
+    for s, side in enumerate(("left", "right")):
+        _, _, ankle_j, foot_j = SMPL_LEGS[side]
+        both = contacts[:, s, 0] & contacts[:, s, 1]
+        if both.any():
+            # A flat foot (heel and toe planted) keeps one orientation through the run: its mean one.
+            # Exact on those frames; held from the nearest such frame and faded out elsewhere.
+            rv = np.zeros((T, 3))
+            dz = 0.0 if foot_heights is None else float(foot_heights[s, 1] - foot_heights[s, 0])
+            for a, b in runs(both):
+                turn = project_to_rotation(G[a:b, ankle_j].mean(0))[None] @ np.swapaxes(G[a:b, ankle_j], -1, -2)
+                # ... laid flat: the heel -> toe vector level with the ground (as high as at rest).
+                v = np.einsum("tij,tj->ti", turn, pts[a:b, s, 1] - pts[a:b, s, 0]).mean(0)
+                flat = np.array([v[0], v[1], 0.0])
+                flat *= math.sqrt(max(v @ v - dz * dz, 1e-9)) / max(np.linalg.norm(flat), 1e-9)
+                flat[2] = dz
+                rv[a:b] = rotmat_to_rotvec(rotation_between(v, flat)[None] @ turn)
+            idx = np.flatnonzero(both)
+            nearest = idx[np.abs(np.arange(T)[:, None] - idx[None]).argmin(1)]
+            rv = np.where(both[:, None], rv, rv[nearest] * _ramp(both, ramp)[:, None])
+            R_foot[:, s] = rotvec_to_rotmat(rv)
+        about = P[:, ankle_j]
+        heel = about + np.einsum("tij,tj->ti", R_foot[:, s], pts[:, s, 0] - about)
+        toe = about + np.einsum("tij,tj->ti", R_foot[:, s], pts[:, s, 1] - about)
+        shift[:, s] = np.where(contacts[:, s, 0, None], anchor[:, s, 0] - heel,
+                               np.where(contacts[:, s, 1, None], anchor[:, s, 1] - toe, 0.0))
+        shift[:, s] = np.nan_to_num(shift[:, s])
+
+    # The root carries the smooth part of the correction.
+    w_root = planted.astype(float)
+    want = np.where(planted[..., None], shift, 0.0).sum(1) / np.maximum(w_root.sum(1, keepdims=True), 1)
+    weights = np.clip(w_root.sum(1), 0, 1)
+    root_shift = np.zeros((T, 3))
+    if weights.sum() >= 1 and T >= 3:
+        lam = lam_from_strength(ROOT_SMOOTHING, fps)
+        root_shift = whittaker(want, lam, weights + 1e-3)
+    elif weights.sum() >= 1:
+        root_shift[:] = want[weights > 0].mean(0)
+    P_orig = P
+
+    def solve_legs(root_shift):
+        """Leg IK for what the root leaves, fading in and out around each contact: new global rotations,
+        the misses ``(T, 2, 3)`` where a leg cannot reach, and the joints moved by the root."""
+        P = P_orig + root_shift[:, None]
+        G2 = G.copy()
+        miss = np.zeros((T, 2, 3))
+        for s, side in enumerate(("left", "right")):
+            hip_j, knee_j, ankle_j, foot_j = SMPL_LEGS[side]
+            blend = _ramp(planted[:, s], ramp)
+            if not blend.any():
+                continue
+            # Where the contact is, the remaining shift; outside it, the shift of the nearest contact frame
+            # (held, so the foot eases in and out instead of jumping), scaled by the ramp.
+            rem = shift[:, s] - root_shift
+            idx = np.flatnonzero(planted[:, s])
+            nearest = idx[np.abs(np.arange(T)[:, None] - idx[None]).argmin(1)]
+            rem = np.where(planted[:, s, None], rem, rem[nearest]) * blend[:, None]
+            target = P[:, ankle_j] + rem
+            new_knee, new_ankle = _two_bone(P[:, hip_j], P[:, knee_j], P[:, ankle_j], target)
+            G2[:, hip_j] = rotation_between(P[:, knee_j] - P[:, hip_j], new_knee - P[:, hip_j]) @ G[:, hip_j]
+            G2[:, knee_j] = rotation_between(P[:, ankle_j] - P[:, knee_j], new_ankle - new_knee) @ G[:, knee_j]
+            # The foot keeps its world orientation, turned where heel and toe are both planted.
+            G2[:, ankle_j] = R_foot[:, s] @ G[:, ankle_j]
+            G2[:, foot_j] = R_foot[:, s] @ G[:, foot_j]
+            miss[:, s] = (target - new_ankle) * planted[:, s, None]
+        return G2, miss
+
+    # Where a leg cannot reach, the root moves on (a little, smoothly) towards the anchor; twice.
+    G2, miss = solve_legs(root_shift)
+    for _ in range(2):
+        m = np.linalg.norm(miss, axis=2)
+        if m.max() < 1e-3:
+            break
+        w = (m > 1e-3).astype(float)
+        extra = (miss * w[..., None]).sum(1) / np.maximum(w.sum(1, keepdims=True), 1)
+        root_shift = root_shift + whittaker(extra, lam_from_strength(ROOT_SMOOTHING, fps), w.max(1) + 1e-3) if T >= 3 else root_shift + extra
+        G2, miss = solve_legs(root_shift)
+    tr = tr + root_shift
+    residual = np.linalg.norm(miss, axis=2)[:, :, None] * contacts
+    # Back to local rotations: the legs changed; the ankles (and everything below) keep their world orientation.
+    local2 = local.copy()
+    for j in range(1, 24):
+        p = SMPL_PARENTS[j]
+        local2[:, j] = np.swapaxes(G2[:, p], -1, -2) @ G2[:, j]
+    rv = rotmat_to_rotvec(local2)
+    return PlantedFeet(global_orient=rv[:, 0], body_pose=rv[:, 1:], transl=tr, contacts=contacts,
+                       root_shift=root_shift, residual=residual)

@@ -1,0 +1,125 @@
+"""Planted feet in the result (core.ground.plant) and contacts found in the image (core.ground.contacts):
+a walk whose feet slide comes out with its planted feet still; feet in the air are never planted."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core.geometry.axes import R_BLENDER_FROM_CANON
+from core.geometry.kinematics import global_rotations, smpl_joints_world
+from core.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
+from core.ground.contacts import image_contacts
+from core.ground.plant import foot_contacts, plant_feet
+from core.result.toy import toy_rest_joints
+from core.skeletons import SMPL_LEGS
+
+from .synthetic_people import look_at_camera, observe, stander, walker
+
+FPS = 25.0
+# Heel and toe offsets in the frame of the ankle and foot joints (body canonical: y up, z forward).
+OFFSETS = np.array([[[0.0, -0.05, -0.05], [0.0, 0.0, 0.05]], [[0.0, -0.05, -0.05], [0.0, 0.0, 0.05]]])
+
+
+def _sliding_walk(T: int = 60, slide: float = 0.15):
+    """A walk in SMPL parameters whose root moves ``1 + slide`` times as fast as the legs step, so planted
+    feet slide; returns parameters, rest joints and the stance phases ``(T, 2)`` of the feet."""
+    rng = np.random.default_rng(0)
+    J = toy_rest_joints(rng)
+    t = np.arange(T) / FPS
+    phase = 2 * np.pi * t / 1.0  # one stride a second
+    bp = np.zeros((T, 23, 3))
+    swing = 0.35 * np.sin(phase)
+    bp[:, 0, 0], bp[:, 1, 0] = -swing, swing  # hips flex about the body's x axis
+    bp[:, 3, 0] = 0.4 * np.clip(np.sin(phase + 1.2), 0, None)  # knees bend in swing
+    bp[:, 4, 0] = 0.4 * np.clip(np.sin(phase + 1.2 + np.pi), 0, None)
+    go = np.tile(rotmat_to_rotvec(R_BLENDER_FROM_CANON), (T, 1))  # facing -Y, upright
+    leg = float(J[0, 1] - J[7, 1])
+    speed = 2 * leg * 0.35 * 2 / 1.0  # about what the legs cover, in m/s
+    pelvis = np.stack([np.zeros(T), -(1.0 + slide) * speed * t, np.full(T, leg + 0.07)], 1)  # world
+    transl = pelvis - J[0]  # smplx: the rest pelvis is added unrotated
+    # A foot is planted while it moves backwards relative to the pelvis (the walk goes along -Y).
+    pts, P = _points(go, bp, transl, J)
+    rel = np.gradient(pts[:, :, 0, 1] - P[:, None, 0, 1], axis=0)
+    stance = rel > 0
+    return go, bp, transl, J, stance
+
+
+def _points(go, bp, transl, J):
+    G = global_rotations(rotvec_to_rotmat(np.concatenate([go[:, None], bp], 1)))
+    P = smpl_joints_world(G, J, transl)
+    out = np.empty((len(go), 2, 2, 3))
+    for s, side in enumerate(("left", "right")):
+        _, _, ankle, foot = SMPL_LEGS[side]
+        out[:, s, 0] = P[:, ankle] + G[:, ankle] @ OFFSETS[s, 0]
+        out[:, s, 1] = P[:, foot] + G[:, foot] @ OFFSETS[s, 1]
+    return out, P
+
+
+def test_a_sliding_walk_comes_out_with_planted_feet_still():
+    go, bp, transl, J, stance = _sliding_walk()
+    before, P0 = _points(go, bp, transl, J)
+    contacts = np.repeat(stance[:, :, None], 2, axis=2)
+    # Before: the planted feet slide by centimetres a frame.
+    slide0 = max(np.linalg.norm(np.diff(before[:, s, k, :2], axis=0), axis=1)[stance[1:, s] & stance[:-1, s]].mean()
+                 for s in range(2) for k in range(2))
+    assert slide0 > 0.01
+    out = plant_feet(go, bp, transl, J, OFFSETS, FPS, contacts=contacts)
+    after, P1 = _points(out.global_orient, out.body_pose, out.transl, J)
+    for s in range(2):
+        for k in range(2):
+            run = stance[:, s]
+            pts = after[run, s, k]
+            # Within each contact run the point stays within 1 cm of where it is planted, on the ground.
+            starts = np.flatnonzero(np.diff(np.r_[0, run.astype(int)]) == 1)
+            ends = np.flatnonzero(np.diff(np.r_[run.astype(int), 0]) == -1) + 1
+            for a, b in zip(starts, ends):
+                seg = after[a:b, s, k]
+                assert np.abs(seg - seg.mean(0)).max() < 0.01, f"side {s} point {k} frames {a}-{b} moves"
+                assert abs(seg[:, 2].mean()) < 0.01
+    assert out.residual.max() < 0.01
+    # The body keeps its pose: the upper body only moves with the root, smoothly.
+    upper = [3, 6, 9, 12, 15]
+    d = (P1[:, upper] - P0[:, upper]) - (P1[:, :1] - P0[:, :1])
+    assert np.abs(d).max() < 1e-6
+    acc = np.linalg.norm(np.diff(out.transl, 2, axis=0), axis=1)
+    assert acc.max() < 0.02  # the root correction is smooth (no per-frame jumps)
+
+
+def test_no_contacts_in_the_air():
+    T = 50
+    t = np.arange(T) / FPS
+    pts = np.zeros((T, 4, 3))
+    pts[..., 0] = np.linspace(0, 0.2, 4)
+    # Standing on one leg: the left foot's points stay on the ground, the right foot is held still 25 cm up.
+    pts[:, [0, 2], 2] = 0.03
+    pts[:, [1, 3], 2] = 0.28
+    c = foot_contacts(pts, FPS)
+    assert c[:, [0, 2]].all() and not c[:, [1, 3]].any()
+    # A jump: everything leaves the ground for 0.6 s; at the apex the feet are slow but high.
+    jump = np.zeros((T, 4, 3))
+    h = np.clip(np.sin(np.pi * (t - 0.4) / 0.6), 0, None) * 0.45
+    jump[..., 2] = 0.03 + h[:, None]
+    c = foot_contacts(jump, FPS)
+    air = h > 0.05
+    assert not c[air].any() and c[~air].mean() > 0.8
+    # Sitting high with dangling feet (nobody stands on the ground): still feet 40 cm up are not planted.
+    sit = np.zeros((T, 4, 3))
+    sit[..., 2] = 0.4 + 0.005 * np.sin(2 * np.pi * t)[:, None]
+    assert not foot_contacts(sit, FPS).any()
+
+
+def test_image_contacts_find_the_planted_foot_of_a_walker():
+    lm, truth = walker(60, FPS, (-1.0, 5.0), 90.0)
+    cam, T = look_at_camera([0.0, 0.0, 1.6], [0.0, 6.0, 0.9], 55.0)
+    obs = observe(lm, cam, T, rng=np.random.default_rng(1), px_noise=1.0)
+    c = image_contacts(obs.keypoints, obs.world, obs.frames, FPS) >= 0.5
+    planted = np.stack([c[:, 0] | c[:, 2], c[:, 1] | c[:, 3]], 1)
+    agree = (planted == truth).mean()
+    assert agree > 0.8, agree
+    assert (planted & ~truth).sum() < 0.1 * planted.sum()  # few false contacts
+    # Standing still: planted throughout.
+    lm, _ = stander(40, FPS, (0.5, 5.0), 180.0)
+    obs = observe(lm, cam, T, rng=np.random.default_rng(2), px_noise=1.0)
+    assert (image_contacts(obs.keypoints, obs.world, obs.frames, FPS) >= 0.5).mean() > 0.9
