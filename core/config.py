@@ -102,6 +102,7 @@ class FitConfig:
     w_ground: float = 1.0
     robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal
     robust_3d: float = 0.08  # metres
+    w_hidden_3d: float = 1.0  # 3-D landmark weight of landmarks the model says are hidden (present, not visible)
     view_correction: bool = True  # turn the 3-D landmarks by the viewing elevation (core.fit.objective)
     silhouette_points: int = 192
     conf_threshold: float = 0.2

@@ -71,12 +71,19 @@ class Objective:
         self.observed = observed
         conf = kp[..., 2] * (kp[..., 2] >= cfg.conf_threshold)
         conf = conf * LANDMARK_WEIGHTS[None]
+        # The 3-D landmarks of a limb hidden behind the body are still the model's informed guess (its
+        # presence stays high while its visibility drops): they keep the limb where the model puts it,
+        # where the 2-D term (visibility-weighted) has nothing to say.
+        pres = np.zeros((T, 33), np.float32)
+        pres[pos] = obs.presence
+        conf3 = np.maximum(conf, cfg.w_hidden_3d * pres * (pres >= cfg.conf_threshold) * LANDMARK_WEIGHTS[None])
         boxes = np.zeros((T, 4), np.float32)
         boxes[pos] = obs.boxes_xyxy
         diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         diag[~observed] = 1.0
         self.kp = torch.as_tensor(kp[..., :2], dtype=dt, device=device)
         self.conf = torch.as_tensor(conf, dtype=dt, device=device)
+        self.conf3 = torch.as_tensor(conf3, dtype=dt, device=device)
         self.world = torch.as_tensor(world, dtype=dt, device=device)
         self.diag = torch.as_tensor(np.maximum(diag, 1.0), dtype=dt, device=device)
         self.obs_w = torch.as_tensor(observed, dtype=dt, device=device)
@@ -135,7 +142,8 @@ class Objective:
         w = self.conf * self.obs_w[:, None]
         w2 = w * self.init_mask if stage == "init" else w
         L["2d"] = cfg.w_2d * terms.reprojection(self.project(lms), self.kp, self.diag, w2, cfg.robust_2d)
-        L["3d"] = cfg.w_3d * terms.landmarks_3d(lms, self.world, w, cfg.robust_3d, LM.L_HIP, LM.R_HIP)
+        w3 = self.conf3 * self.obs_w[:, None]
+        L["3d"] = cfg.w_3d * terms.landmarks_3d(lms, self.world, w3, cfg.robust_3d, LM.L_HIP, LM.R_HIP)
         if stage != "init":
             L["silhouette"] = cfg.w_silhouette * terms.silhouette(self.project(sil), self.masks, self.rois, self.obs_w)
             if self.dense is not None:

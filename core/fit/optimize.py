@@ -69,7 +69,7 @@ def fit_track(
         conf_np = obj.conf.cpu().numpy()
         world_np = obj.world.cpu().numpy()
         kp_np = obj.kp.cpu().numpy()
-        R0 = initial_pose(world_np, conf_np, J_rest)
+        R0 = initial_pose(world_np, obj.conf3.cpu().numpy(), J_rest)  # hidden limbs too: their 3-D guess
         depth = initial_depth(kp_np, conf_np, world_np, cam)
         w = obj.observed.astype(float)
         # Fill unobserved frames and smooth the rough initial guess.
