@@ -28,5 +28,9 @@ def describe(lens: CameraEstimate) -> str:
         return (text + f", estimated from the people (plausible {lo:.0f}-{hi:.0f} px); camera "
                 f"{lens.camera_height:.2f} m above the ground, looking {lens.pitch_deg:.0f} degrees down")
     if lens.source == "default":
-        return text + f", the default: {lens.reason}"
+        text += f", the default: {lens.reason}"
+        if lens.plane is not None:
+            text += (f"; camera {lens.camera_height:.2f} m above the ground, looking {lens.pitch_deg:.0f} degrees "
+                     "down (estimated for that lens)")
+        return text
     return text + f", from {lens.source}"

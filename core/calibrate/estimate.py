@@ -14,8 +14,9 @@ walking on one flat ground. For a candidate focal length ``f``:
    ``STRAIGHT_DEG``): dancers and people bending over lean.
 
 The focal length minimises both robust costs plus a weak prior (a 60 degree lens, +-35 % in log
-focal length), the ground comes with it. Without people seen whole at several distances the default
-lens stays, with the reason.
+focal length), the ground comes with it. When the people do not pin the focal length down (all at one
+distance, or a wide range of lenses fitting them equally well) the default lens stays, with the
+reason, and only the ground's height and tilt are estimated, for that lens.
 
 What did not work, measured on the synthetic suite's development clips (docs/BENCHMARKS.md): the
 viewing elevation of the landmark model's 3-D body axis (it reports people close to upright relative
@@ -47,12 +48,16 @@ SIGMA_VERTICAL_DEG = 3.0  # robust scale of the image torso's miss of the vanish
 STRAIGHT_DEG = 10.0  # torso and legs of the 3-D landmarks within this angle: an upright body
 PRIOR_LOG_SIGMA = 0.35  # prior on log focal length around the default lens
 FOV_RANGE_DEG = (20.0, 120.0)  # candidate fields of view along the longer side
+MAX_PITCH = math.radians(60.0)  # the camera looks at most this far up or down ...
+MAX_ROLL = math.radians(30.0)  # ... and is rolled at most this far
+MAX_FOCAL_SPREAD = 3.0  # plausible focal lengths spanning more than this factor: the lens is not pinned down
 
 
 @dataclass(frozen=True)
 class CameraEstimate:
     """How the camera was found. ``source``: "estimated" (from the people), "--fov", "--focal-px", or
-    "default" (with ``reason``). ``plane``: the ground ``(n, d)`` in the camera frame, when estimated."""
+    "default" (with ``reason``). ``plane``: the ground ``(n, d)`` in the camera frame, when estimated
+    (with the default lens too, when the people pin down the tilt but not the focal length)."""
 
     focal_px: float
     fov_deg: float  # along the image's longer side
@@ -206,24 +211,49 @@ class _Problem:
         roll, from a level camera."""
         from scipy.optimize import minimize
 
-        res = minimize(lambda x: self.terms(_normal(x[0], x[1]))["data"], np.zeros(2), method="Nelder-Mead",
-                       options={"xatol": 1e-4, "fatol": 1e-3, "maxiter": 400})
+        def cost(x):
+            if abs(x[0]) > MAX_PITCH or abs(x[1]) > MAX_ROLL:  # an upside-down or steeply rolled camera
+                return 1e12
+            return self.terms(_normal(x[0], x[1]))["data"]
+
+        res = minimize(cost, np.zeros(2), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-3, "maxiter": 400})
         n = _normal(float(res.x[0]), float(res.x[1]))
         return n, self.terms(n)
 
 
+def _with_ground(f: float, width: int, height: int, source: str, reason: str, n: np.ndarray, best: dict,
+                 n_bodies: int, focal_range=None) -> CameraEstimate:
+    d = float(best["d"])
+    pitch = math.degrees(math.asin(float(np.clip(-n[2], -1.0, 1.0))))
+    roll = math.degrees(math.atan2(float(n[0]), float(-n[1])))
+    return CameraEstimate(f, _fov(f, width, height), source, reason=reason, plane=(n, d), camera_height=d,
+                          pitch_deg=pitch, roll_deg=roll, focal_range=focal_range, n_bodies=n_bodies,
+                          cost={k_: v for k_, v in best.items() if k_ != "d"})
+
+
 def estimate_camera(tracks: Sequence[TrackObservations], width: int, height: int, fps: float) -> CameraEstimate:
-    """Focal length and ground from the people (see the module docstring); the default lens with a
-    reason when the footage does not pin them down."""
+    """Focal length and ground from the people (see the module docstring). When the footage does not pin
+    the focal length down (people at one distance, a range of plausible lenses wider than
+    ``MAX_FOCAL_SPREAD``, or the best at the edge of the candidates), the default lens stays, with the
+    reason, and the ground's height and tilt are still estimated for it (source "default"); with too
+    few people seen whole, nothing is estimated."""
     cx, cy = width / 2.0, height / 2.0
     f0 = focal_from_fov(width, height, DEFAULT_FOV_DEG)
     b = _collect(tracks)
-    if len(b.scale) < MIN_BODIES or np.std(np.log(b.scale)) < MIN_DEPTH_SPREAD:
-        why = ("too few people seen whole" if len(b.scale) < MIN_BODIES else
-               "everyone stays at one distance from the camera")
-        return default_camera(width, height, f"{why}; assumed a {DEFAULT_FOV_DEG:g} degree lens")
+    if len(b.scale) < MIN_BODIES:
+        return default_camera(width, height, f"too few people seen whole; assumed a {DEFAULT_FOV_DEG:g} degree lens")
     H = _hip_heights(b)
     axes, starts = _torso_axes(b, _upright(b))
+
+    def tilt_only(why: str) -> CameraEstimate:
+        n, best = _Problem(b, H, axes, starts, f0, cx, cy).solve()
+        if best["d"] <= 0:
+            return default_camera(width, height, f"{why}; assumed a {DEFAULT_FOV_DEG:g} degree lens")
+        return _with_ground(f0, width, height, "default", f"{why}; assumed a {DEFAULT_FOV_DEG:g} degree lens",
+                            n, best, len(b.scale))
+
+    if np.std(np.log(b.scale)) < MIN_DEPTH_SPREAD:
+        return tilt_only("everyone stays at one distance from the camera")
     lo, hi = (focal_from_fov(width, height, v) for v in (FOV_RANGE_DEG[1], FOV_RANGE_DEG[0]))
     grid = np.exp(np.linspace(math.log(lo), math.log(hi), 61))
     found = []
@@ -236,20 +266,22 @@ def estimate_camera(tracks: Sequence[TrackObservations], width: int, height: int
         return default_camera(width, height, f"no lens puts the ground below the people; assumed a "
                                              f"{DEFAULT_FOV_DEG:g} degree lens")
     k = int(np.argmin(total))
+    # The focal lengths whose cost is within the noise of the best: the robust cost per observation is
+    # about one at the noise level, so allow one per independent second of footage.
+    tol = max(1.0, len(b.scale) / max(fps, 1.0))
+    within = grid[np.isfinite(total) & (total <= total[k] + tol)]
+    spread = float(within.max() / within.min())
+    if k in (0, len(grid) - 1) or spread > MAX_FOCAL_SPREAD:
+        why = ("the best lens is at the edge of the plausible ones" if k in (0, len(grid) - 1) else
+               f"the people fit lenses from {_fov(within.max(), width, height):.0f} to "
+               f"{_fov(within.min(), width, height):.0f} degrees equally well")
+        return tilt_only(why)
     f = float(grid[k])
-    if 0 < k < len(grid) - 1 and np.all(np.isfinite(total[k - 1:k + 2])):  # parabolic refinement in log f
+    if np.all(np.isfinite(total[k - 1:k + 2])):  # parabolic refinement in log f
         y0, y1, y2 = total[k - 1:k + 2]
         den = y0 - 2 * y1 + y2
         if den > 0:
             f = float(math.exp(math.log(grid[k]) + 0.5 * (y0 - y2) / den * (math.log(grid[1]) - math.log(grid[0]))))
     n, best = _Problem(b, H, axes, starts, f, cx, cy).solve()
-    # The focal lengths whose cost is within the noise of the best: the robust cost per observation is
-    # about one at the noise level, so allow one per independent second of footage.
-    tol = max(1.0, len(b.scale) / max(fps, 1.0))
-    within = grid[np.isfinite(total) & (total <= total[k] + tol)]
-    d = float(best["d"])
-    pitch = math.degrees(math.asin(float(np.clip(-n[2], -1.0, 1.0))))
-    roll = math.degrees(math.atan2(float(n[0]), float(-n[1])))
-    return CameraEstimate(f, _fov(f, width, height), "estimated", plane=(n, d), camera_height=d, pitch_deg=pitch,
-                          roll_deg=roll, focal_range=(float(within.min()), float(within.max())),
-                          n_bodies=len(b.scale), cost={k_: v for k_, v in best.items() if k_ != "d"})
+    return _with_ground(f, width, height, "estimated", "", n, best, len(b.scale),
+                        focal_range=(float(within.min()), float(within.max())))
