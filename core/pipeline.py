@@ -55,11 +55,14 @@ def run_capture(
     pose_models=None,
     body_model: Optional[BodyModel] = None,
     dense_observer: Optional[Callable[[PerceptionResult], tuple]] = None,
+    perception: Optional[PerceptionResult] = None,
 ) -> CaptureOutput:
     """Capture ``video`` (frames ``start``..``stop``) into a :class:`CaptureOutput`.
 
     ``pose_models``/``body_model``: already loaded models (tests, benchmarks); ``dense_observer``: a
-    stand-in for the DensePose network (see :class:`core.observe.densepose.stage.DenseStage`).
+    stand-in for the DensePose network (see :class:`core.observe.densepose.stage.DenseStage`);
+    ``perception``: observations already made of this video (ablations: fit the same observations with
+    other settings); detection, tracking and landmarks are then skipped.
     Raises the engine's typed errors (NoPersonFound, Cancelled, MissingWeightsError, ...).
     """
     from .body import load_body_model
@@ -74,8 +77,9 @@ def run_capture(
     body = body_model if body_model is not None else load_body_model(config.body, device=device)
     dense = DenseStage.prepare(config, body, device, dense_observer)  # before the long work: bad files fail early
 
-    perception = run_perception(info, replace(config.perception, max_people=config.max_people), device=device,
-                                progress=progress, cancel=cancel, start=start, stop=stop, models=pose_models)
+    if perception is None:
+        perception = run_perception(info, replace(config.perception, max_people=config.max_people), device=device,
+                                    progress=progress, cancel=cancel, start=start, stop=stop, models=pose_models)
     perception = dense.observe(info, perception, progress, cancel)
     lens = find_camera(perception.tracks, info, config, progress)
     cam = camera_for_video(info.width, info.height, focal_px=lens.focal_px)

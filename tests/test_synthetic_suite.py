@@ -262,7 +262,9 @@ def _scores(people, n_gt):
 
 
 def test_overall_means_people_and_medians_clips(tmp_path):
-    from benchmarks.synthetic.run_all import START, END, make_report, overall, write_section
+    from benchmarks.synthetic.run_all import make_report, overall, write_section
+
+    START, END = "<!-- synthetic-suite:start -->", "<!-- synthetic-suite:end -->"
 
     cam = {"fov_deg": 50.0, "focal_px": 600.0, "camera_height_m": 1.5, "pitch_deg": -5.0, "roll_deg": 0.0,
            "distance_m": 5.0, "view": "any"}
@@ -288,3 +290,6 @@ def test_overall_means_people_and_medians_clips(tmp_path):
     write_section(str(report), text)
     new = report.read_text()
     assert new.startswith("# B\n\nbefore\n\n") and new.endswith(f"{END}\nafter\n") and "old" not in new
+    write_section(str(report), "## Ablation\n\nrows", key="ablation")  # another section: added, this one kept
+    newer = report.read_text()
+    assert newer.startswith(new) and newer.rstrip().endswith("<!-- ablation:end -->") and "## Ablation" in newer

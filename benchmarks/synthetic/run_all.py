@@ -199,11 +199,10 @@ def overall(clips: dict) -> dict:
 
 # --- report -----------------------------------------------------------------------------------
 
-START, END = "<!-- synthetic-suite:start -->", "<!-- synthetic-suite:end -->"
-
-
-def write_section(path: str, text: str) -> None:
-    """Write this suite's section into the report, leaving any other sections of the file alone."""
+def write_section(path: str, text: str, key: str = "synthetic-suite") -> None:
+    """Write one generated section (``key``: its marker name) into the report, leaving any other sections
+    of the file alone."""
+    START, END = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
     body = f"{START}\n{text.strip()}\n{END}\n"
     old = ""
     if os.path.isfile(path):
@@ -286,20 +285,22 @@ def make_report(command: str, clips: dict, ov: dict, ehash: str, has_capture: bo
     lines.append(row13(f"**all {split} clips**", ov.get("doppel13"), ov.get("mediapipe"), n_people))
 
     lines += ["", "### Doppel in the world and the camera (24 joints)", "",
-              "W-MPJPE: world joints after one rigid alignment on the first frame (which foot skate also uses). Foot "
+              "W-MPJPE: world joints after one rigid alignment on the first frame (which foot skate also uses); "
+              "W clip: after one rigid alignment over the whole clip (a diagnostic, not a target). Foot "
               "skate: horizontal speed of the ankle and toe joints on ground-truth contact frames, mm/frame, median "
               "(mean). Focal error |f_est / f_true - 1| (f_est: the result's `camera.fx`); height error |h_est / h_true - 1| "
               "(h_est: z of the result's `T_world_from_cam`). Capture: wall-clock seconds of the engine's command "
               "(2 shared CPUs). Overall: joint metrics averaged over matched people, camera errors the median over "
               "clips, capture seconds summed.", "",
-              "| clip | people | MPJPE | PA-MPJPE | W-MPJPE | accel | foot skate | PCK | focal err | height err | capture s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| clip | people | MPJPE | PA-MPJPE | W-MPJPE | W clip | accel | foot skate | PCK | focal err | height err | capture s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in clips.items():
         d = c["doppel"]["overall"] if c.get("doppel") else None
         ce = c.get("camera_errors") or {}
         lines.append(
             f"| {name} | {'-' if d is None else str(d['people_matched']) + '/' + str(c['people'])} | "
             f"{_f((d or {}).get('mpjpe'))} | {_f((d or {}).get('pa_mpjpe'))} | {_f((d or {}).get('w_mpjpe'))} | "
+            f"{_f((d or {}).get('w_mpjpe_clip'))} | "
             f"{_f((d or {}).get('accel'))} | {_f((d or {}).get('foot_skate_median'))} ({_f((d or {}).get('foot_skate'))}) | "
             f"{_f((d or {}).get('pck'), 1, 100)} | {_pct(ce.get('focal_err'))} | {_pct(ce.get('height_err'))} | "
             f"{_f(c.get('capture_seconds'), 0)} |")
@@ -307,6 +308,7 @@ def make_report(command: str, clips: dict, ov: dict, ehash: str, has_capture: bo
     lines.append(
         f"| **all {split} clips** | {'-' if d is None else str(d['people_matched']) + '/' + str(n_people)} | "
         f"{_f((d or {}).get('mpjpe'))} | {_f((d or {}).get('pa_mpjpe'))} | {_f((d or {}).get('w_mpjpe'))} | "
+        f"{_f((d or {}).get('w_mpjpe_clip'))} | "
         f"{_f((d or {}).get('accel'))} | {_f((d or {}).get('foot_skate_median'))} ({_f((d or {}).get('foot_skate'))}) | "
         f"{_f((d or {}).get('pck'), 1, 100)} | {_pct(ov.get('focal_err_median'))} | "
         f"{_pct(ov.get('height_err_median'))} | {_f(ov.get('capture_seconds_total'), 0)} |")
