@@ -23,7 +23,7 @@ import numpy as np
 
 from . import evaluate as ev
 from . import suite
-from .run_all import DEFAULT_CACHE, REPO, baseline_scores, ensure_render, log, machine, write_section
+from .run_all import DEFAULT_CACHE, REPO, _f, baseline_scores, ensure_render, log, machine, write_section
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def run(rows, cache: str, data: str) -> tuple[list[dict], dict]:
 
 
 def report(results: list[dict], mediapipe: dict, command: str) -> str:
-    f = lambda v, nd=1, k=1.0: "-" if v is None else f"{v * k:.{nd}f}"  # noqa: E731
+    f = _f
     n = len(suite.clips("dev"))
     lines = ["## Ablation (development clips)", "",
              f"Command: `{command}`. {n} development clips; each row is the full capture with one thing "

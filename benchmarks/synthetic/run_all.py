@@ -105,8 +105,9 @@ def machine() -> str:
 
 
 def git_head() -> str:
+    """The engine tree's commit (``--engine-dir``, or this repository)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ENGINE_DIR, capture_output=True, text=True)
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
