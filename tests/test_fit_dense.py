@@ -120,11 +120,15 @@ def _scene(body, T=6, K=300, face_uv_fn=None, seed=0):
     kp2 = _project(cam, lms)
     conf = np.zeros((T, 33, 1))
     conf[:, TORSO] = 1.0
+    # The rest are not seen at all (presence 0): a landmark hidden behind the body but present would
+    # still hand the fit its 3-D guess.
+    presence = np.zeros((T, 33), np.float32)
+    presence[:, TORSO] = 1.0
     hip = 0.5 * (lms[:, 23] + lms[:, 24])
     centre, size = 0.5 * (lo + hi), 1.4 * (hi - lo).max(-1)
     obs = TrackObservations(
         track_id=0, frames=np.arange(T), keypoints=np.concatenate([kp2, conf], -1).astype(np.float32),
-        presence=np.ones((T, 33), np.float32), z=np.zeros((T, 33), np.float32),
+        presence=presence, z=np.zeros((T, 33), np.float32),
         world=(lms - hip[:, None]).astype(np.float32), boxes_xyxy=np.concatenate([lo, hi], -1).astype(np.float32),
         rois=np.concatenate([centre, size[:, None], np.zeros((T, 1))], -1).astype(np.float32),
         pose_score=np.ones(T, np.float32), masks=np.full((T, 64, 64), 255, np.uint8), dense=dense)

@@ -28,7 +28,7 @@ def describe(lens: CameraEstimate) -> str:
         return (text + f", estimated from the people (plausible {lo:.0f}-{hi:.0f} px); camera "
                 f"{lens.camera_height:.2f} m above the ground, looking {lens.pitch_deg:.0f} degrees down")
     if lens.source == "default":
-        text += f", the default: {lens.reason}"
+        text += f", the default ({lens.reason}; give --fov or --focal-px if you know the lens)"
         if lens.plane is not None:
             text += (f"; camera {lens.camera_height:.2f} m above the ground, looking {lens.pitch_deg:.0f} degrees "
                      "down (estimated for that lens)")

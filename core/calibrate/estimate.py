@@ -241,22 +241,21 @@ def estimate_camera(tracks: Sequence[TrackObservations], width: int, height: int
     f0 = focal_from_fov(width, height, DEFAULT_FOV_DEG)
     b = _collect(tracks)
     if len(b.scale) < MIN_BODIES:
-        return default_camera(width, height, f"too few people seen whole; assumed a {DEFAULT_FOV_DEG:g} degree lens")
+        return default_camera(width, height, "too few people seen whole")
     H = _hip_heights(b)
     axes, starts = _torso_axes(b, _upright(b))
 
     def tilt_only(why: str) -> CameraEstimate:
         n, best = _Problem(b, H, axes, starts, f0, cx, cy).solve()
         if best["d"] <= 0:
-            return default_camera(width, height, f"{why}; assumed a {DEFAULT_FOV_DEG:g} degree lens")
-        return _with_ground(f0, width, height, "default", f"{why}; assumed a {DEFAULT_FOV_DEG:g} degree lens",
+            return default_camera(width, height, why)
+        return _with_ground(f0, width, height, "default", why,
                             n, best, len(b.scale))
 
     if np.std(np.log(b.scale)) < MIN_DEPTH_SPREAD:
         # Hip heights at one depth trade the camera's height against its pitch; with the torsos' faint
         # convergence alone the tilt came out 10-28 degrees off on synthetic clips: estimate nothing.
-        return default_camera(width, height, f"everyone stays at one distance from the camera; assumed a "
-                                             f"{DEFAULT_FOV_DEG:g} degree lens")
+        return default_camera(width, height, "everyone stays at one distance from the camera")
     lo, hi = (focal_from_fov(width, height, v) for v in (FOV_RANGE_DEG[1], FOV_RANGE_DEG[0]))
     grid = np.exp(np.linspace(math.log(lo), math.log(hi), 61))
     found = []
@@ -266,8 +265,7 @@ def estimate_camera(tracks: Sequence[TrackObservations], width: int, height: int
         found.append((n, t))
     total = np.array([t["total"] if t["d"] > 0 else np.inf for _, t in found])
     if not np.any(np.isfinite(total)):
-        return default_camera(width, height, f"no lens puts the ground below the people; assumed a "
-                                             f"{DEFAULT_FOV_DEG:g} degree lens")
+        return default_camera(width, height, "no lens puts the ground below the people")
     k = int(np.argmin(total))
     # The focal lengths whose cost is within the noise of the best: the robust cost per observation is
     # about one at the noise level, so allow one per independent second of footage.
