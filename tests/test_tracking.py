@@ -9,6 +9,8 @@ ids that swap at a crossing, a person split in two after an occlusion or an exit
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -141,6 +143,49 @@ def test_two_people_walking_past_each_other_keep_their_ids():
         assert len(set(who)) == 1, f"track {tr.track_id} switched people: {who}"
         assert len(tr.frames) >= 66  # followed through the crossing, a few frames lost at most
     assert {owner(tr, [a, b])[0] for tr in tracks} == {0, 1}
+
+
+class UpsideDownDetector(FakeDetector):
+    """Reads the first frame upside down (the scale point below the hips), every other frame upright."""
+
+    def __call__(self, frames: torch.Tensor) -> list[Detections]:
+        out = super().__call__(frames)
+        for b, d in enumerate(out):
+            if int(frames[b, 0, 0, 0]) == 0:
+                hip = d.keypoints[:, 0]
+                d.keypoints[:, 1] = 2 * hip - d.keypoints[:, 1]
+        return out
+
+
+class OrientationFollowingLandmarker(FakeLandmarker):
+    """Like the BlazePose landmark model on a person seen from behind: in an upside-down region it reads
+    an upside-down person just as confidently, so the region it gives for the next frame stays over."""
+
+    def __call__(self, frames, frame_index, rois, with_masks: bool = True) -> LandmarkBatch:
+        lb = super().__call__(frames, frame_index, rois, with_masks)
+        over = np.abs(np.asarray(rois)[:, 3]) > 0.5 * np.pi
+        kp, aux = lb.keypoints_px.copy(), lb.aux_px.copy()
+        hip = aux[:, :1]
+        kp[over] = 2 * hip[over] - kp[over]
+        aux[over, 1] = 2 * aux[over, 0] - aux[over, 1]
+        return replace(lb, keypoints_px=kp, aux_px=aux)
+
+
+def test_a_track_that_starts_upside_down_turns_upright_at_the_next_detection():
+    a = Person(lambda t: (320 + t, 250), 200, colour=10)
+    cfg = PerceptionConfig()
+    tracker = Tracker(UpsideDownDetector([a]), OrientationFollowingLandmarker([a]), cfg, FPS)
+    for s in range(0, 48, cfg.chunk):
+        idx = list(range(s, s + cfg.chunk))
+        frames = torch.zeros(len(idx), 3, H, W)
+        frames[:, 0, 0, 0] = torch.tensor(idx, dtype=torch.float32)
+        tracker.process_chunk(idx, frames)
+    (tr,) = tracker.finish((0, 48))
+    nose_above_hips = tr.keypoints[:, 0, 1] < 0.5 * (tr.keypoints[:, 23, 1] + tr.keypoints[:, 24, 1])
+    assert not nose_above_hips[0]  # read upside down at first ...
+    upright = tr.frames[nose_above_hips]
+    assert len(tr.frames) == 48 and upright.size and upright.min() <= cfg.detect_every, upright
+    assert nose_above_hips[np.flatnonzero(tr.frames >= cfg.detect_every)].all()  # ... and upright from then on
 
 
 def test_a_short_occlusion_keeps_one_track():

@@ -91,6 +91,13 @@ class Tracker:
                     tr = tracks_here[k]
                     if tr in self.active and tr.missed > 0:
                         preds[k] = d_rois[i]  # a struggling track takes the detector's region
+                    elif rights(preds[k][3], d_rois[i][3]):
+                        # The track's region is upside down where the detector's is upright: a region
+                        # that turned over (the landmark model read a person seen from behind as
+                        # crouched and the next regions followed) never turns back by itself.
+                        preds[k] = d_rois[i]
+                        tr.righted_at = t
+                        self.stats["righted_regions"] = self.stats.get("righted_regions", 0) + 1
                 for i in range(len(d_rois)):
                     if i in used or len(self.active) + len(candidates) >= cfg.max_people + tune.extra_candidates:
                         continue
@@ -132,6 +139,8 @@ class Tracker:
             good_tracks = {id(tr) for tr, _ in good}
             for tr, j in good:
                 tr.add(Observation.from_batch(t, lb, j), lb_rois[j], lb.appearance[j], tune.appearance_memory)
+                if tr.righted_at == t:
+                    tr.prev_roi = None  # no turning velocity carried over from the upside-down regions
             for tr, _ in items:
                 if id(tr) not in good_tracks and tr in self.active:
                     tr.missed += 1
@@ -154,6 +163,8 @@ class Tracker:
         if tr.last_kp is None or tr.last_roi is None:
             return True
         gap = max(1, t - tr.last_frame)
+        if tr.righted_at == t:
+            return True  # turned upright on purpose, on a detection matched to this person's hips
         turn = abs(math.remainder(float(roi[3] - tr.last_roi[3]), 2 * math.pi))
         if turn > math.radians(tune.max_turn_deg + tune.max_turn_deg_per_frame * gap):
             return False
@@ -292,6 +303,16 @@ class Tracker:
         out = sorted(out, key=salience, reverse=True)[: self.cfg.max_people]
         out = sorted(out, key=lambda o: (int(o.frames[0]), o.track_id))
         return [TrackObservations(**{**o.__dict__, "track_id": i}) for i, o in enumerate(out)]
+
+
+def rights(track_rot: float, det_rot: float) -> bool:
+    """Does a detection's region turn a track's region the right way up? The two disagree about which
+    way is up (more than 90 degrees apart) and the detector's is the nearer to upright. A person
+    really upside down (a handstand) has the detector agree with the track; a detector that turns an
+    upright track over is never followed."""
+    apart = abs(math.remainder(float(det_rot) - float(track_rot), 2 * math.pi))
+    return apart > 0.5 * math.pi and abs(math.remainder(float(det_rot), 2 * math.pi)) < abs(
+        math.remainder(float(track_rot), 2 * math.pi))
 
 
 def _replace_rows(lb: LandmarkBatch, dst: np.ndarray, src_lb: LandmarkBatch, src: np.ndarray) -> LandmarkBatch:

@@ -56,6 +56,7 @@ class Tracklet:
         self.last_kp: Optional[np.ndarray] = None
         self.last_vis: Optional[np.ndarray] = None
         self.lost_at = -1
+        self.righted_at = -1  # the frame at which the detector turned this track's region upright
 
     @property
     def n_obs(self) -> int:
