@@ -36,6 +36,14 @@ class DoppelSettings(bpy.types.PropertyGroup):
     fov_deg: FloatProperty(name="Field of View", default=60.0, min=5.0, max=150.0, precision=1,
                            description="Horizontal field of view in degrees along the longer image side, when "
                                        "you know the lens (a phone's main camera: about 65-70)")
+    known_placement: BoolProperty(
+        name="Known Camera Placement", default=False,
+        description="You know the camera's height above the ground and its tilt (a tripod you measured). "
+                    "Off: the engine finds them from the people")
+    camera_height: FloatProperty(name="Camera Height", default=1.5, min=0.05, max=100.0, soft_max=5.0, precision=2,
+                                 unit="LENGTH", description="The lens's height above the ground (--camera-height)")
+    camera_pitch: FloatProperty(name="Camera Pitch", default=0.0, min=-80.0, max=80.0, precision=1,
+                                description="Degrees the camera looks down; negative: up (--camera-pitch)")
     lock_feet: BoolProperty(
         name="Lock Feet", default=DEFAULTS["lock_feet"],
         description="Keep planted feet still on the ground (off: the fitted feet as they are, --no-foot-lock)")
@@ -82,6 +90,11 @@ class VIEW3D_PT_doppel(bpy.types.Panel):
         row.prop(s, "estimate_lens")
         if not s.estimate_lens:
             row.prop(s, "fov_deg", text="FOV")
+        row = col.row(align=True)
+        row.prop(s, "known_placement", text="Known Placement")
+        if s.known_placement:
+            row.prop(s, "camera_height", text="Height")
+            row.prop(s, "camera_pitch", text="Pitch")
         col.prop(s, "lock_feet")
         row = col.row(align=True)
         row.prop(s, "use_densepose")

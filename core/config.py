@@ -122,6 +122,8 @@ class CaptureConfig:
     fov_deg: Optional[float] = None  # horizontal field of view along the longer image side
     focal_px: Optional[float] = None
     estimate_camera: bool = DEFAULTS["estimate_camera"]  # without --fov/--focal-px, estimate the lens from the people (core.calibrate)
+    camera_height: Optional[float] = None  # m, the lens above the ground, when the user knows it (a tripod's height)
+    camera_pitch_deg: Optional[float] = None  # degrees the camera looks down (negative: up), when the user knows it
     smoothing: float = DEFAULTS["smoothing"]  # 0 = off, 1 = default, larger = smoother
     ground_iterations: int = 60
     plant_feet: bool = DEFAULTS["lock_feet"]  # lock planted feet in the result (core.ground.plant)
@@ -141,6 +143,10 @@ class CaptureConfig:
             raise ConfigError("--focal-px must be positive")
         if self.fov_deg is not None and self.focal_px is not None:
             raise ConfigError("give --fov or --focal-px, not both")
+        if self.camera_height is not None and not (0.05 <= self.camera_height <= 100.0):
+            raise ConfigError("--camera-height must be between 0.05 and 100 metres")
+        if self.camera_pitch_deg is not None and not (-80.0 <= self.camera_pitch_deg <= 80.0):
+            raise ConfigError("--camera-pitch must be between -80 and 80 degrees")
         if not (self.smoothing >= 0 and math.isfinite(self.smoothing)):
             raise ConfigError("--smoothing must be 0 or more")
         if self.max_people < 1:

@@ -84,10 +84,10 @@ def run_capture(
     lens = find_camera(perception.tracks, info, config, progress)
     cam = camera_for_video(info.width, info.height, focal_px=lens.focal_px)
 
-    up = lens.plane[0] if lens.plane is not None else None
+    up = lens.up
     fits = fit_people(body, perception.tracks, cam, config, info.fps, device, dense.uv_data, progress, check_cancel, up)
     ground, fits, _ = ground_people(body, perception.tracks, fits, cam, config, info.fps, device, dense.uv_data,
-                                    progress, check_cancel, normal=up)
+                                    progress, check_cancel, normal=up, height=config.camera_height)
     T = world_from_ground(ground.n, ground.d)
     people = []
     for fit in fits:

@@ -377,6 +377,7 @@ def test_capture_operator_imports_engine_result(addon, tmp_path, toy_path):
     assert args[args.index("--smoothing") + 1] == "0.25"
     assert "--no-densepose" not in args and "--densepose-every" not in args  # engine defaults: not passed
     assert "--fov" not in args and "--no-foot-lock" not in args  # the engine estimates the lens, locks feet
+    assert "--camera-height" not in args and "--camera-pitch" not in args  # ... and the camera's placement
     assert s.engine_log == "dense term on: DensePose fake.pkl on 3 frames (every 1)"
     s.densepose_every = 5
     assert bpy.ops.doppel.capture() == {"FINISHED"}
@@ -388,9 +389,11 @@ def test_capture_operator_imports_engine_result(addon, tmp_path, toy_path):
     assert "--no-densepose" in args and "--densepose-every" not in args
     assert s.engine_log == "dense term off: --no-densepose" and "Captured 2 people" in s.status
     s.estimate_lens, s.fov_deg, s.lock_feet = False, 72.5, False  # a lens the user knows
+    s.known_placement, s.camera_height, s.camera_pitch = True, 1.25, 8.0  # ... and where the camera stood
     assert bpy.ops.doppel.capture() == {"FINISHED"}
     args = json.load(open(tmp_path / "results" / "clip.npz.args.json"))
     assert args[args.index("--fov") + 1] == "72.5" and "--no-foot-lock" in args
+    assert args[args.index("--camera-height") + 1] == "1.25" and args[args.index("--camera-pitch") + 1] == "8"
 
 
 def test_capture_args_densepose_options():

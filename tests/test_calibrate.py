@@ -8,6 +8,7 @@ import pytest
 
 from core.calibrate import estimate_camera, find_camera
 from core.config import CaptureConfig
+from core.errors import ConfigError
 from core.types import VideoInfo
 from .synthetic_people import look_at_camera, observe, walker
 
@@ -80,3 +81,27 @@ def test_the_users_lens_wins_and_the_log_says_where_the_lens_came_from():
     lens = find_camera(tracks, info, CaptureConfig(), log)
     assert lens.source == "estimated" and abs(lens.fov_deg - 70.0) < 5.0
     assert "estimated from the people" in log.lines[-1] and "looking 9 degrees down" in log.lines[-1]
+
+
+def test_the_users_camera_placement_wins_and_is_recorded():
+    _, tracks, _ = _scene(70.0, 2.4, (0.0, 9.0, 1.0))
+    info = VideoInfo(path="clip.mp4", width=W, height=H, fps=FPS, n_frames=N)
+    lines = []
+
+    class Log:
+        def __call__(self, *a):
+            pass
+
+        def message(self, stage, message):
+            lines.append(message)
+
+    lens = find_camera(tracks, info, CaptureConfig(camera_pitch_deg=12.0, camera_height=2.0), Log())
+    assert lens.source == "estimated"  # the lens is still estimated; the placement is the user's
+    up = lens.up
+    assert math.degrees(math.asin(-up[2])) == pytest.approx(12.0) and up[0] == 0.0
+    assert lens.meta()["given_pitch_deg"] == 12.0 and lens.meta()["given_height"] == 2.0
+    assert lines[-1].endswith("camera 2.00 m above the ground, looking 12 degrees down, as given"), lines[-1]
+    with pytest.raises(ConfigError, match="camera-pitch"):
+        CaptureConfig(camera_pitch_deg=95.0).validate()
+    with pytest.raises(ConfigError, match="camera-height"):
+        CaptureConfig(camera_height=float("nan")).validate()

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from core.geometry.axes import to_world_points, to_world_rotations, world_from_ground
+from core.geometry.axes import to_world_points, to_world_rotations, up_from_pitch, world_from_ground
 from core.ground.contacts import detect_contacts
 from core.ground.estimate import estimate_ground
 from core.ground.plane import fit_ground_plane
@@ -248,3 +248,14 @@ def test_no_feet_at_all_and_steep_planes_fall_back():
     g = estimate_ground([to_cam(fw, cam)], FPS)
     assert g.method != "contacts"
     assert math.degrees(math.acos(np.clip(-g.n[1], -1, 1))) <= 45.0 + 1e-9
+
+
+def test_a_camera_placement_the_user_gives_fixes_the_ground(scene):
+    # Height and pitch given: nothing is taken from the feet (they say 1.6 m; the user says 2 m).
+    g = estimate_ground(scene["feet"], FPS, normal=up_from_pitch(PITCH), height=2.0)
+    assert g.method == "given" and g.camera_height == pytest.approx(2.0) and g.pitch_deg == pytest.approx(PITCH)
+    assert g.roll_deg == 0
+    # Height alone: the tilt still comes from the feet.
+    g = estimate_ground(scene["feet"], FPS, height=2.0)
+    assert g.method == "contacts, height given" and g.camera_height == pytest.approx(2.0)
+    assert _angle_deg(g.n, scene["n_true"]) < 1.0

@@ -33,6 +33,7 @@ class Row:
     capture: dict = field(default_factory=dict)  # CaptureConfig fields
     fit: dict = field(default_factory=dict)  # FitConfig fields
     true_focal: bool = False
+    true_ground: bool = False  # the ground-truth camera height and pitch given (--camera-height, --camera-pitch)
 
 
 ROWS = (
@@ -53,17 +54,30 @@ ROWS = (
     Row("no ground refit", "ground plane found, fits not refined against it", capture={"ground_iterations": 0}),
     Row("no camera estimate", "the default 60 degree lens and a level camera", capture={"estimate_camera": False}),
     Row("true focal", "the ground-truth focal length given (--focal-px)", true_focal=True),
+    Row("true ground", "the ground-truth camera height and pitch given (--camera-height, --camera-pitch)",
+        true_ground=True),
+    Row("true camera", "focal length, camera height and pitch all given", true_focal=True, true_ground=True),
     Row("no foot lock", "planted feet not locked in the result", capture={"plant_feet": False}),
 )
 
 
-def _config(row: Row, focal_px: float):
+def true_placement(T_world_from_cam) -> tuple[float, float]:
+    """The ground truth's camera height (m) and pitch (degrees down) from its world-from-camera transform."""
+    T = np.asarray(T_world_from_cam, np.float64)
+    forward = T[:3, :3] @ np.array([0.0, 0.0, 1.0])
+    return float(T[2, 3]), float(-np.degrees(np.arcsin(np.clip(forward[2], -1.0, 1.0))))
+
+
+def _config(row: Row, meta: dict):
     from core.config import CaptureConfig, FitConfig
 
     cfg = replace(CaptureConfig(use_densepose=False), **row.capture)
     cfg = replace(cfg, fit=replace(FitConfig(), **row.fit))
     if row.true_focal:
-        cfg = replace(cfg, focal_px=float(focal_px))
+        cfg = replace(cfg, focal_px=float(meta["K"][0, 0]))
+    if row.true_ground:
+        height, pitch = true_placement(meta["T_world_from_cam"])
+        cfg = replace(cfg, camera_height=height, camera_pitch_deg=pitch)
     return cfg
 
 
@@ -84,7 +98,7 @@ def run(rows, cache: str, data: str) -> tuple[list[dict], dict]:
         perception = run_perception(info, replace(PerceptionConfig(), max_people=CaptureConfig().max_people))
         clips.append((spec.name, info, meta, gt_people, perception, baseline_scores(video, gt_people)))
         log(f"ablate: {spec.name}: {len(perception.tracks)} people perceived")
-    run_capture(clips[0][1], _config(ROWS[0], clips[0][2]["K"][0, 0]), body_model=body, perception=clips[0][4])  # warm-up
+    run_capture(clips[0][1], _config(ROWS[0], clips[0][2]), body_model=body, perception=clips[0][4])  # warm-up
     mp_people = [p for c in clips for p in c[5]["people"]]
     n_gt = sum(len(c[3]) for c in clips)
     mediapipe = ev.summarise(mp_people, n_gt)
@@ -93,7 +107,7 @@ def run(rows, cache: str, data: str) -> tuple[list[dict], dict]:
         per, per13, f_err, h_err, seconds = [], [], [], [], 0.0
         for name, info, meta, gt_people, perception, _ in clips:
             t0 = time.time()
-            cap = run_capture(info, _config(row, meta["K"][0, 0]), body_model=body, perception=perception)
+            cap = run_capture(info, _config(row, meta), body_model=body, perception=perception)
             seconds += time.time() - t0
             pred = ev.result_people(cap.result)
             per += ev.evaluate(pred, gt_people)["people"]

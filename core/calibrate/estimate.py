@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..geometry.axes import up_from_pitch
 from ..geometry.camera import DEFAULT_FOV_DEG, focal_from_fov
 from ..observe.scale import pixel_scale
 from ..skeletons import LM
@@ -70,6 +71,15 @@ class CameraEstimate:
     focal_range: Optional[tuple[float, float]] = None  # focal lengths whose cost is within the noise of the best
     n_bodies: int = 0  # person-frames behind the estimate
     cost: dict = field(default_factory=dict)
+    given_pitch_deg: Optional[float] = None  # the user's --camera-pitch (wins over the estimate's tilt)
+    given_height: Optional[float] = None  # the user's --camera-height (wins over the ground's distance)
+
+    @property
+    def up(self) -> Optional[np.ndarray]:
+        """World up in the camera frame, when known: the user's pitch, else the estimated ground's normal."""
+        if self.given_pitch_deg is not None:
+            return up_from_pitch(self.given_pitch_deg)
+        return None if self.plane is None else self.plane[0]
 
     def meta(self) -> dict:
         out = {"source": self.source, "focal_px": float(self.focal_px), "fov_deg": float(self.fov_deg)}
@@ -80,6 +90,10 @@ class CameraEstimate:
                        roll_deg=float(self.roll_deg), n_bodies=int(self.n_bodies))
         if self.focal_range is not None:
             out["focal_range"] = [float(self.focal_range[0]), float(self.focal_range[1])]
+        if self.given_pitch_deg is not None:
+            out["given_pitch_deg"] = float(self.given_pitch_deg)
+        if self.given_height is not None:
+            out["given_height"] = float(self.given_height)
         return out
 
 

@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lens.add_argument("--no-camera-estimate", action="store_true",
                       help=f"without --fov/--focal-px, assume {DEFAULT_FOV_DEG:g} degrees and a level camera instead of "
                            "estimating the lens and tilt from the people (docs/ARCHITECTURE.md, calibrate)")
+    parser.add_argument("--camera-height", type=float, metavar="M",
+                        help="the camera's height above the ground in metres, if you know it (default: estimated "
+                             "from the people's feet)")
+    parser.add_argument("--camera-pitch", type=float, metavar="DEG",
+                        help="how many degrees the camera looks down (negative: up), if you know it (default: "
+                             "estimated from the people, else level)")
     parser.add_argument("--no-foot-lock", action="store_true",
                         help="keep the fitted feet as they are instead of locking planted feet in place")
     parser.add_argument("--bvh", metavar="DIR", help="also write one BVH per person into this folder")
@@ -61,6 +67,7 @@ def build_config(args) -> CaptureConfig:
     fit = replace(FitConfig(), **given(args, iterations="iterations"))
     config = replace(CaptureConfig(), fit=fit, **given(
         args, body="body", max_people="max_people", fov_deg="fov", focal_px="focal_px", smoothing="smoothing",
+        camera_height="camera_height", camera_pitch_deg="camera_pitch",
         densepose="densepose", densepose_uv="densepose_uv", densepose_every="densepose_every"))
     if args.no_densepose:
         config = replace(config, use_densepose=False)

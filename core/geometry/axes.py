@@ -23,6 +23,13 @@ R_YUP_FROM_ZUP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 UP_LEVEL_CAM = np.array([0.0, -1.0, 0.0])
 
 
+def up_from_pitch(pitch_deg: float) -> np.ndarray:
+    """World up in the camera frame of a camera looking ``pitch_deg`` down (negative: up), without roll:
+    ``(0, -cos, -sin)``, the normal of the ground plane as ``core.ground`` writes it."""
+    a = np.radians(float(pitch_deg))
+    return np.array([0.0, -np.cos(a), -np.sin(a)])
+
+
 def world_from_ground(n: np.ndarray, d: float) -> np.ndarray:
     """The 4x4 world-from-camera transform for a ground plane ``n . p + d = 0`` in the camera frame.
 

@@ -86,7 +86,21 @@ def _lowest_points(feet_per_person, fps, window_s: float = 0.5):
 
 
 def estimate_ground(feet_per_person: list, fps: float, min_points: int = MIN_CONTACT_POINTS,
-                    planted: list | None = None, normal: np.ndarray | None = None) -> GroundEstimate:
+                    planted: list | None = None, normal: np.ndarray | None = None,
+                    height: float | None = None) -> GroundEstimate:
+    """One ground plane for everyone (see :func:`_from_feet`). ``height``: the camera's height above the
+    ground when the user knows it; it replaces the plane's distance (method "given" when ``normal`` is
+    given too: nothing is then taken from the feet)."""
+    if height is None:
+        return _from_feet(feet_per_person, fps, min_points, planted, normal)
+    if normal is not None:
+        return _make_estimate(normal, float(height), 0, "given")
+    g = _from_feet(feet_per_person, fps, min_points, planted, None)
+    return _make_estimate(g.n, float(height), g.n_points, g.method + ", height given")
+
+
+def _from_feet(feet_per_person: list, fps: float, min_points: int = MIN_CONTACT_POINTS,
+               planted: list | None = None, normal: np.ndarray | None = None) -> GroundEstimate:
     """One ground plane for everyone, from foot points ``(T_i, P, 3)`` per person in the camera frame.
 
     1. "contacts": foot contacts of all people (``detect_contacts``, and the points ``planted (T_i, P)``

@@ -43,16 +43,17 @@ def _planted(obs, fit: TrackFit, feet_cam: np.ndarray, fps: float, ground: Groun
 
 
 def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, device, dense_uv=None,
-                  progress=None, check_cancel=None, normal=None) -> tuple[GroundEstimate, list[TrackFit], list[np.ndarray]]:
+                  progress=None, check_cancel=None, normal=None,
+                  height=None) -> tuple[GroundEstimate, list[TrackFit], list[np.ndarray]]:
     """The ground plane from everyone's feet (its tilt from ``normal`` when the camera estimate gives one),
     and the fits refined so that feet in contact stay on it
     (``config.ground_iterations`` optimiser steps per person; 0 = no refit). Returns the ground, the
-    fits and their foot points (camera frame). Progress: stage "ground", 100 steps per person."""
+    fits and their foot points (camera frame). ``height``: the camera's height when the user gave it. Progress: stage "ground", 100 steps per person."""
     from ..fit.optimize import fit_track
 
     feet = [foot_points(body, f, device) for f in fits]
     planted = [_image_planted(tr, f, fps) for tr, f in zip(tracks, fits)]
-    ground = estimate_ground(feet, fps, planted=planted, normal=normal)
+    ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=height)
     n = len(fits)
     if config.ground_iterations > 0:
         refined = []
