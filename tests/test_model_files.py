@@ -4,8 +4,10 @@
   byte is found (a fuzz over copies of each file).
 - Past that check (a file the manifest does not list), the reader, the graph builder and a first run on
   zeros turn every structural fault into the same kind of message (flips that broke the old reader).
+- Pickles (SMPL, DensePose) and .npz model files declaring huge sizes are refused before allocating.
 """
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +126,68 @@ def test_a_capture_with_a_damaged_model_is_one_line_naming_it(name, tmp_path):
     _names_the_file(lines[0], tmp_path / name)
     assert not (tmp_path / "r.npz").exists()
 
+
+# ---------------------------------------------------------------- pickles and .npz model files
+
+class _HugeArray:
+    """Pickles as numpy's own array reconstruction, declaring 400 TB."""
+
+    def __reduce__(self):
+        from core.safe_pickle import numpy_multiarray
+
+        return numpy_multiarray()._reconstruct, (np.ndarray, (20_000_000, 20_000_000), b"b")
+
+
+def test_an_smpl_pickle_declaring_a_huge_array_is_refused(tmp_path):
+    """Case 6: no allocation, one line naming the file."""
+    from core.body import load_body_model
+
+    path = tmp_path / "SMPL_NEUTRAL.pkl"
+    path.write_bytes(pickle.dumps({"v_template": _HugeArray(), "f": np.zeros((1, 3), np.int64)}, protocol=2))
+    with pytest.raises(WeightsFormatError, match="SMPL_NEUTRAL.pkl.*declared") as err:
+        load_body_model("smpl", weights_dir=tmp_path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("data,needle", [
+    (b"\x80\x04\x8e" + (1 << 40).to_bytes(8, "little") + b"abc.", "bytes8"),  # BINBYTES8 of 1 TB
+    (b"\x80\x02}r" + (2**32 - 1).to_bytes(4, "little") + b".", "memo slot"),  # LONG_BINPUT into slot 4e9
+    (b"\x80\x04\x95" + (1 << 40).to_bytes(8, "little") + b"}.", "frame"),  # FRAME of 1 TB
+])
+def test_declared_pickle_lengths_must_fit_in_the_file(data, needle, tmp_path):
+    from core.body.safe_pickle import load_smpl_pickle
+    from core.observe.densepose.weights import read_checkpoint
+
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    with pytest.raises(WeightsFormatError, match=needle) as err:
+        load_smpl_pickle(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(WeightsFormatError, match=needle) as err:
+        read_checkpoint(path)
+    assert path.name in str(err.value)
+
+
+def test_a_densepose_checkpoint_declaring_a_huge_array_is_refused(tmp_path):
+    from core.observe.densepose.weights import read_checkpoint
+
+    path = tmp_path / "model_final.pkl"
+    path.write_bytes(pickle.dumps({"model": {"w": _HugeArray()}}, protocol=4))
+    with pytest.raises(WeightsFormatError, match="model_final.pkl.*declared"):
+        read_checkpoint(path)
+
+
+def test_an_smpl_npz_with_a_huge_declared_member_is_refused(tmp_path):
+    import io
+    import zipfile
+
+    from core.body import load_body_model
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (10**7, 10**7, 3)})
+    with zipfile.ZipFile(tmp_path / "SMPL_NEUTRAL.npz", "w") as zf:
+        zf.writestr("v_template.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(WeightsFormatError, match="SMPL_NEUTRAL.npz") as err:
+        load_body_model("smpl", weights_dir=tmp_path)
+    assert "declares" in str(err.value)
