@@ -7,6 +7,7 @@ one command does not break the others.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # an internal error: one line, the traceback only with --debug
         if args.debug or os.environ.get("DOPPEL_DEBUG"):
             raise
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            # a full disk outside the outputs (those name their path themselves): the user's to fix
+            where = f": {err.filename}" if err.filename else ""
+            print(f"doppel: error: {os.strerror(err.errno).lower()}{where}", file=sys.stderr)
+            return 2
         print(f"doppel: internal error: {type(err).__name__}: {err} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1

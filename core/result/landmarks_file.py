@@ -20,7 +20,7 @@ import numpy as np
 from .. import __version__
 from ..config import PerceptionConfig, from_dict
 from ..errors import UserError
-from ..fileio import NpzMembers, atomic_path
+from ..fileio import NpzMembers, Outputs, atomic_path, write_npz
 from ..skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
 from ..skeletons import BLAZEPOSE_LANDMARK_NAMES as LANDMARK_NAMES
 from ..types import PerceptionResult, TrackObservations, VideoInfo
@@ -31,7 +31,7 @@ _FIELDS = {"frames": "frames", "keypoints": "keypoints", "world": "world", "boxe
            "presence": "presence", "z": "z", "pose_score": "pose_score", "rois": "rois", "masks": "masks"}
 
 
-def save_landmarks(path: str | os.PathLike, result: PerceptionResult) -> None:
+def save_landmarks(path: str | os.PathLike, result: PerceptionResult, outputs: Outputs | None = None) -> None:
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
         "video": asdict(result.video), "frame_range": list(result.frame_range),
@@ -44,9 +44,8 @@ def save_landmarks(path: str | os.PathLike, result: PerceptionResult) -> None:
     for i, t in enumerate(result.tracks):
         for key, attr in _FIELDS.items():
             arrays[f"t{i}_{key}"] = np.asarray(getattr(t, attr))
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+    with atomic_path(path, suffix=".npz", outputs=outputs) as tmp:
+        write_npz(tmp, arrays, compress=True)
 
 
 def load_landmarks(path: str | os.PathLike) -> PerceptionResult:

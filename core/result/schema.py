@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import NpzMembers, atomic_path
+from ..fileio import NpzMembers, Outputs, atomic_path, write_npz
 from ..skeletons import N_SMPL_JOINTS
 from .meta import person_name
 
@@ -86,8 +86,10 @@ _FLOAT_FIELDS = {"global_orient", "body_pose", "transl", "shape", "joints", "bon
                  "bone_matrices", "bone_rotations", "root_location", "rest_vertices", "skin_weights"}
 
 
-def write_result(path: str | os.PathLike, result: Result) -> None:
-    """Validate and write atomically: a crash or cancel never leaves a partial file or harms an old one."""
+def write_result(path: str | os.PathLike, result: Result, outputs: Outputs | None = None) -> None:
+    """Validate and write atomically: a crash or cancel never leaves a partial file or harms an old one.
+    With ``outputs`` the file joins that run's outputs (renamed into place at ``outputs.commit()``).
+    The written file is read back and checked before it may replace anything."""
     meta = dict(result.meta)
     meta["schema_version"] = SCHEMA_VERSION
     meta["people"] = [{"index": i, "track_id": int(p.track_id), "n_frames": int(len(p.frames)),
@@ -106,9 +108,9 @@ def write_result(path: str | os.PathLike, result: Result) -> None:
         arrays[f"p{i}_bone_names"] = np.array(p.bone_names, dtype=np.str_)
         for k, v in p.extras.items():
             arrays[f"p{i}_x_{k}"] = np.asarray(v)
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(path, suffix=".npz", outputs=outputs) as tmp:
+        write_npz(tmp, arrays)
+        read_result(tmp)
 
 
 def read_result(path: str | os.PathLike) -> Result:
