@@ -97,3 +97,23 @@ def test_bad_options_are_user_errors(tmp_path):
     proc = _run("landmarks", SAMPLE, "-o", tmp_path / "r.npz", "--device", "cuda:7", "--progress", "none")
     if proc.returncode != 0:
         assert "cuda" in _one_line_error(proc).lower()
+
+
+@pytest.mark.parametrize("argv", [
+    ["capture", SAMPLE, "-o", "{d}/r.npz", "--smoothing", "nan"],
+    ["capture", SAMPLE, "-o", "{d}/r.npz", "--focal-px", "nan"],
+    ["capture", SAMPLE, "-o", "{d}/r.npz", "--fov", "inf"],
+    ["landmarks", SAMPLE, "-o", "{d}/r.npz", "--reacquire", "nan"],
+    ["densepose", SAMPLE, "-o", "{d}/r.npz", "--score-thresh", "inf"],
+])
+def test_non_finite_numbers_are_refused_while_parsing(argv, tmp_path, capsys):
+    """Case 7: one line naming the option, exit 2, before anything is loaded."""
+    from core.cli import main
+
+    option, value = argv[-2:]
+    rc = main([str(a).format(d=tmp_path) for a in argv])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("doppel: error: argument") and option in err[0] and f"finite number, got '{value}'" in err[0]
+    assert not list(tmp_path.iterdir())
+

@@ -8,6 +8,7 @@ tmpfs, which needs root (the cases skip otherwise).
 import errno
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -200,3 +201,24 @@ def test_a_failed_rename_puts_the_renamed_outputs_back(tmp_path, monkeypatch):
             outputs.commit()
     assert a.read_bytes() == b"old a" and not b.exists() and not _leftovers(tmp_path)
 
+
+def test_sigint_inherited_as_ignored_still_cancels(tmp_path):
+    """A background job of a non-interactive shell starts with SIGINT ignored; Ctrl+C must still cancel."""
+    out = tmp_path / "r.npz"
+    out.write_bytes(EARLIER)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "core", "capture", str(SAMPLE), "-o", str(out), "--no-densepose",
+                             "--progress", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=REPO, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        for line in proc.stdout:  # the work has started once progress is reported
+            if '"landmarks"' in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "doppel: cancelled; nothing was written"
+    assert out.read_bytes() == EARLIER

@@ -8,7 +8,7 @@ import time
 
 from ..config import BODY_MODELS, CaptureConfig
 from ..geometry.camera import DEFAULT_FOV_DEG
-from .common import add_device_and_progress, given, resolve_device
+from .common import add_device_and_progress, finite_float, given, resolve_device
 
 _D = CaptureConfig()
 
@@ -20,12 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--body", choices=BODY_MODELS,
                         help=f"body model: anny (ships) or smpl (needs your SMPL file in weights/); default {_D.body}")
     parser.add_argument("--max-people", type=int, help=f"most people to capture (default {_D.max_people})")
-    parser.add_argument("--smoothing", type=float,
+    parser.add_argument("--smoothing", type=finite_float,
                         help=f"temporal smoothing strength, 0 = off, 1 = default, 2 = twice as smooth (default {_D.smoothing:g})")
     lens = parser.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=float,
+    lens.add_argument("--fov", type=finite_float,
                       help=f"horizontal field of view in degrees along the longer image side (default {DEFAULT_FOV_DEG:g})")
-    lens.add_argument("--focal-px", type=float, help="focal length in pixels (instead of --fov)")
+    lens.add_argument("--focal-px", type=finite_float, help="focal length in pixels (instead of --fov)")
     lens.add_argument("--no-camera-estimate", action="store_true",
                       help=f"without --fov/--focal-px, assume {DEFAULT_FOV_DEG:g} degrees and a level camera instead of "
                            "estimating the lens and tilt from the people (docs/ARCHITECTURE.md, calibrate)")

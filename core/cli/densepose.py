@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from .common import finite_float
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_PREVIEW_EXTS = (".mp4", ".avi", ".mov", ".mkv")
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None,
                         help="DensePose checkpoint .pkl (default: weights/densepose/model_final_162be9.pkl)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--score-thresh", type=float, default=0.8,
+    parser.add_argument("--score-thresh", type=finite_float, default=0.8,
                         help="minimum person score (default 0.8, as DensePose's apply_net)")
     parser.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass (default 4)")
     parser.add_argument("--uv-dtype", choices=["uint8", "float16"], default="uint8",

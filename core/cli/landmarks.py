@@ -6,7 +6,7 @@ import sys
 import time
 
 from ..config import PerceptionConfig
-from .common import add_device_and_progress, given, resolve_device
+from .common import add_device_and_progress, finite_float, given, resolve_device
 
 _D = PerceptionConfig()
 
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-people", type=int, help=f"most people to keep (default {_D.max_people})")
     parser.add_argument("--detect-every", type=int,
                         help=f"frames between detector runs while tracking is confident (default {_D.detect_every})")
-    parser.add_argument("--reacquire", type=float, metavar="SECONDS",
+    parser.add_argument("--reacquire", type=finite_float, metavar="SECONDS",
                         help=f"a person who leaves and comes back within this time keeps their id (default {_D.reacquire_s:g})")
     add_device_and_progress(parser)
 
