@@ -117,3 +117,34 @@ def test_non_finite_numbers_are_refused_while_parsing(argv, tmp_path, capsys):
     assert err[0].startswith("doppel: error: argument") and option in err[0] and f"finite number, got '{value}'" in err[0]
     assert not list(tmp_path.iterdir())
 
+
+@pytest.fixture(scope="module")
+def seen_in_two_frames(tmp_path_factory):
+    """8 frames: the sample's first 2 (two people), then 6 of plain grey."""
+    path = tmp_path_factory.mktemp("short") / "seen2.avi"
+    cap = cv2.VideoCapture(str(SAMPLE))
+    frames = [cap.read()[1] for _ in range(2)]
+    cap.release()
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (w, h))
+    for f in frames + [np.full_like(frames[0], 90)] * 6:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_short_clips_say_what_a_capture_needs(command, seen_in_two_frames, tmp_path, capsys):
+    """Case 8: not "no person was found", but how many frames the people were seen in and how many are needed."""
+    from core.cli import main
+
+    rc = main([command, str(SAMPLE), "-o", str(tmp_path / "r.npz"), "--end", "2", "--progress", "none"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == (f"doppel: error: frames 0 to 1 of {SAMPLE} are 2 frame(s); "
+                               "a capture needs at least 3 frames with the person in them")
+    rc = main([command, str(seen_in_two_frames), "-o", str(tmp_path / "r.npz"), "--progress", "none"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1] == (f"doppel: error: a person was seen in only 2 of the 8 frames of {seen_in_two_frames}; "
+                                   "a capture needs at least 4 frames with the person in them"), err
+    assert not (tmp_path / "r.npz").exists()
+
