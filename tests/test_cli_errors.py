@@ -148,3 +148,12 @@ def test_short_clips_say_what_a_capture_needs(command, seen_in_two_frames, tmp_p
                                    "a capture needs at least 4 frames with the person in them"), err
     assert not (tmp_path / "r.npz").exists()
 
+
+def test_render_check_reports_a_bad_result_in_one_line(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a result")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "render_check.py"), str(bad), "-o",
+                           str(tmp_path / "x.png")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == f"render_check: error: Not a Doppel result file (File is not a zip file): {bad}"
