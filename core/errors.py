@@ -35,7 +35,11 @@ class WeightsFormatError(UserError):
 
 
 class NoPersonFound(UserError):
-    """Nobody was detected in the video."""
+    """Nobody was detected in the video, or nobody in enough frames to be kept."""
+
+
+class TooFewFrames(UserError):
+    """The clip (or the frame range asked for) is too short for a capture."""
 
 
 class ConfigError(UserError):

@@ -28,7 +28,7 @@ from .result import Result, ResultMeta
 from .result.assemble import world_person
 from .result.meta import ground_dict
 from .skeletons import SMPL_JOINT_NAMES
-from .track.perception import run_perception
+from .track.perception import check_frame_range, run_perception
 from .types import GroundEstimate, PerceptionResult, TrackFit, VideoInfo
 from .video import probe_video
 
@@ -73,6 +73,8 @@ def run_capture(
 
     config.validate()
     info = video if isinstance(video, VideoInfo) else probe_video(video)
+    if perception is None:
+        check_frame_range(info, start, stop, config.perception)  # a clip too short fails before models load
     device = torch.device(device)
     body = body_model if body_model is not None else load_body_model(config.body, device=device)
     dense = DenseStage.prepare(config, body, device, dense_observer)  # before the long work: bad files fail early

@@ -7,16 +7,24 @@ subclass names; every other global (``os.system``, ``builtins.eval``, ...) and e
 refused before anything runs. Each caller subclasses it to add its extras and to word the refusal in its
 own terms (see core.body.safe_pickle for SMPL files, core.observe.densepose.weights for DensePose checkpoints).
 Never ``pickle.load`` a user's file directly.
+
+Sizes are bounded too (:meth:`RestrictedUnpickler.loads`): before anything is unpickled, every length
+the pickle declares (bytes, strings, frames, memo slots) must fit in the pickle itself, and an array
+it asks numpy to create may hold at most MAX_ARRAY_BYTES. So a hostile file that declares a huge
+array is refused with one line instead of allocating terabytes.
 """
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
 from collections import OrderedDict
 from typing import Any, Mapping
 
 import numpy as np
 
 NUMPY_MULTIARRAY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
+MAX_ARRAY_BYTES = 4 << 30  # no model file holds an array this large (DensePose R-50's largest: 51 MB)
 
 
 def numpy_multiarray():
@@ -28,12 +36,41 @@ def numpy_multiarray():
     return multiarray
 
 
+def array_bytes(shape, dtype) -> int:
+    """The bytes an array of ``shape`` and ``dtype`` would take (exact, however large)."""
+    n = 1
+    for d in tuple(shape) if isinstance(shape, (tuple, list)) else (shape,):
+        n *= int(d)
+    return n * np.dtype(dtype).itemsize
+
+
+def bounded_reconstruct(subtype, shape, dtype):
+    """numpy's ``_reconstruct`` (the first step of unpickling an array), refused above MAX_ARRAY_BYTES."""
+    if array_bytes(shape, dtype) > MAX_ARRAY_BYTES:
+        raise pickle.UnpicklingError(f"an array of shape {tuple(shape)} is declared, larger than {MAX_ARRAY_BYTES} bytes")
+    return numpy_multiarray()._reconstruct(subtype, shape, dtype)
+
+
 BASE_GLOBALS: Mapping[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,
     ("numpy", "dtype"): np.dtype,
     ("numpy", "ndarray"): np.ndarray,
-    **{(module, "_reconstruct"): numpy_multiarray()._reconstruct for module in NUMPY_MULTIARRAY_MODULES},
+    **{(module, "_reconstruct"): bounded_reconstruct for module in NUMPY_MULTIARRAY_MODULES},
 }
+
+
+def check_declared_sizes(data: bytes) -> None:
+    """Raise pickle.UnpicklingError unless every length ``data`` declares fits in ``data``: the counted
+    bytes and strings (pickletools checks those while it walks the opcodes), frames and memo slots.
+    Python's unpickler allocates such lengths before it reads them."""
+    try:
+        for op, arg, pos in pickletools.genops(data):
+            if op.name == "FRAME" and arg > len(data) - pos:
+                raise ValueError(f"a frame of {arg} bytes is declared at byte {pos}, past the end")
+            if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > len(data):
+                raise ValueError(f"memo slot {arg} is declared at byte {pos}, more than the pickle can fill")
+    except ValueError as exc:
+        raise pickle.UnpicklingError(str(exc)) from None
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -69,3 +106,9 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         raise self.refuse_persistent_id(pid)
+
+    @classmethod
+    def loads(cls, data: bytes, **kwargs) -> Any:
+        """Unpickle ``data`` (a whole file's bytes) after :func:`check_declared_sizes`."""
+        check_declared_sizes(data)
+        return cls(io.BytesIO(data), **kwargs).load()

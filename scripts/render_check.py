@@ -163,8 +163,14 @@ def main(argv=None) -> int:
         return 0
     if not args.result:
         ap.error("give a result file, or --make-toy DIR")
-    print(render(args.result, args.frame, args.output, None if args.no_video else args.video,
-                 args.samples, args.scale, args.joints))
+    from blender_addon.result_file import ResultFileError
+
+    try:
+        print(render(args.result, args.frame, args.output, None if args.no_video else args.video,
+                     args.samples, args.scale, args.joints))
+    except ResultFileError as exc:  # a missing, damaged or foreign result file: one line, as the add-on shows it
+        print(f"render_check: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

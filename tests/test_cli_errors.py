@@ -97,3 +97,63 @@ def test_bad_options_are_user_errors(tmp_path):
     proc = _run("landmarks", SAMPLE, "-o", tmp_path / "r.npz", "--device", "cuda:7", "--progress", "none")
     if proc.returncode != 0:
         assert "cuda" in _one_line_error(proc).lower()
+
+
+@pytest.mark.parametrize("argv", [
+    ["capture", SAMPLE, "-o", "{d}/r.npz", "--smoothing", "nan"],
+    ["capture", SAMPLE, "-o", "{d}/r.npz", "--focal-px", "nan"],
+    ["capture", SAMPLE, "-o", "{d}/r.npz", "--fov", "inf"],
+    ["landmarks", SAMPLE, "-o", "{d}/r.npz", "--reacquire", "nan"],
+    ["densepose", SAMPLE, "-o", "{d}/r.npz", "--score-thresh", "inf"],
+])
+def test_non_finite_numbers_are_refused_while_parsing(argv, tmp_path, capsys):
+    """Case 7: one line naming the option, exit 2, before anything is loaded."""
+    from core.cli import main
+
+    option, value = argv[-2:]
+    rc = main([str(a).format(d=tmp_path) for a in argv])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("doppel: error: argument") and option in err[0] and f"finite number, got '{value}'" in err[0]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def seen_in_two_frames(tmp_path_factory):
+    """8 frames: the sample's first 2 (two people), then 6 of plain grey."""
+    path = tmp_path_factory.mktemp("short") / "seen2.avi"
+    cap = cv2.VideoCapture(str(SAMPLE))
+    frames = [cap.read()[1] for _ in range(2)]
+    cap.release()
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (w, h))
+    for f in frames + [np.full_like(frames[0], 90)] * 6:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_short_clips_say_what_a_capture_needs(command, seen_in_two_frames, tmp_path, capsys):
+    """Case 8: not "no person was found", but how many frames the people were seen in and how many are needed."""
+    from core.cli import main
+
+    rc = main([command, str(SAMPLE), "-o", str(tmp_path / "r.npz"), "--end", "2", "--progress", "none"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == (f"doppel: error: frames 0 to 1 of {SAMPLE} are 2 frame(s); "
+                               "a capture needs at least 3 frames with the person in them")
+    rc = main([command, str(seen_in_two_frames), "-o", str(tmp_path / "r.npz"), "--progress", "none"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1] == (f"doppel: error: a person was seen in only 2 of the 8 frames of {seen_in_two_frames}; "
+                                   "a capture needs at least 4 frames with the person in them"), err
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_render_check_reports_a_bad_result_in_one_line(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a result")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "render_check.py"), str(bad), "-o",
+                           str(tmp_path / "x.png")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == f"render_check: error: Not a Doppel result file (File is not a zip file): {bad}"

@@ -107,3 +107,64 @@ def test_addon_defaults_are_the_engine_defaults():
     assert (defaults["max_people"], defaults["smoothing"], defaults["densepose_every"], defaults["body"]) == \
         (c.max_people, c.smoothing, c.densepose_every, c.body)
     assert json.loads((CORE / "defaults.json").read_text())["max_people"] == c.max_people
+
+
+def _rewrite_members(src: Path, dst: Path, replace: dict, compress: bool = False) -> None:
+    """A copy of the .npz ``src`` with members replaced or added (name -> raw .npy bytes)."""
+    import zipfile
+
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", method) as zout:
+        for name in zin.namelist():
+            zout.writestr(name, replace.get(name, zin.read(name)))
+        for name, data in replace.items():
+            if name not in zin.namelist():
+                zout.writestr(name, data)
+
+
+def _npy(array=None, header: dict | None = None) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    if header is not None:  # a header alone: declares what it likes, holds 64 bytes
+        np.lib.format.write_array_header_1_0(buf, header)
+        return buf.getvalue() + b"\0" * 64
+    np.lib.format.write_array(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+def test_both_readers_check_declared_shapes_and_read_only_their_members(tmp_path):
+    """Case 6: a huge declared shape, a zip bomb in a member they need, and members they do not need."""
+    import pytest
+
+    from core.result import ResultFormatError, read_result, write_result
+    from core.result.toy import toy_result
+
+    reader = _addon_module("result_file")
+    good = tmp_path / "toy.npz"
+    write_result(good, toy_result(n_people=1, n_frames=5))
+    both = [(read_result, ResultFormatError), (reader.read_result_file, reader.ResultFileError)]
+
+    # Members nobody reads are never read: an unloadable one (pickled objects) and 200 MB of deflated zeros.
+    extra = tmp_path / "extra.npz"
+    _rewrite_members(good, extra, {"junk.npy": _npy(np.array([{"a": 1}], dtype=object)),
+                                   "zeros.npy": _npy(np.zeros(200_000_000, np.uint8))}, compress=True)
+    for read, _ in both:
+        read(extra)
+
+    huge = tmp_path / "huge.npz"
+    _rewrite_members(good, huge, {"p0_bone_rotations.npy": _npy(header={
+        "descr": "<f4", "fortran_order": False, "shape": (10**7, 10**7, 4)})})
+    # A bomb the readers need: 10 M vertices of deflated zeros (120 MB from a file of 0.5 MB), consistent shapes.
+    bomb = tmp_path / "bomb.npz"
+    V = 10_000_000
+    _rewrite_members(good, bomb, {"p0_rest_vertices.npy": _npy(np.zeros((V, 3), np.float32)),
+                                  "p0_skin_indices.npy": _npy(np.zeros((V, 4), np.int32)),
+                                  "p0_skin_weights.npy": _npy(np.zeros((V, 4), np.float32))}, compress=True)
+    assert os.path.getsize(bomb) < 2 << 20
+    for read, error in both:
+        with pytest.raises(error, match="p0_bone_rotations") as err:
+            read(huge)
+        assert "(10000000, 10000000, 4)" in str(err.value)
+        with pytest.raises(error, match="p0_rest_vertices.*declares .*allowed"):
+            read(bomb)

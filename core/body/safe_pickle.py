@@ -14,8 +14,10 @@ import numpy as np
 
 from ..errors import WeightsFormatError
 from ..safe_pickle import (
+    MAX_ARRAY_BYTES,
     NUMPY_MULTIARRAY_MODULES,
     RestrictedUnpickler,
+    array_bytes,
     numpy_multiarray,
 )
 
@@ -65,6 +67,8 @@ class SparseStandIn(_StateStandIn):
             raise WeightsFormatError("unsupported sparse matrix in the SMPL file") from None
         if self.fmt == "csr":
             rows, cols = cols, rows  # csr is csc of the transpose
+        if rows < 0 or cols < 0 or array_bytes((cols, rows), np.float64) > MAX_ARRAY_BYTES:
+            raise WeightsFormatError(f"a sparse matrix of shape {(rows, cols)} is declared in the SMPL file")
         dense = np.zeros((cols, rows), dtype=np.float64)  # column-major build: one row per column
         if len(indptr) != cols + 1 or (len(indices) and (indices.min() < 0 or indices.max() >= rows)):
             raise WeightsFormatError("corrupt sparse matrix in the SMPL file")
@@ -129,18 +133,24 @@ def to_numpy(obj) -> np.ndarray:
 
 
 def load_smpl_pickle(path) -> dict:
-    """The SMPL pickle's dict with every value turned into a plain numpy array."""
+    """The SMPL pickle's dict with every value turned into a plain numpy array. Any fault, hostile or
+    damaged, is one WeightsFormatError that names the file."""
     try:
         with open(path, "rb") as fh:
-            data = SMPLUnpickler(fh, encoding="latin1").load()
-    except WeightsFormatError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+            raw = fh.read()
+    except OSError as exc:
+        raise WeightsFormatError(f"cannot read the SMPL pickle {path}: {exc.strerror or exc}") from None
+    try:
+        data = SMPLUnpickler.loads(raw, encoding="latin1")
+        if not isinstance(data, dict):
+            raise WeightsFormatError("it does not hold a dict")
+        out = {}
+        for k, v in data.items():
+            if isinstance(v, (np.ndarray, ArrayStandIn, SparseStandIn)):
+                out[str(k)] = to_numpy(v)
+    except WeightsFormatError as exc:
         raise WeightsFormatError(f"cannot read the SMPL pickle {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise WeightsFormatError(f"the SMPL pickle {path} does not hold a dict")
-    out = {}
-    for k, v in data.items():
-        if isinstance(v, (np.ndarray, ArrayStandIn, SparseStandIn)):
-            out[str(k)] = to_numpy(v)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            OverflowError, MemoryError) as exc:
+        raise WeightsFormatError(f"cannot read the SMPL pickle {path}: {type(exc).__name__}: {exc}") from None
     return out

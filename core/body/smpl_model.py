@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import MissingWeightsError, WeightsFormatError
+from ..fileio import NpzMembers
 from ..geometry.axes import R_BLENDER_FROM_CANON
 from ..geometry.kinematics import chain_global_rotations, chain_joint_positions
 from ..geometry.rig import rig_from_joints
@@ -46,21 +47,18 @@ def find_smpl_file(weights_dir, gender: str = "neutral") -> Path:
 def read_smpl_file(path) -> dict:
     """The SMPL arrays as plain numpy: v_template, shapedirs, posedirs, J_regressor (dense), weights, kintree_table, f."""
     path = Path(path)
-    if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except ValueError as exc:
-            raise WeightsFormatError(f"{path} holds pickled objects or is not an SMPL npz ({exc}); "
-                                     "convert it to plain arrays or use the .pkl") from None
-        except OSError as exc:
-            raise WeightsFormatError(f"cannot read {path}: {exc}") from None
+    need = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f")
+    if path.suffix == ".npz":  # only the arrays used, each checked before it is read (core.fileio.NpzMembers)
+        with NpzMembers(path, WeightsFormatError, "SMPL npz") as z:
+            data = {k: z.array(k) for k in (*need, "kintree_table") if k in z.names}
     else:
         data = load_smpl_pickle(path)
-    need = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f")
     missing = [k for k in need if k not in data]
     if missing:
         raise WeightsFormatError(f"{path} is not an SMPL model file: missing {', '.join(missing)}")
+    not_numbers = [k for k in (*need, "kintree_table") if k in data and np.asarray(data[k]).dtype.kind not in "biuf"]
+    if not_numbers:
+        raise WeightsFormatError(f"{path}: {', '.join(not_numbers)} must hold numbers")
     V = data["v_template"].shape[0] if data["v_template"].ndim == 2 else -1
     checks = {
         "v_template": data["v_template"].shape == (V, 3),
@@ -73,10 +71,15 @@ def read_smpl_file(path) -> dict:
     bad = [k for k, ok in checks.items() if not ok]
     if V < 1 or bad:
         raise WeightsFormatError(f"{path}: unexpected array shapes for {', '.join(bad) or 'v_template'}")
+    faces = np.asarray(data["f"])
+    if faces.size and (faces.min() < 0 or faces.max() >= V):
+        raise WeightsFormatError(f"{path}: the faces (f) refer to vertices outside 0..{V - 1}")
     if "kintree_table" in data:
-        parents = np.asarray(data["kintree_table"])[0].astype(np.int64)
-        parents[0] = -1
-        if not np.array_equal(parents, SMPL_PARENTS):
+        tree = np.asarray(data["kintree_table"])
+        parents = tree[0].astype(np.int64) if tree.ndim == 2 and tree.shape[1] == len(SMPL_PARENTS) else None
+        if parents is not None:
+            parents[0] = -1
+        if parents is None or not np.array_equal(parents, SMPL_PARENTS):
             raise WeightsFormatError(f"{path}: the kinematic tree is not SMPL's 24-joint tree")
     return data
 

@@ -7,6 +7,7 @@ one command does not break the others.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -26,8 +27,15 @@ def _sigterm_to_cancel(signum, frame):  # the add-on's Cancel sends SIGTERM
     raise KeyboardInterrupt
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the engine's one-line errors: ``doppel: error: ...``, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"doppel: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Doppel motion-capture engine")
+    parser = _Parser(prog="python -m core", description="Doppel motion-capture engine")
     parser.add_argument("--version", action="version", version=f"doppel {__version__}")
     parser.add_argument("--debug", action="store_true", help="print tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -42,12 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line error about the options
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2
+    # Cancel: SIGTERM (the add-on's Cancel) and SIGINT (Ctrl+C) end the run with exit code 130, even
+    # when the engine inherited SIGINT as ignored (a background job of a non-interactive shell).
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _sigterm_to_cancel)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
@@ -63,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # an internal error: one line, the traceback only with --debug
         if args.debug or os.environ.get("DOPPEL_DEBUG"):
             raise
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            # a full disk outside the outputs (those name their path themselves): the user's to fix
+            where = f": {err.filename}" if err.filename else ""
+            print(f"doppel: error: {os.strerror(err.errno).lower()}{where}", file=sys.stderr)
+            return 2
         print(f"doppel: internal error: {type(err).__name__}: {err} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1

@@ -7,9 +7,8 @@ import sys
 import time
 
 from ..config import BODY_MODELS, CaptureConfig
-from ..errors import ConfigError
 from ..geometry.camera import DEFAULT_FOV_DEG
-from .common import add_device_and_progress, given, resolve_device
+from .common import add_device_and_progress, finite_float, given, resolve_device
 
 _D = CaptureConfig()
 
@@ -21,12 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--body", choices=BODY_MODELS,
                         help=f"body model: anny (ships) or smpl (needs your SMPL file in weights/); default {_D.body}")
     parser.add_argument("--max-people", type=int, help=f"most people to capture (default {_D.max_people})")
-    parser.add_argument("--smoothing", type=float,
+    parser.add_argument("--smoothing", type=finite_float,
                         help=f"temporal smoothing strength, 0 = off, 1 = default, 2 = twice as smooth (default {_D.smoothing:g})")
     lens = parser.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=float,
+    lens.add_argument("--fov", type=finite_float,
                       help=f"horizontal field of view in degrees along the longer image side (default {DEFAULT_FOV_DEG:g})")
-    lens.add_argument("--focal-px", type=float, help="focal length in pixels (instead of --fov)")
+    lens.add_argument("--focal-px", type=finite_float, help="focal length in pixels (instead of --fov)")
     lens.add_argument("--no-camera-estimate", action="store_true",
                       help=f"without --fov/--focal-px, assume {DEFAULT_FOV_DEG:g} degrees and a level camera instead of "
                            "estimating the lens and tilt from the people (docs/ARCHITECTURE.md, calibrate)")
@@ -81,24 +80,20 @@ def build_config(args) -> CaptureConfig:
 
 def run(args) -> int:
     from ..export.preview import render_capture_preview
-    from ..fileio import check_writable
+    from ..fileio import Outputs
     from ..observe.densepose.stage import resolve_densepose
     from ..pipeline import run_capture
     from ..progress import Progress
     from ..result import write_result
     from ..video import probe_video
-    from ..video.writer import check_video_path
+    from ..video.writer import VIDEO_EXTENSIONS
 
-    out = check_writable(args.output)
-    if not out.endswith(".npz"):
-        raise ConfigError(f"the result must be an .npz file: {args.output}")
-    for extra in (args.preview, args.glb):
-        if extra:
-            check_writable(extra)
-    if args.preview:
-        check_video_path(args.preview)
-    if args.bvh and not os.path.isdir(args.bvh):
-        raise ConfigError(f"--bvh folder does not exist: {args.bvh}")
+    # Every output is checked before the long work, and written all or nothing after it.
+    outputs = Outputs(inputs=[args.video])
+    out = outputs.plan(args.output, "-o", (".npz",))
+    glb = outputs.plan(args.glb, "--glb", (".glb",)) if args.glb else None
+    preview = outputs.plan(args.preview, "--preview", VIDEO_EXTENSIONS) if args.preview else None
+    bvh = outputs.plan_folder(args.bvh, "--bvh") if args.bvh else None
     config = build_config(args)
     resolve_densepose(config)  # a missing --densepose / --densepose-uv file fails here, before any work
     device = resolve_device(args.device)
@@ -107,20 +102,22 @@ def run(args) -> int:
     t0 = time.monotonic()
     cap = run_capture(info, config, device=device, progress=progress, start=args.start, stop=args.end)
     elapsed = time.monotonic() - t0
-    write_result(out, cap.result)
-    if args.bvh:
-        from ..export.bvh import write_bvh
+    with outputs:
+        write_result(out, cap.result, outputs)
+        if bvh:
+            from ..export.bvh import write_bvh
 
-        stem = os.path.splitext(os.path.basename(info.path))[0]
-        for i, person in enumerate(cap.result.people):
-            write_bvh(person, os.path.join(args.bvh, f"{stem}_person{i + 1}.bvh"), info.fps)
-    if args.glb:
-        from ..export.gltf import write_glb
+            stem = os.path.splitext(os.path.basename(info.path))[0]
+            for i, person in enumerate(cap.result.people):
+                write_bvh(person, os.path.join(bvh, f"{stem}_person{i + 1}.bvh"), info.fps, outputs)
+        if glb:
+            from ..export.gltf import write_glb
 
-        write_glb(cap.result, args.glb)
-    if args.preview:
-        render_capture_preview(args.preview, info, cap.body, cap.fits, cap.camera, cap.perception.frame_range,
-                               device=device, progress=progress)
+            write_glb(cap.result, glb, outputs)
+        if preview:
+            render_capture_preview(preview, info, cap.body, cap.fits, cap.camera, cap.perception.frame_range,
+                                   device=device, progress=progress, outputs=outputs)
+        outputs.commit()
     progress.close()
     n = cap.perception.frame_range[1] - cap.perception.frame_range[0]
     progress.message(stage="done", output=out, people=len(cap.result.people), frames=n, seconds=round(elapsed, 2),

@@ -2,8 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..errors import ConfigError
+
+
+def finite_float(text: str) -> float:
+    """An option's number: a float that is finite (``nan`` and ``inf`` are refused while parsing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def add_device_and_progress(parser: argparse.ArgumentParser) -> None:

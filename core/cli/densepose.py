@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from .common import finite_float
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_PREVIEW_EXTS = (".mp4", ".avi", ".mov", ".mkv")
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None,
                         help="DensePose checkpoint .pkl (default: weights/densepose/model_final_162be9.pkl)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--score-thresh", type=float, default=0.8,
+    parser.add_argument("--score-thresh", type=finite_float, default=0.8,
                         help="minimum person score (default 0.8, as DensePose's apply_net)")
     parser.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass (default 4)")
     parser.add_argument("--uv-dtype", choices=["uint8", "float16"], default="uint8",
@@ -49,16 +51,14 @@ def _read_image(path: str):
 
 
 def run(args) -> int:
-    from ..errors import ConfigError, OutputPathError
-    from ..fileio import atomic_path, check_writable
+    from ..errors import ConfigError
+    from ..fileio import Outputs
     from ..observe.densepose import load_densepose
     from ..observe.densepose.io import save_densepose_npz
-    from ..observe.densepose.visualize import draw_densepose
     from ..progress import Progress
 
-    out = check_writable(args.output)
-    if not out.lower().endswith(".npz"):
-        raise ConfigError(f"the output must be an .npz file: {args.output}")
+    outputs = Outputs(inputs=[args.input])  # checked before the work, written all or nothing after it
+    out = outputs.plan(args.output, "-o", (".npz",))
     if not 0.0 <= args.score_thresh <= 1.0:
         raise ConfigError(f"--score-thresh must be in [0, 1], got {args.score_thresh}")
     if args.batch_size < 1:
@@ -68,12 +68,7 @@ def run(args) -> int:
     is_image = args.input.lower().endswith(IMAGE_EXTS)
     preview = None
     if args.preview:
-        preview = check_writable(args.preview)
-        ext = os.path.splitext(preview)[1].lower()
-        if is_image and ext not in (".png", ".jpg", ".jpeg"):
-            raise ConfigError(f"the preview of an image must be .png or .jpg: {args.preview}")
-        if not is_image and ext not in VIDEO_PREVIEW_EXTS:
-            raise ConfigError(f"the preview of a video must be .mp4: {args.preview}")
+        preview = outputs.plan(args.preview, "--preview", (".png", ".jpg", ".jpeg") if is_image else VIDEO_PREVIEW_EXTS)
 
     progress = Progress(args.progress)
     if is_image:
@@ -91,59 +86,14 @@ def run(args) -> int:
                 arch=dict(depth=model.arch.depth, head=model.arch.head), score_thresh=args.score_thresh,
                 image_channels="BGR in, results in image pixels", engine="core.observe.densepose")
     t0 = time.monotonic()
-    frames, results = [], []
-    if is_image:
-        progress("densepose", 0, 1)
-        results = model.predict([image])
-        frames = [0]
-        progress("densepose", 1, 1)
-        if preview:
-            import cv2
-
-            with atomic_path(preview) as tmp:
-                if not cv2.imwrite(tmp, draw_densepose(image, results[0])):
-                    raise OutputPathError(f"cannot write the preview image: {preview}")
-    else:
-        import cv2
-
-        from ..video import iter_frames
-
-        stop = vinfo.n_frames if args.end is None else min(args.end, vinfo.n_frames)
-        total = max(0, stop - args.start)
-        writer = None
-        with atomic_path(preview) if preview else _null() as tmp_preview:
-            if preview:
-                writer = cv2.VideoWriter(tmp_preview, cv2.VideoWriter_fourcc(*"mp4v"), vinfo.fps,
-                                         (vinfo.width, vinfo.height))
-                if not writer.isOpened():
-                    raise OutputPathError(f"cannot open a video writer for the preview: {preview}")
-            try:
-                batch_idx, batch = [], []
-
-                def flush():
-                    res = model.predict(batch, batch_size=len(batch))
-                    for idx, img, r in zip(batch_idx, batch, res):
-                        frames.append(idx)
-                        results.append(r)
-                        if writer is not None:
-                            writer.write(draw_densepose(img, r))
-                    batch_idx.clear()
-                    batch.clear()
-                    progress("densepose", len(frames), total)
-
-                progress("densepose", 0, total)
-                for idx, rgb in iter_frames(vinfo, start=args.start, stop=stop):
-                    batch_idx.append(idx)
-                    batch.append(rgb[..., ::-1].copy())  # RGB -> BGR, the model's input order
-                    if len(batch) >= args.batch_size:
-                        flush()
-                if batch:
-                    flush()
-            finally:
-                if writer is not None:
-                    writer.release()
-    elapsed = time.monotonic() - t0
-    save_densepose_npz(out, frames, results, meta, uv_dtype=args.uv_dtype)
+    with outputs:
+        if is_image:
+            frames, results = _predict_image(model, image, preview, outputs, progress)
+        else:
+            frames, results = _predict_video(model, vinfo, args, preview, outputs, progress)
+        elapsed = time.monotonic() - t0
+        save_densepose_npz(out, frames, results, meta, uv_dtype=args.uv_dtype, outputs=outputs)
+        outputs.commit()
     progress.close()
     n_det = sum(len(r) for r in results)
     progress.message(stage="done", output=out, frames=len(frames), detections=n_det, seconds=round(elapsed, 2))
@@ -151,9 +101,72 @@ def run(args) -> int:
     return 0
 
 
-class _null:
-    def __enter__(self):
-        return None
+def _predict_image(model, image, preview, outputs, progress):
+    """DensePose on one image (BGR); the preview image joins ``outputs``."""
+    import cv2
 
-    def __exit__(self, *exc):
-        return False
+    from ..errors import OutputPathError
+    from ..fileio import atomic_path
+    from ..observe.densepose.visualize import draw_densepose
+
+    progress("densepose", 0, 1)
+    results = model.predict([image])
+    progress("densepose", 1, 1)
+    if preview:
+        with atomic_path(preview, outputs=outputs) as tmp:
+            if not cv2.imwrite(tmp, draw_densepose(image, results[0])):
+                raise OutputPathError(f"cannot write the preview image: {preview}")
+    return [0], results
+
+
+def _predict_video(model, vinfo, args, preview, outputs, progress):
+    """DensePose on frames ``args.start`` .. ``args.end`` of a video, in batches; the preview video (checked
+    after it is written) joins ``outputs``."""
+    import contextlib
+
+    import cv2
+
+    from ..errors import OutputPathError
+    from ..fileio import atomic_path
+    from ..observe.densepose.visualize import draw_densepose
+    from ..video import iter_frames
+    from ..video.writer import check_video_file
+
+    stop = vinfo.n_frames if args.end is None else min(args.end, vinfo.n_frames)
+    total = max(0, stop - args.start)
+    frames, results = [], []
+    size = (vinfo.width, vinfo.height)
+    with atomic_path(preview, outputs=outputs) if preview else contextlib.nullcontext() as tmp_preview:
+        writer = None
+        if preview:
+            writer = cv2.VideoWriter(tmp_preview, cv2.VideoWriter_fourcc(*"mp4v"), vinfo.fps, size)
+            if not writer.isOpened():
+                raise OutputPathError(f"cannot open a video writer for the preview: {preview}")
+        try:
+            batch_idx, batch = [], []
+
+            def flush():
+                res = model.predict(batch, batch_size=len(batch))
+                for idx, img, r in zip(batch_idx, batch, res):
+                    frames.append(idx)
+                    results.append(r)
+                    if writer is not None:
+                        writer.write(draw_densepose(img, r))
+                batch_idx.clear()
+                batch.clear()
+                progress("densepose", len(frames), total)
+
+            progress("densepose", 0, total)
+            for idx, rgb in iter_frames(vinfo, start=args.start, stop=stop):
+                batch_idx.append(idx)
+                batch.append(rgb[..., ::-1].copy())  # RGB -> BGR, the model's input order
+                if len(batch) >= args.batch_size:
+                    flush()
+            if batch:
+                flush()
+        finally:
+            if writer is not None:
+                writer.release()
+        if preview:
+            check_video_file(tmp_preview, len(frames), size, preview)
+    return frames, results

@@ -6,8 +6,7 @@ import sys
 import time
 
 from ..config import PerceptionConfig
-from ..errors import ConfigError
-from .common import add_device_and_progress, given, resolve_device
+from .common import add_device_and_progress, finite_float, given, resolve_device
 
 _D = PerceptionConfig()
 
@@ -19,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-people", type=int, help=f"most people to keep (default {_D.max_people})")
     parser.add_argument("--detect-every", type=int,
                         help=f"frames between detector runs while tracking is confident (default {_D.detect_every})")
-    parser.add_argument("--reacquire", type=float, metavar="SECONDS",
+    parser.add_argument("--reacquire", type=finite_float, metavar="SECONDS",
                         help=f"a person who leaves and comes back within this time keeps their id (default {_D.reacquire_s:g})")
     add_device_and_progress(parser)
 
@@ -28,19 +27,16 @@ def run(args) -> int:
     from dataclasses import replace
 
     from ..export.preview import render_landmarks_preview
-    from ..fileio import check_writable
+    from ..fileio import Outputs
     from ..progress import Progress
     from ..result.landmarks_file import save_landmarks
     from ..track.perception import run_perception
     from ..video import probe_video
-    from ..video.writer import check_video_path
+    from ..video.writer import VIDEO_EXTENSIONS
 
-    out = check_writable(args.output)
-    if not out.endswith(".npz"):
-        raise ConfigError(f"the output must be an .npz file: {args.output}")
-    if args.preview:
-        check_writable(args.preview)
-        check_video_path(args.preview)
+    outputs = Outputs(inputs=[args.video])  # checked before the work, written all or nothing after it
+    out = outputs.plan(args.output, "-o", (".npz",))
+    preview = outputs.plan(args.preview, "--preview", VIDEO_EXTENSIONS) if args.preview else None
     config = replace(PerceptionConfig(), **given(args, max_people="max_people", detect_every="detect_every",
                                                  reacquire_s="reacquire"))
     config.validate()
@@ -50,9 +46,12 @@ def run(args) -> int:
     t0 = time.monotonic()
     result = run_perception(info, config, device=device, progress=progress, start=args.start, stop=args.end)
     elapsed = time.monotonic() - t0
-    save_landmarks(out, result)
-    if args.preview:
-        render_landmarks_preview(args.preview, info, result.tracks, result.frame_range, progress=progress)
+    with outputs:
+        save_landmarks(out, result, outputs)
+        if preview:
+            render_landmarks_preview(preview, info, result.tracks, result.frame_range, progress=progress,
+                                     outputs=outputs)
+        outputs.commit()
     progress.close()
     n = result.frame_range[1] - result.frame_range[0]
     summary = {"stage": "done", "output": out, "people": len(result.tracks), "frames": n,

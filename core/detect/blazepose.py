@@ -121,4 +121,7 @@ def load_detector(device: torch.device | str = "cpu") -> PoseDetector:
     from ..tflite import load_tflite_graph
 
     device = torch.device(device)
-    return PoseDetector(load_tflite_graph(POSE_DETECTOR, device=device), device)
+    n = len(ssd_anchors())  # boxes (12 numbers: box and 4 keypoints) and a score per anchor
+    graph = load_tflite_graph(POSE_DETECTOR, device=device, input_shape=(DET_SIZE, DET_SIZE, 3),
+                              output_shapes=[(n, 12), (n, 1)])
+    return PoseDetector(graph, device)

@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from ..fileio import atomic_path
+from ..fileio import Outputs, atomic_path
 from ..geometry.axes import R_BLENDER_FROM_CANON, R_YUP_FROM_ZUP
 from ..geometry.kinematics import smpl_global_rotations
 from ..result import PersonResult
@@ -86,8 +86,9 @@ def _leaf_end(j: int, rest: np.ndarray) -> np.ndarray:
     return 0.5 * (rest[j] - rest[SMPL_PARENTS[j]])
 
 
-def write_bvh(person: PersonResult, path: str | os.PathLike, fps: float) -> None:
-    """Write ``person``'s motion as BVH (see the module docstring for the conventions). Atomic."""
+def write_bvh(person: PersonResult, path: str | os.PathLike, fps: float, outputs: Outputs | None = None) -> None:
+    """Write ``person``'s motion as BVH (see the module docstring for the conventions). Atomic; with
+    ``outputs``, renamed into place with the run's other outputs."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     offsets, root_pos, local = bvh_motion(person)
@@ -129,6 +130,6 @@ def write_bvh(person: PersonResult, path: str | os.PathLike, fps: float) -> None
     lines += ["MOTION", f"Frames: {n}", f"Frame Time: {1.0 / fps:.8f}"]
     values = np.concatenate([root_pos[:, None, :], angles[:, order]], axis=1).reshape(n, -1)
     body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in values)
-    with atomic_path(path, suffix=".bvh") as tmp:
+    with atomic_path(path, suffix=".bvh", outputs=outputs) as tmp:
         with open(tmp, "w", encoding="ascii", newline="\n") as fh:
             fh.write("\n".join(lines) + "\n" + body + "\n")

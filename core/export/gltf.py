@@ -38,7 +38,7 @@ import struct
 
 import numpy as np
 
-from ..fileio import atomic_path
+from ..fileio import Outputs, atomic_path
 from ..geometry.axes import R_YUP_FROM_ZUP
 from ..geometry.mesh import vertex_normals
 from ..geometry.rig import Rig, posed_bone_frames
@@ -232,10 +232,11 @@ def glb_bytes(doc: dict, binary: bytes) -> bytes:
     return struct.pack("<III", _GLB_MAGIC, 2, 12 + len(body)) + body
 
 
-def write_glb(result: Result, path: str | os.PathLike) -> None:
-    """Write every person of ``result`` to one binary glTF file at ``path`` (atomic)."""
+def write_glb(result: Result, path: str | os.PathLike, outputs: Outputs | None = None) -> None:
+    """Write every person of ``result`` to one binary glTF file at ``path`` (atomic; with ``outputs``,
+    renamed into place with the run's other outputs)."""
     doc, binary = gltf_document(result)
     data = glb_bytes(doc, binary)
-    with atomic_path(path, suffix=".glb") as tmp:
+    with atomic_path(path, suffix=".glb", outputs=outputs) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)

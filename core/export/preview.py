@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from ..errors import Cancelled
+from ..fileio import Outputs
 from ..observe.landmarks import mask_to_frame
 from ..progress import ProgressFn, null_progress
 from ..skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
@@ -50,9 +51,10 @@ def draw_label(img: np.ndarray, text: str, xy, colour) -> None:
 
 def render_landmarks_preview(
     path: str, info: VideoInfo, tracks, frame_range: tuple[int, int], progress: ProgressFn = null_progress,
-    cancel: Optional[Callable[[], bool]] = None, max_side: int = 1280,
+    cancel: Optional[Callable[[], bool]] = None, max_side: int = 1280, outputs: Optional[Outputs] = None,
 ) -> None:
-    """Skeletons, ids and masks of every track over the footage, written to ``path``."""
+    """Skeletons, ids and masks of every track over the footage, written to ``path`` (with ``outputs``:
+    renamed into place with the run's other outputs)."""
     scale = preview_scale(info, max_side)
     W, H = int(round(info.width * scale)), int(round(info.height * scale))
     by_frame: dict[int, list[tuple[int, int]]] = {}
@@ -86,14 +88,16 @@ def render_landmarks_preview(
             progress("preview", n + 1, total)
             yield img
 
-    write_video(path, frames(), (W, H), info.fps)
+    write_video(path, frames(), (W, H), info.fps, outputs=outputs)
 
 
 def render_capture_preview(
     path: str, info: VideoInfo, body, fits, camera, frame_range: tuple[int, int], device="cpu",
     progress: ProgressFn = null_progress, cancel: Optional[Callable[[], bool]] = None, max_side: int = 1280,
+    outputs: Optional[Outputs] = None,
 ) -> None:
-    """The fitted meshes of every person drawn over the footage (camera frame, one z-buffer), with ids."""
+    """The fitted meshes of every person drawn over the footage (camera frame, one z-buffer), with ids;
+    with ``outputs``, renamed into place with the run's other outputs."""
     import torch
 
     from .raster import render_meshes
@@ -144,4 +148,4 @@ def render_capture_preview(
             progress("preview", n + 1, total)
             yield img
 
-    write_video(path, frames(), (W, H), info.fps)
+    write_video(path, frames(), (W, H), info.fps, outputs=outputs)

@@ -145,4 +145,8 @@ def load_landmarker(device: torch.device | str = "cpu") -> PoseLandmarker:
     from ..tflite import load_tflite_graph
 
     device = torch.device(device)
-    return PoseLandmarker(load_tflite_graph(POSE_LANDMARKER, device=device), device)
+    # 39 landmarks x 5 numbers, pose flag, segmentation, heatmap, 39 world landmarks x 3 (see PoseLandmarker)
+    graph = load_tflite_graph(POSE_LANDMARKER, device=device, input_shape=(LMK_SIZE, LMK_SIZE, 3),
+                              output_shapes=[(39 * 5,), (1,), (LMK_SIZE, LMK_SIZE, 1), (LMK_SIZE // 4, LMK_SIZE // 4, 39),
+                                             (39 * 3,)])
+    return PoseLandmarker(graph, device)

@@ -20,7 +20,7 @@ import numpy as np
 from .. import __version__
 from ..config import PerceptionConfig, from_dict
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import NpzMembers, Outputs, atomic_path, write_npz
 from ..skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
 from ..skeletons import BLAZEPOSE_LANDMARK_NAMES as LANDMARK_NAMES
 from ..types import PerceptionResult, TrackObservations, VideoInfo
@@ -31,7 +31,7 @@ _FIELDS = {"frames": "frames", "keypoints": "keypoints", "world": "world", "boxe
            "presence": "presence", "z": "z", "pose_score": "pose_score", "rois": "rois", "masks": "masks"}
 
 
-def save_landmarks(path: str | os.PathLike, result: PerceptionResult) -> None:
+def save_landmarks(path: str | os.PathLike, result: PerceptionResult, outputs: Outputs | None = None) -> None:
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
         "video": asdict(result.video), "frame_range": list(result.frame_range),
@@ -44,24 +44,25 @@ def save_landmarks(path: str | os.PathLike, result: PerceptionResult) -> None:
     for i, t in enumerate(result.tracks):
         for key, attr in _FIELDS.items():
             arrays[f"t{i}_{key}"] = np.asarray(getattr(t, attr))
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+    with atomic_path(path, suffix=".npz", outputs=outputs) as tmp:
+        write_npz(tmp, arrays, compress=True)
 
 
 def load_landmarks(path: str | os.PathLike) -> PerceptionResult:
     path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-        meta = json.loads(str(data["meta_json"]))
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"not a Doppel landmarks file ({exc}): {path}") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"not a Doppel landmarks file: {path}")
-    tracks = []
-    for i, tm in enumerate(meta["tracks"]):
-        kw = {attr: data[f"t{i}_{key}"] for key, attr in _FIELDS.items()}
-        tracks.append(TrackObservations(track_id=int(tm["track_id"]), **kw))
+    with NpzMembers(path, UserError, "Doppel landmarks file") as z:
+        try:
+            meta = json.loads(z.text("meta_json"))
+        except ValueError as exc:
+            raise UserError(f"not a Doppel landmarks file ({exc}): {path}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise UserError(f"not a Doppel landmarks file: {path}")
+        tracks = []
+        try:
+            for i, tm in enumerate(meta["tracks"]):
+                kw = {attr: z.array(f"t{i}_{key}") for key, attr in _FIELDS.items()}
+                tracks.append(TrackObservations(track_id=int(tm["track_id"]), **kw))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"the metadata of a Doppel landmarks file is damaged ({exc!r}): {path}") from None
     return PerceptionResult(video=VideoInfo(**meta["video"]), frame_range=tuple(meta["frame_range"]),
                             tracks=tuple(tracks), config=from_dict(PerceptionConfig, meta["config"]), stats=meta.get("stats", {}))

@@ -12,13 +12,24 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import NpzMembers, Outputs, atomic_path, write_npz
 from ..skeletons import N_SMPL_JOINTS
 from .meta import person_name
 
 SCHEMA_VERSION = 1
+
+
 class ResultFormatError(UserError):
     """A result file is missing fields, has wrong shapes, or is of another schema version."""
+
+
+def person_shapes(T: int, B: int, V: int) -> dict[str, tuple[int, ...]]:
+    """The shape of each of a person's arrays for T frames, B bones and V vertices."""
+    return {
+        "global_orient": (T, 3), "body_pose": (T, 23, 3), "transl": (T, 3), "joints": (T, N_SMPL_JOINTS, 3),
+        "bone_parents": (B,), "bone_heads": (B, 3), "bone_tails": (B, 3), "bone_matrices": (B, 3, 3),
+        "bone_rotations": (T, B, 4), "root_location": (T, 3), "skin_indices": (V, 4), "skin_weights": (V, 4),
+    }
 
 
 @dataclass(frozen=True)
@@ -48,11 +59,7 @@ class PersonResult:
         T = len(self.frames)
         B = len(self.bone_names)
         V = len(self.rest_vertices)
-        expect = {
-            "global_orient": (T, 3), "body_pose": (T, 23, 3), "transl": (T, 3), "joints": (T, N_SMPL_JOINTS, 3),
-            "bone_parents": (B,), "bone_heads": (B, 3), "bone_tails": (B, 3), "bone_matrices": (B, 3, 3),
-            "bone_rotations": (T, B, 4), "root_location": (T, 3), "skin_indices": (V, 4), "skin_weights": (V, 4),
-        }
+        expect = person_shapes(T, B, V)
         for name, shape in expect.items():
             got = tuple(np.shape(getattr(self, name)))
             if got != shape:
@@ -79,8 +86,10 @@ _FLOAT_FIELDS = {"global_orient", "body_pose", "transl", "shape", "joints", "bon
                  "bone_matrices", "bone_rotations", "root_location", "rest_vertices", "skin_weights"}
 
 
-def write_result(path: str | os.PathLike, result: Result) -> None:
-    """Validate and write atomically: a crash or cancel never leaves a partial file or harms an old one."""
+def write_result(path: str | os.PathLike, result: Result, outputs: Outputs | None = None) -> None:
+    """Validate and write atomically: a crash or cancel never leaves a partial file or harms an old one.
+    With ``outputs`` the file joins that run's outputs (renamed into place at ``outputs.commit()``).
+    The written file is read back and checked before it may replace anything."""
     meta = dict(result.meta)
     meta["schema_version"] = SCHEMA_VERSION
     meta["people"] = [{"index": i, "track_id": int(p.track_id), "n_frames": int(len(p.frames)),
@@ -99,36 +108,46 @@ def write_result(path: str | os.PathLike, result: Result) -> None:
         arrays[f"p{i}_bone_names"] = np.array(p.bone_names, dtype=np.str_)
         for k, v in p.extras.items():
             arrays[f"p{i}_x_{k}"] = np.asarray(v)
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(path, suffix=".npz", outputs=outputs) as tmp:
+        write_npz(tmp, arrays)
+        read_result(tmp)
 
 
 def read_result(path: str | os.PathLike) -> Result:
-    """Load and validate a result file (never unpickles)."""
+    """Load and validate a result file (never unpickles). Only the members the schema names are read,
+    each after its declared shape was checked (core.fileio.NpzMembers: a hostile or damaged file is one
+    ResultFormatError, never a huge allocation)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ResultFormatError(f"result file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise ResultFormatError(f"not a Doppel result file ({exc}): {path}") from None
-    if "meta_json" not in data:
-        raise ResultFormatError(f"not a Doppel result file (no meta_json): {path}")
-    meta = json.loads(str(data["meta_json"]))
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ResultFormatError(f"result schema version {version} is not supported (expected {SCHEMA_VERSION}): {path}")
-    people = []
-    for i, pm in enumerate(meta.get("people", [])):
+    with NpzMembers(path, ResultFormatError, "Doppel result file") as z:
+        if "meta_json" not in z.names:
+            raise ResultFormatError(f"not a Doppel result file (no meta_json): {path}")
         try:
-            kw = {name: data[f"p{i}_{name}"] for name in _ARRAY_FIELDS}
-            names = tuple(str(s) for s in data[f"p{i}_bone_names"])
-        except KeyError as exc:
-            raise ResultFormatError(f"result file lacks {exc.args[0]}: {path}") from None
-        extras = {k[len(f"p{i}_x_"):]: v for k, v in data.items() if k.startswith(f"p{i}_x_")}
-        p = PersonResult(track_id=int(pm["track_id"]), bone_names=names, extras=extras, **kw)
-        p.validate()
-        people.append(p)
-    return Result(meta=meta, people=tuple(people), faces=data["faces"])
+            meta = json.loads(z.text("meta_json"))
+        except ValueError as exc:
+            raise ResultFormatError(f"result metadata is not valid JSON ({exc}): {path}") from None
+        version = meta.get("schema_version") if isinstance(meta, dict) else None
+        if version != SCHEMA_VERSION:
+            raise ResultFormatError(f"result schema version {version} is not supported (expected {SCHEMA_VERSION}): {path}")
+        people_meta = meta.get("people", [])
+        if not isinstance(people_meta, list) or not all(isinstance(pm, dict) for pm in people_meta):
+            raise ResultFormatError(f"result metadata lists no people: {path}")
+        faces = z.array("faces", (None, 3))
+        people = []
+        for i, pm in enumerate(people_meta):
+            frames = z.array(f"p{i}_frames", (None,))
+            names = tuple(str(s) for s in z.array(f"p{i}_bone_names", (None,)))
+            kw = {"frames": frames, "rest_vertices": z.array(f"p{i}_rest_vertices", (None, 3)),
+                  "shape": z.array(f"p{i}_shape", (None,))}
+            shapes = person_shapes(len(frames), len(names), len(kw["rest_vertices"]))
+            kw.update({name: z.array(f"p{i}_{name}", shape) for name, shape in shapes.items()})
+            extras = {n[len(f"p{i}_x_"):]: z.array(n) for n in sorted(z.names) if n.startswith(f"p{i}_x_")}
+            try:
+                track_id = int(pm["track_id"])
+            except (KeyError, TypeError, ValueError):
+                raise ResultFormatError(f"result metadata of person {i} has no track_id: {path}") from None
+            p = PersonResult(track_id=track_id, bone_names=names, extras=extras, **kw)
+            p.validate()
+            people.append(p)
+    return Result(meta=meta, people=tuple(people), faces=faces)

@@ -96,6 +96,13 @@ class _Table:
         p = self._field(i)
         return p + struct.unpack_from("<I", self.buf, p)[0] if p else 0
 
+    def _length(self, p: int, itemsize: int) -> int:
+        """The element count of the vector at ``p``, refused when its elements would run past the file."""
+        n = struct.unpack_from("<I", self.buf, p)[0]
+        if p + 4 + n * itemsize > len(self.buf):
+            raise WeightsFormatError(f"it declares a vector of {n} entries, more than the file holds")
+        return n
+
     def table(self, i: int) -> "_Table | None":
         p = self._deref(i)
         return _Table(self.buf, p) if p else None
@@ -104,7 +111,7 @@ class _Table:
         p = self._deref(i)
         if not p:
             return None
-        n = struct.unpack_from("<I", self.buf, p)[0]
+        n = self._length(p, 1)
         return bytes(self.buf[p + 4:p + 4 + n]).decode("utf-8", "replace")
 
     def vector(self, i: int, dtype) -> np.ndarray | None:
@@ -112,22 +119,22 @@ class _Table:
         p = self._deref(i)
         if not p:
             return None
-        n = struct.unpack_from("<I", self.buf, p)[0]
         dt = np.dtype(dtype).newbyteorder("<")
+        n = self._length(p, dt.itemsize)
         return np.frombuffer(self.buf, dtype=dt, count=n, offset=p + 4).copy()
 
     def bytes_vector(self, i: int) -> memoryview | None:
         p = self._deref(i)
         if not p:
             return None
-        n = struct.unpack_from("<I", self.buf, p)[0]
+        n = self._length(p, 1)
         return self.buf[p + 4:p + 4 + n]
 
     def tables(self, i: int) -> list["_Table"]:
         p = self._deref(i)
         if not p:
             return []
-        n = struct.unpack_from("<I", self.buf, p)[0]
+        n = self._length(p, 4)
         out = []
         for k in range(n):
             q = p + 4 + 4 * k
@@ -297,6 +304,17 @@ def _sparsity(t: _Table | None) -> Sparsity | None:
                     block_map=[] if bm is None else [int(v) for v in bm], dim_metadata=dims)
 
 
+MAX_TENSOR_ELEMENTS = 1 << 28  # 1 GiB of float32; BlazePose's largest tensor has 4.2 M elements
+
+
+def _check_shape(shape: np.ndarray | None, what: str) -> None:
+    """A tensor's declared shape: dimensions of -1 (unknown) or more, at most MAX_TENSOR_ELEMENTS in all."""
+    if shape is None:
+        return
+    if np.any(shape < -1) or int(np.prod(np.maximum(shape.astype(np.int64), 1), dtype=object)) > MAX_TENSOR_ELEMENTS:
+        raise WeightsFormatError(f"{what} declares a tensor of shape {tuple(int(v) for v in shape)}")
+
+
 def parse_model(data: bytes | bytearray | memoryview, what: str = "model") -> Model:
     """Parse a TFLite flatbuffer. Raises WeightsFormatError when ``data`` is not one."""
     buf = memoryview(bytes(data))
@@ -316,6 +334,8 @@ def parse_model(data: bytes | bytearray | memoryview, what: str = "model") -> Mo
                 buffers.append(bytes(d))
             elif off > 1 and size:
                 # large models keep buffers after the flatbuffer, addressed from the file start
+                if off + size > len(buf):
+                    raise WeightsFormatError(f"{what} declares a buffer of {size} bytes at {off}, past the end of the file")
                 buffers.append(bytes(buf[off:off + size]))
             else:
                 buffers.append(None)
@@ -325,6 +345,7 @@ def parse_model(data: bytes | bytearray | memoryview, what: str = "model") -> Mo
             for t in sg.tables(0):
                 shape = t.vector(0, np.int32)
                 sig = t.vector(7, np.int32)
+                _check_shape(shape, what)
                 tensors.append(Tensor(
                     shape=tuple(int(v) for v in shape) if shape is not None else (),
                     type=TENSOR_TYPES.get(t.scalar(1, "b", 0), "UNKNOWN"),

@@ -8,7 +8,7 @@ import torch
 
 from ..config import PerceptionConfig
 from ..detect.blazepose import PoseDetector, load_detector
-from ..errors import Cancelled, NoPersonFound
+from ..errors import Cancelled, NoPersonFound, TooFewFrames
 from ..observe.landmarks import PoseLandmarker, load_landmarker
 from ..progress import ProgressFn, null_progress
 from ..types import PerceptionResult, VideoInfo
@@ -24,6 +24,18 @@ def load_pose_models(device: torch.device | str = "cpu") -> tuple[PoseDetector, 
 def _frames_to_tensor(frames: list[np.ndarray], device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(np.stack(frames)).to(device, non_blocking=True)
     return x.permute(0, 3, 1, 2).float()
+
+
+def check_frame_range(info: VideoInfo, start: int, stop: Optional[int], config: PerceptionConfig) -> int:
+    """The end of the range ``start`` .. ``stop`` (None: the video's end); TooFewFrames when the range is
+    shorter than the frames a person must be seen in to be kept (core.track.tracker drops shorter tracks)."""
+    stop = info.n_frames if stop is None else min(stop, info.n_frames)
+    need = config.tuning.min_fragment
+    if 0 <= start < stop < start + need:
+        what = f"{info.path} has {stop - start} frame(s)" if (start, stop) == (0, info.n_frames) else \
+            f"frames {start} to {stop - 1} of {info.path} are {stop - start} frame(s)"
+        raise TooFewFrames(f"{what}; a capture needs at least {need} frames with the person in them")
+    return stop
 
 
 def run_perception(
@@ -42,7 +54,7 @@ def run_perception(
     """
     config.validate()
     info = video if isinstance(video, VideoInfo) else probe_video(video)
-    stop = info.n_frames if stop is None else min(stop, info.n_frames)
+    stop = check_frame_range(info, start, stop, config)
     device = torch.device(device)
     det, lmk = models if models is not None else load_pose_models(device)
     det.score_thresh = config.detect_score
@@ -73,6 +85,9 @@ def run_perception(
             flush()
     flush()
     tracks = tracker.finish((start, stop))
+    if not tracks and tracker.longest_seen:
+        raise NoPersonFound(f"a person was seen in only {tracker.longest_seen} of the {total} frames of {info.path}; "
+                            f"a capture needs at least {tracker.frames_needed} frames with the person in them")
     if not tracks:
         raise NoPersonFound(f"no person was found in {info.path}")
     return PerceptionResult(video=info, frame_range=(start, stop), tracks=tuple(tracks), config=config,

@@ -290,9 +290,13 @@ class Tracker:
         span = frame_range[1] - frame_range[0]
         min_len = min(min_len, max(1, span // 2))
         fragment = self.tune.min_fragment
+        fragments = [tr.n_obs for tr in everyone]
         everyone = stitch_tracks([tr for tr in everyone if tr.n_obs >= fragment], self.cfg, self.reacquire, self.frame_hw)
         for tr in everyone:
             drop_stragglers(tr, gap=self.max_missed, min_len=fragment)
+        # for the message when nobody is kept: the most frames anyone was seen in (fewer than needed)
+        self.longest_seen = max([tr.n_obs for tr in everyone] or fragments, default=0)
+        self.frames_needed = max(min_len, fragment)
         kept = [tr for tr in everyone if tr.n_obs >= min_len]
         out = [tr.finish(self.cfg.mask_size) for tr in kept]
 

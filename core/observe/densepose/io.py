@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...fileio import atomic_path
+from ...fileio import Outputs, atomic_path, write_npz
 from .model import DensePoseResult
 
 SCHEMA = "doppel.densepose/1"
@@ -41,8 +41,8 @@ def encode_uv(uv: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def save_densepose_npz(path: str | os.PathLike, frame_indices: Sequence[int], results: Sequence[DensePoseResult],
-                       meta: dict, uv_dtype: str = "uint8") -> None:
-    """Write results (one per entry of ``frame_indices``) atomically."""
+                       meta: dict, uv_dtype: str = "uint8", outputs: Outputs | None = None) -> None:
+    """Write results (one per entry of ``frame_indices``) atomically (with ``outputs``: at its commit)."""
     det_frame, boxes, scores, xywh, hw, labels, us, vs = [], [], [], [], [], [], [], []
     for f, r in zip(frame_indices, results):
         for i in range(len(r)):
@@ -70,9 +70,8 @@ def save_densepose_npz(path: str | os.PathLike, frame_indices: Sequence[int], re
         iuv_u=np.concatenate(us) if us else np.zeros((0,), uv_np),
         iuv_v=np.concatenate(vs) if vs else np.zeros((0,), uv_np),
     )
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+    with atomic_path(path, outputs=outputs) as tmp:
+        write_npz(tmp, arrays, compress=True)
 
 
 def load_densepose_npz(path: str | os.PathLike) -> tuple[dict, np.ndarray, list]:

@@ -74,7 +74,7 @@ def read_checkpoint(path: str | os.PathLike) -> "OrderedDict[str, np.ndarray]":
             f"{path.name} is a PyTorch zip checkpoint, not a detectron2 model-zoo .pkl; {DOWNLOAD_HINT}"
         )
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+        obj = _RestrictedUnpickler.loads(data, encoding="latin1")
     except WeightsFormatError as err:
         raise WeightsFormatError(f"{path.name}: {err}") from None
     except Exception as err:  # any malformed pickle: one clear line
