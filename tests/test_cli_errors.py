@@ -103,6 +103,7 @@ def test_bad_options_are_user_errors(tmp_path):
     ["capture", SAMPLE, "-o", "{d}/r.npz", "--smoothing", "nan"],
     ["capture", SAMPLE, "-o", "{d}/r.npz", "--focal-px", "nan"],
     ["capture", SAMPLE, "-o", "{d}/r.npz", "--fov", "inf"],
+    ["capture", SAMPLE, "-o", "{d}/r.npz", "--camera-height", "nan"],
     ["landmarks", SAMPLE, "-o", "{d}/r.npz", "--reacquire", "nan"],
     ["densepose", SAMPLE, "-o", "{d}/r.npz", "--score-thresh", "inf"],
 ])

@@ -29,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lens.add_argument("--no-camera-estimate", action="store_true",
                       help=f"without --fov/--focal-px, assume {DEFAULT_FOV_DEG:g} degrees and a level camera instead of "
                            "estimating the lens and tilt from the people (docs/ARCHITECTURE.md, calibrate)")
-    parser.add_argument("--camera-height", type=float, metavar="M",
+    parser.add_argument("--camera-height", type=finite_float, metavar="M",
                         help="the camera's height above the ground in metres, if you know it (default: estimated "
                              "from the people's feet)")
-    parser.add_argument("--camera-pitch", type=float, metavar="DEG",
+    parser.add_argument("--camera-pitch", type=finite_float, metavar="DEG",
                         help="how many degrees the camera looks down (negative: up), if you know it (default: "
                              "estimated from the people, else level)")
     parser.add_argument("--no-foot-lock", action="store_true",

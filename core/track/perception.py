@@ -1,6 +1,7 @@
 """Perception over a whole video: decode, detect, track and observe landmarks for everyone."""
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Callable, Optional
 
 import numpy as np
@@ -76,13 +77,16 @@ def run_perception(
         buf_f.clear()
         progress("landmarks", done, total)
 
-    for idx, rgb in iter_frames(info, start=start, stop=stop):
-        if cancel is not None and cancel():
-            raise Cancelled("cancelled")
-        buf_i.append(idx)
-        buf_f.append(rgb)
-        if len(buf_i) >= config.chunk:
-            flush()
+    # Closed on the way out whatever happens: a cancel (Ctrl+C) must stop the decoding thread before the
+    # interpreter exits, or it dies inside OpenCV ("terminate called without an active exception", exit 134).
+    with closing(iter_frames(info, start=start, stop=stop)) as frames:
+        for idx, rgb in frames:
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled")
+            buf_i.append(idx)
+            buf_f.append(rgb)
+            if len(buf_i) >= config.chunk:
+                flush()
     flush()
     tracks = tracker.finish((start, stop))
     if not tracks and tracker.longest_seen:
