@@ -278,3 +278,20 @@ def test_a_camera_placement_the_user_gives_fixes_the_ground(scene):
     g = estimate_ground(scene["feet"], FPS, height=2.0)
     assert g.method == "contacts, height given" and g.camera_height == pytest.approx(2.0)
     assert _angle_deg(g.n, scene["n_true"]) < 1.0
+
+
+def test_a_given_height_far_from_the_peoples_ground_gets_a_warning(scene):
+    from core.ground.people import _check_given_height
+
+    class Log:
+        lines = []
+
+        def message(self, stage, message):
+            self.lines.append(message)
+
+    own = estimate_ground(scene["feet"], FPS)  # 1.6 m, as the scene was made
+    log = Log()
+    _check_given_height(own, 1.65, log)
+    assert log.lines == []
+    _check_given_height(own, 2.5, log)
+    assert len(log.lines) == 1 and log.lines[0].startswith("warning: the people's feet put the ground 1.6")

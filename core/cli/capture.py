@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "estimating the lens and tilt from the people (docs/ARCHITECTURE.md, calibrate)")
     parser.add_argument("--camera-height", type=finite_float, metavar="M",
                         help="the camera's height above the ground in metres, if you know it (default: estimated "
-                             "from the people's feet)")
+                             "from the people's feet; a height far from theirs gets a warning)")
     parser.add_argument("--camera-pitch", type=finite_float, metavar="DEG",
                         help="how many degrees the camera looks down (negative: up), if you know it (default: "
                              "estimated from the people, else level)")

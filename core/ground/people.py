@@ -42,6 +42,21 @@ def _planted(obs, fit: TrackFit, feet_cam: np.ndarray, fps: float, ground: Groun
     return np.maximum(c * near, detect_contacts(feet_cam, fps, plane=ground.plane))
 
 
+HEIGHT_DISAGREES = 0.15  # a given camera height this far (relative) from the people's own ground is worth a word
+
+
+def _check_given_height(own: GroundEstimate, height: float, progress) -> None:
+    """Say so when the camera height the user gave disagrees with the ground under the people's feet:
+    their depth comes from their bodies' size in the image, so holding their feet to a ground at another
+    distance bends their legs and moves them off their image (docs/BENCHMARKS.md, ablation)."""
+    from ..progress import log_line
+
+    if abs(own.camera_height / height - 1.0) > HEIGHT_DISAGREES:
+        log_line(progress, f"warning: the people's feet put the ground {own.camera_height:.2f} m below the camera, "
+                           f"not the {height:.2f} m given; their feet are held to the given ground, which bends "
+                           "their legs: check --camera-height, or leave it out")
+
+
 def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, device, dense_uv=None,
                   progress=None, check_cancel=None, normal=None,
                   height=None) -> tuple[GroundEstimate, list[TrackFit], list[np.ndarray]]:
@@ -54,6 +69,8 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     feet = [foot_points(body, f, device) for f in fits]
     planted = [_image_planted(tr, f, fps) for tr, f in zip(tracks, fits)]
     ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=height)
+    if height is not None and progress is not None:
+        _check_given_height(estimate_ground(feet, fps, planted=planted, normal=normal), height, progress)
     n = len(fits)
     if config.ground_iterations > 0:
         refined = []
