@@ -274,10 +274,21 @@ def test_a_camera_placement_the_user_gives_fixes_the_ground(scene):
     g = estimate_ground(scene["feet"], FPS, normal=up_from_pitch(PITCH), height=2.0)
     assert g.method == "given" and g.camera_height == pytest.approx(2.0) and g.pitch_deg == pytest.approx(PITCH)
     assert g.roll_deg == 0
-    # Height alone: the tilt still comes from the feet.
-    g = estimate_ground(scene["feet"], FPS, height=2.0)
-    assert g.method == "contacts, height given" and g.camera_height == pytest.approx(2.0)
-    assert _angle_deg(g.n, scene["n_true"]) < 1.0
+    # Height alone, people at one distance: the tilt that puts a ground that far below the camera under
+    # their feet (the prior alone would have taken 1.5 m, and a tilt to match).
+    # Each person's depth jitters by a few per cent from frame to frame, as fitted depths do.
+    cam = camera(pitch_deg=12.0, roll_deg=0.0, height=1.9)
+    rng = np.random.default_rng(5)
+    people = [walker((-2.5, 5.0), (2.5, 5.0), 150), walker((2.0, 5.2), (-2.0, 5.2), 150, phase=0.4)]
+    feet = []
+    for fw, _ in people:
+        jitter = np.convolve(rng.normal(scale=0.06, size=160), np.ones(5) / 5, "same")[5:-5]
+        feet.append(to_cam(fw, cam) * (1 + jitter)[:, None, None] + rng.normal(scale=0.01, size=fw.shape))
+    g = estimate_ground(feet, FPS, height=1.9)
+    assert g.method == "contacts, height given" and g.camera_height == pytest.approx(1.9)
+    assert abs(g.pitch_deg - 12.0) < 1.0, g.pitch_deg
+    for (fw, c), f in zip(people, feet):
+        assert np.median(np.abs(f[c] @ g.n + g.d)) < 0.06
 
 
 def test_a_given_height_far_from_the_peoples_ground_gets_a_warning(scene):

@@ -62,7 +62,7 @@ def _tilted_normals(pitch_deg: np.ndarray, roll_deg: np.ndarray) -> np.ndarray:
     return np.stack([np.sin(r) * np.cos(p), -np.cos(r) * np.cos(p), -np.sin(p)], -1)
 
 
-def _plane_with_prior(P: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
+def _plane_with_prior(P: np.ndarray, w: np.ndarray, height: float | None = None) -> tuple[np.ndarray, float]:
     """The ground ``(n, d)`` under foot points ``P (N, 3)`` (weights ``w``), with the camera-height prior.
 
     A fitted foot's error lies mostly along its viewing ray (its depth, from the body's size in the
@@ -73,7 +73,9 @@ def _plane_with_prior(P: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
     with the log-normal prior on ``d`` over the plane's pitch and roll (within MAX_TILT_DEG; ``log d`` in
     closed form), the weights capped at INDEPENDENT_POINTS in all and made robust (Cauchy, scale
     DEPTH_LOG_SD) over three rounds. Points spread over the floor decide the plane; points along a
-    line (people at one distance) leave the tilt about it to the prior."""
+    line (people at one distance) leave the tilt about it to the prior. With ``height`` (the user's) the
+    distance is that and only the tilt is fitted: the tilt that best puts a ground at that distance
+    under the feet."""
     w = np.asarray(w, np.float64) * min(1.0, INDEPENDENT_POINTS / max(float(np.sum(w)), 1e-9))
     if len(P) > 2000:  # a deterministic subset of a huge set
         keep = np.random.default_rng(0).choice(len(P), 2000, replace=False, p=w / w.sum())
@@ -83,7 +85,10 @@ def _plane_with_prior(P: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
     def solve(pitch, roll, wt):
         n = _tilted_normals(pitch, roll)  # (K, 3)
         below = np.log(np.maximum(-(P @ n.T), 1e-3))  # (N, K): log of each point's depth below the camera
-        log_d = (a_p * (wt[:, None] * below).sum(0) + a_h * log_h0) / (a_p * wt.sum() + a_h)
+        if height is not None:
+            log_d = np.full(n.shape[0], math.log(height))
+        else:
+            log_d = (a_p * (wt[:, None] * below).sum(0) + a_h * log_h0) / (a_p * wt.sum() + a_h)
         res = below - log_d
         cost = a_p * (wt[:, None] * res ** 2).sum(0) + a_h * (log_d - log_h0) ** 2
         return n, np.exp(log_d), cost
@@ -146,16 +151,17 @@ def estimate_ground(feet_per_person: list, fps: float, min_points: int = MIN_CON
     """One ground plane for everyone (see :func:`_from_feet`). ``height``: the camera's height above the
     ground when the user knows it; it replaces the plane's distance (method "given" when ``normal`` is
     given too: nothing is then taken from the feet)."""
-    if height is None:
-        return _from_feet(feet_per_person, fps, min_points, planted, normal)
-    if normal is not None:
+    if height is not None and normal is not None:
         return _make_estimate(normal, float(height), 0, "given")
-    g = _from_feet(feet_per_person, fps, min_points, planted, None)
+    g = _from_feet(feet_per_person, fps, min_points, planted, normal, height)
+    if height is None:
+        return g
     return _make_estimate(g.n, float(height), g.n_points, g.method + ", height given")
 
 
 def _from_feet(feet_per_person: list, fps: float, min_points: int = MIN_CONTACT_POINTS,
-               planted: list | None = None, normal: np.ndarray | None = None) -> GroundEstimate:
+               planted: list | None = None, normal: np.ndarray | None = None,
+               height: float | None = None) -> GroundEstimate:
     """One ground plane for everyone, from foot points ``(T_i, P, 3)`` per person in the camera frame.
 
     1. "contacts": foot contacts of all people (``detect_contacts``, and the points ``planted (T_i, P)``
@@ -184,13 +190,13 @@ def _from_feet(feet_per_person: list, fps: float, min_points: int = MIN_CONTACT_
         if len(pts):
             return _make_estimate(n, float(np.median(-(pts @ n))), len(pts), "camera")
     if len(P) >= min_points:
-        fit = _plane_with_prior(P, w)
+        fit = _plane_with_prior(P, w, height)
         P2, w2 = _contact_points(feet_per_person, fps, plane=fit, planted=planted)
         if len(P2) >= min_points:
-            fit, P = _plane_with_prior(P2, w2), P2
+            fit, P = _plane_with_prior(P2, w2, height), P2
         return _make_estimate(fit[0], fit[1], P.shape[0], "contacts")
     L = _lowest_points(feet_per_person, fps)
     if len(L):
-        n, d = _plane_with_prior(L, np.ones(len(L)))
+        n, d = _plane_with_prior(L, np.ones(len(L)), height)
         return _make_estimate(n, d, len(L), "lowest-points")
-    return _make_estimate(UP_LEVEL_CAM, DEFAULT_CAMERA_HEIGHT, 0, "level-camera")
+    return _make_estimate(UP_LEVEL_CAM, DEFAULT_CAMERA_HEIGHT if height is None else height, 0, "level-camera")
