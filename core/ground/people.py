@@ -46,7 +46,7 @@ HEIGHT_DISAGREES = 0.15  # a given camera height this far (relative) from the pe
 
 
 def _check_given_height(own: GroundEstimate, height: float, progress) -> None:
-    """Say so when the camera height the user gave disagrees with the ground under the people's feet:
+    """Say so when the ground the user fixed (height and tilt) disagrees with the one under the people's feet:
     their depth comes from their bodies' size in the image, so holding their feet to a ground at another
     distance bends their legs and moves them off their image (docs/BENCHMARKS.md, ablation)."""
     from ..progress import log_line
@@ -54,7 +54,7 @@ def _check_given_height(own: GroundEstimate, height: float, progress) -> None:
     if abs(own.camera_height / height - 1.0) > HEIGHT_DISAGREES:
         log_line(progress, f"warning: the people's feet put the ground {own.camera_height:.2f} m below the camera, "
                            f"not the {height:.2f} m given; their feet are held to the given ground, which bends "
-                           "their legs: check --camera-height, or leave it out")
+                           "their legs: check --camera-height and --camera-pitch, or give the height alone")
 
 
 def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, device, dense_uv=None,
@@ -69,7 +69,7 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     feet = [foot_points(body, f, device) for f in fits]
     planted = [_image_planted(tr, f, fps) for tr, f in zip(tracks, fits)]
     ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=height)
-    if height is not None and progress is not None:
+    if height is not None and normal is not None and progress is not None:  # a ground fixed in full
         _check_given_height(estimate_ground(feet, fps, planted=planted, normal=normal), height, progress)
     n = len(fits)
     if config.ground_iterations > 0:
