@@ -39,8 +39,9 @@ ENGINE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def exit_class(code: int) -> str:
-    """The capture command's exit classes (core.errors): 0 ok, 2 user, 130 cancelled, else internal."""
-    return {0: "ok", 2: "user", 130: "cancelled"}.get(code, "internal")
+    """The capture command's exit classes (core.errors): 0 ok, 2 user, 130 cancelled, else internal. A
+    child ended by SIGTERM before its cancel handler was set up (128 + 15) was cancelled too."""
+    return {0: "ok", 2: "user", 130: "cancelled", 128 + signal.SIGTERM: "cancelled"}.get(code, "internal")
 
 
 @dataclass(frozen=True)

@@ -131,10 +131,13 @@ def run(args) -> int:
 
     t0 = time.monotonic()
     finished = [skipped]
+    shown = [None]
 
     def tick(running: dict) -> None:
         current = ", ".join(f"{name} ({stage} {100 * d // max(1, t)}%)" for name, (stage, d, t) in sorted(running.items()))
-        progress("batch", finished[0], len(jobs), current=current)
+        if (finished[0], current) != shown[0]:
+            shown[0] = (finished[0], current)
+            progress("batch", finished[0], len(jobs), current=current)
 
     def on_record(rec) -> None:
         finished[0] += 1
