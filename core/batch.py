@@ -282,10 +282,13 @@ def run_job(job: Job, on_progress: Optional[Callable[[str, int, int], None]] = N
     stderr = "".join(err_chunks)
     rec.seconds = round(time.monotonic() - t0, 2)
     rec.exit_code = code if code >= 0 else 128 - code  # killed by a signal: 128 + its number
+    late = finished_record(job) if code != 0 and exit_class(rec.exit_code) == "cancelled" else None
     if code == 0 and os.path.isfile(job.output):
         rec.status, rec.exit_class = "ok", "ok"
         rec.people = done_event.get("people")
         rec.frames = done_event.get("frames")
+    elif late is not None:  # cancelled just after its result was committed: the result is whole
+        rec.status, rec.exit_class, rec.people, rec.frames = "ok", "ok", late.people, late.frames
     else:
         rec.exit_class = exit_class(rec.exit_code) if code != 0 else "internal"
         rec.status = "cancelled" if rec.exit_class == "cancelled" else "failed"

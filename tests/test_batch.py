@@ -90,6 +90,57 @@ def test_batch_records_each_clip_and_fails_overall(first_run):
     assert "status" in table and "sub/later" in table and "no person" in table
 
 
+def test_ray_gives_the_results_of_local_workers(first_run, clips, tmp_path):
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install .[ray])")
+    from core.cli import main
+
+    _, local = first_run
+    out = tmp_path / "ray"
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    try:
+        code = main(["batch", str(clips / "walk.avi"), str(clips / "sub" / "later.avi"), str(clips / "nobody.avi"),
+                     "-o", str(out), *END, "--ray", "--progress", "none"])
+    finally:
+        ray.shutdown()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert code == 2
+    rows = _report(out)
+    assert {n: r["status"] for n, r in rows.items()} == {"walk": "ok", "later": "ok", "nobody": "failed"}
+    for mine, theirs in (("walk.npz", "walk.npz"), ("later.npz", "sub/later.npz")):
+        with np.load(out / mine) as a, np.load(local / theirs) as b:
+            assert sorted(a.files) == sorted(b.files)
+            for name in a.files:
+                if a[name].dtype.kind == "f":
+                    np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=name)
+                elif name != "meta_json":
+                    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+            meta_a, meta_b = json.loads(str(a["meta_json"])), json.loads(str(b["meta_json"]))
+            assert meta_a["config"] == meta_b["config"] and meta_a["people"] == meta_b["people"]
+
+
+def test_ray_missing_or_unreachable_paths_are_one_line(tmp_path):
+    from core.batch import Clip, Job, check_shared_paths
+    from core.errors import ConfigError
+
+    # Without the ray package: what to install, in one line.
+    fake = tmp_path / "noray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('ray is not installed here')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake.parent), str(REPO)]))
+    proc = subprocess.run(_cmd(SAMPLE, "-o", tmp_path / "out", "--ray"), capture_output=True, text=True, cwd=REPO,
+                          env=env, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "pip install" in lines[0] and "ray" in lines[0], proc.stderr
+    # A worker that cannot see the clips: refused before any work, naming a path.
+    job = Job(clip=Clip(str(SAMPLE), "sample"), output=str(tmp_path / "sample.npz"), options=(), key="k")
+    with pytest.raises(ConfigError, match="cannot reach"):
+        check_shared_paths([job], str(tmp_path), lambda paths: [p for p in paths if p.endswith(".mp4")])
+    check_shared_paths([job], str(tmp_path), lambda paths: [])
+
+
 def test_second_run_skips_finished_clips_and_force_redoes_them(first_run, clips, tmp_path):
     _, out = first_run
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
@@ -116,15 +167,18 @@ def test_second_run_skips_finished_clips_and_force_redoes_them(first_run, clips,
 
 def test_interrupted_batch_resumes_to_completion(clips, tmp_path):
     out = tmp_path / "out"
+    _cut(tmp_path / "third.avi", 20, 6)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    args = [clips / "walk.avi", clips / "sub" / "later.avi", "-o", out, *END, "--workers", "1", "--progress", "json"]
-    proc = subprocess.Popen(_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    inputs = [clips / "walk.avi", clips / "sub" / "later.avi", tmp_path / "third.avi"]
+    args = [*inputs, "-o", out, *END, "--workers", "2"]
+    proc = subprocess.Popen(_cmd(*args, "--progress", "json"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO, env=env)
     try:
         for line in proc.stdout:
             event = json.loads(line)
             if event.get("stage") == "clip":
                 assert event["status"] == "ok", event
-                proc.send_signal(signal.SIGINT)  # the first clip is done, the second is running
+                proc.send_signal(signal.SIGINT)  # one clip is done; the third has not finished
                 break
         _, err = proc.communicate(timeout=300)
     finally:
@@ -133,15 +187,17 @@ def test_interrupted_batch_resumes_to_completion(clips, tmp_path):
     assert "Traceback" not in err
     assert not _leftovers(out)
     rows = _report(out)
-    assert sorted(r["status"] for r in rows.values()) == ["cancelled", "ok"]
-    assert sorted(p.name for p in out.rglob("*.npz")) == ["walk.npz"]
+    done = {n for n, r in rows.items() if r["status"] == "ok"}
+    assert done and set(rows) - done and {r["status"] for r in rows.values()} <= {"ok", "cancelled"}
+    assert {p.stem for p in out.rglob("*.npz")} == done  # cancelled clips left nothing
 
-    proc = subprocess.run(_cmd(*args[:-2], "--progress", "none"), capture_output=True, text=True, cwd=REPO, env=env,
+    proc = subprocess.run(_cmd(*args, "--progress", "none"), capture_output=True, text=True, cwd=REPO, env=env,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     rows = _report(out)
-    assert rows["walk"]["status"] == "skipped" and rows["later"]["status"] == "ok"
-    assert not _leftovers(out)
+    assert {n for n, r in rows.items() if r["status"] == "skipped"} == done
+    assert {n for n, r in rows.items() if r["status"] == "ok"} == set(rows) - done
+    assert not _leftovers(out) and len(list(out.rglob("*.npz"))) == 3
 
 
 def test_clip_names_are_relative_and_made_unique(tmp_path):
