@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
 from . import __version__
@@ -94,7 +94,6 @@ class Record:
     exit_code: Optional[int] = None
     exit_class: str = ""
     renamed_from: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 # -- finding the clips ---------------------------------------------------------------------------------
@@ -321,7 +320,7 @@ class Batch:
             counts[rec.status] = counts.get(rec.status, 0) + 1
         report = {"engine_version": __version__, "backend": backend, "workers": workers,
                   "seconds": round(seconds, 2), "counts": counts,
-                  "clips": [{k: v for k, v in asdict(r).items() if k != "extra"} for r in self.records.values()]}
+                  "clips": [asdict(r) for r in self.records.values()]}
         with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=1)
             fh.write("\n")

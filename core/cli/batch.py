@@ -14,9 +14,10 @@ import time
 from ..errors import ConfigError
 
 # Measured on 2 cores (benchmarks/bench_batch.py): two captures with one thread each finish a batch
-# ~1.7x sooner than one capture at a time with two threads; the per-frame work does not keep several
-# threads busy. So: one worker per core, one thread each, while memory allows.
-WORKER_MEMORY_BYTES = 2 << 30  # a capture's peak resident memory, with margin
+# 1.7x sooner than one capture at a time with two threads (5.8x when other work shares the cores); the
+# per-frame work does not keep several threads busy. So: one worker per core, one thread each, while
+# the machine's memory allows.
+WORKER_MEMORY_BYTES = 2 << 30  # a capture's peak resident memory (1.3 GB for 40 frames of 2 people), with margin
 
 _OWN = {"progress", "batch_key"}  # batch options that are not handed on to each capture
 
@@ -30,7 +31,7 @@ def cpu_count() -> int:
 
 def default_workers(cores: int) -> int:
     try:
-        memory = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         memory = cores * WORKER_MEMORY_BYTES
     return max(1, min(cores, memory // WORKER_MEMORY_BYTES))
@@ -115,6 +116,9 @@ def run(args) -> int:
     if not clips:
         raise ConfigError(f"no video files found in {' '.join(args.inputs)} (looked for {', '.join(B.CLIP_EXTENSIONS)})")
     cores = cpu_count()
+    # Threads follow the workers asked for, not the clips left: with fewer clips than workers a capture
+    # still gets one core's share (two threads made one capture 4x slower while other work shared the
+    # 2 cores here, and barely faster without). A Ray task: one CPU, one thread.
     workers = args.workers or default_workers(cores)
     threads = max(1, cores // workers) if ray is None else 1
     options = forwarded_options(args, args._batch_forward)
