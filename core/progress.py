@@ -28,7 +28,9 @@ class Progress:
         self._stage = None
         self._t0 = time.monotonic()
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int, current: str = "") -> None:
+        """``current``: what is being worked on (a batch's running clips): after the bar, and as
+        ``"current"`` in JSON mode."""
         now = time.monotonic()
         new_stage = stage != self._stage
         final = done >= total
@@ -41,7 +43,10 @@ class Progress:
             self._t0 = now
         self._last = now
         if self.mode == "json":
-            self.stream.write(json.dumps({"stage": stage, "done": int(done), "total": int(total)}) + "\n")
+            event = {"stage": stage, "done": int(done), "total": int(total)}
+            if current:
+                event["current"] = current
+            self.stream.write(json.dumps(event) + "\n")
             self.stream.flush()
         elif self.mode == "bar":
             frac = 0.0 if total <= 0 else min(1.0, done / total)
@@ -54,8 +59,8 @@ class Progress:
                 eta = f", {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d} left" if left >= 3600 else \
                     f", {left // 60}:{left % 60:02d} left"
             self.stream.write(
-                f"\r{stage:<12} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} ({rate:.2g}/s{eta})   "
-            )
+                f"\r{stage:<12} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} ({rate:.2g}/s{eta})"
+                + (f" {current[:60]:<60}" if current else "   "))
             self.stream.flush()
 
     def message(self, **fields) -> None:

@@ -13,4 +13,6 @@ if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
   "$VPY" -m pip install -q "torch==2.13.0"
 fi
 "$VPY" -m pip install -q -e ".[smpl,test]"
+# Ray for `core batch --ray` and its test; pinned, so the test runs against a known version.
+"$VPY" -c "import ray" >/dev/null 2>&1 || "$VPY" -m pip install -q "ray==2.60.0"
 "$VPY" weights/fetch_mediapipe_models.py --check

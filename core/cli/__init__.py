@@ -18,6 +18,7 @@ from ..errors import Cancelled, DoppelError
 
 COMMANDS = {
     "capture": ("core.cli.capture", "capture every person's motion as body-model parameters (the main job)"),
+    "batch": ("core.cli.batch", "capture every clip of folders or lists of videos, resumably, on several workers or Ray"),
     "landmarks": ("core.cli.landmarks", "detect, track and run the landmark model on every person"),
     "densepose": ("core.cli.densepose", "DensePose IUV per person for an image or a video"),
 }

@@ -17,6 +17,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="input video file")
     parser.add_argument("-o", "--output", required=True, help="result file (.npz, see docs/RESULT_FORMAT.md)")
     parser.add_argument("--preview", help="also write an overlay video (.mp4 or .avi) of the fitted meshes over the footage")
+    parser.add_argument("--bvh", metavar="DIR", help="also write one BVH per person into this folder")
+    parser.add_argument("--glb", metavar="FILE", help="also write a skinned, animated glTF binary (.glb)")
+    # Set by `core batch`: recorded in the result's meta as {"batch": {"key", "seconds"}} (how it resumes).
+    parser.add_argument("--batch-key", help=argparse.SUPPRESS)
+    add_capture_options(parser)
+
+
+def add_capture_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options that shape a capture (everything but the input and the outputs), shared with
+    ``core batch``. Returns the actions added, so a batch can hand the given ones on to each capture."""
+    first = len(parser._actions)
     parser.add_argument("--body", choices=BODY_MODELS,
                         help=f"body model: anny (ships) or smpl (needs your SMPL file in weights/); default {_D.body}")
     parser.add_argument("--max-people", type=int, help=f"most people to capture (default {_D.max_people})")
@@ -37,8 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "estimated from the people, else level)")
     parser.add_argument("--no-foot-lock", action="store_true",
                         help="keep the fitted feet as they are instead of locking planted feet in place")
-    parser.add_argument("--bvh", metavar="DIR", help="also write one BVH per person into this folder")
-    parser.add_argument("--glb", metavar="FILE", help="also write a skinned, animated glTF binary (.glb)")
     parser.add_argument("--iterations", type=int, help=f"optimiser steps per person (default {_D.fit.iterations})")
     dp = parser.add_argument_group(
         "DensePose",
@@ -55,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help=f"run DensePose on every N-th frame only (default {_D.densepose_every}; on a CPU try 4-10: "
                          "the model takes ~20 s per frame there)")
     add_device_and_progress(parser)
+    return parser._actions[first:]
 
 
 def build_config(args) -> CaptureConfig:
@@ -102,6 +112,11 @@ def run(args) -> int:
     t0 = time.monotonic()
     cap = run_capture(info, config, device=device, progress=progress, start=args.start, stop=args.end)
     elapsed = time.monotonic() - t0
+    if args.batch_key:
+        from dataclasses import replace
+
+        cap = replace(cap, result=replace(cap.result, meta={
+            **cap.result.meta, "batch": {"key": args.batch_key, "seconds": round(elapsed, 2)}}))
     with outputs:
         write_result(out, cap.result, outputs)
         if bvh:
