@@ -170,7 +170,7 @@ def run(args) -> int:
     counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "failed", "cancelled")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     print(f"{len(records)} clips: {summary} in {time.monotonic() - t0:.1f} s "
-          f"({'Ray' if ray else f'{workers} workers x {threads} threads'}) -> {report}", file=sys.stderr)
+          f"({'Ray' if ray else f'{workers} worker{_s(workers)} x {threads} thread{_s(threads)}'}) -> {report}", file=sys.stderr)
     progress.message(stage="done", report=report, **counts)
     if cancelled:
         print("doppel: cancelled; finished clips are kept, a rerun resumes", file=sys.stderr)
@@ -179,3 +179,7 @@ def run(args) -> int:
     if failed:
         return 2 if all(r.exit_class == "user" for r in failed) else 1
     return 0
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
