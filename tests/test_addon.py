@@ -2,7 +2,7 @@
 
 Fake engines (small ``core`` packages in a temporary folder) stand in for the real one where a test is
 about the add-on's process handling: progress, cancel, failure. The end-to-end capture test runs the
-real engine and is skipped while ``python -m core capture`` does not exist.
+real engine (and fails if ``python -m core capture --help`` does).
 """
 from __future__ import annotations
 
