@@ -109,6 +109,23 @@ class BodyModel(torch.nn.Module):
             raise ValueError(f"{self.name}: shape must have {self.n_shape} values, got {tuple(shape.shape)}")
         return shape
 
+    def stature(self, shape=None) -> torch.Tensor:
+        """Standing height in metres of the rest (T-pose) mesh, differentiable in ``shape (S,)`` or
+        ``(N, S)``: the crown's height above the sole, from the two vertices that are highest and lowest
+        on the default body (the same vertices stay the extremes across shapes)."""
+        if getattr(self, "_stature_ids", None) is None:
+            with torch.no_grad():
+                v = self._rest_vertices(self.default_shape)[0]
+            self._stature_ids = torch.stack([v[:, 1].argmax(), v[:, 1].argmin()])
+        v = self._rest_vertices(shape, self._stature_ids)
+        return v[:, 0, 1] - v[:, 1, 1]
+
+    def _rest_vertices(self, shape=None, vertex_ids=None) -> torch.Tensor:
+        shape = self._batched_shape(shape)
+        N = shape.shape[0]
+        eye = torch.eye(3, dtype=self.dtype, device=self.device).expand(N, 24, 3, 3)
+        return self(eye, torch.zeros(N, 3, dtype=self.dtype, device=self.device), shape, vertex_ids=vertex_ids).vertices
+
     # --- posing ---
     def forward(self, rotmats: torch.Tensor, transl: torch.Tensor, shape=None, vertex_ids=None) -> BodyOutput:  # pragma: no cover
         """Pose the body: rotmats (N, 24, 3, 3), transl (N, 3), shape (N, S) or (S,) -> BodyOutput.
