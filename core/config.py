@@ -96,15 +96,22 @@ class FitConfig:
     w_silhouette: float = 0.1
     w_limits: float = 1.0
     w_pose_prior: float = 0.005
-    w_shape: float = 0.02
+    w_shape: float = 1.0  # pull of each shape value towards the prior shape (core.fit.shape)
+    w_stature: float = 0.1  # log-normal stature prior: adults, median stature_mean, log-sd stature_log_sd
+    stature_mean: float = 1.70
+    stature_log_sd: float = 0.055
     w_accel: float = 1.0
     w_rot_accel: float = 0.1
     w_ground: float = 1.0
     robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal
     robust_3d: float = 0.08  # metres
+    landmarks_3d: str = "directions"  # how the 3-D landmarks count: "directions" (pose only) or "positions"
     w_hidden_3d: float = 1.0  # 3-D landmark weight of landmarks the model says are hidden (present, not visible)
     view_correction: bool = True  # turn the 3-D landmarks by the viewing elevation (core.fit.objective)
-    silhouette_points: int = 192
+    silhouette_points: int = 300
+    w_fill: float = 1.0  # the body must also fill its mask (two-sided silhouette)
+    fill_points: int = 64  # mask pixels per frame the fill term checks
+    fill_margin: float = 0.02  # fraction of the box diagonal a mask pixel may lie from the nearest surface point
     conf_threshold: float = 0.2
     w_dense: float = 4.0  # DensePose term (only with DensePose samples; 4 was best with oracle labels, docs/BENCHMARKS.md)
     robust_dense: float = 0.06  # Geman-McClure scale, fraction of the box diagonal
@@ -113,6 +120,10 @@ class FitConfig:
     def validate(self) -> None:
         if self.iterations < 1:
             raise ConfigError("--iterations must be at least 1")
+        if self.landmarks_3d not in ("directions", "positions"):
+            raise ConfigError("fit.landmarks_3d must be 'directions' or 'positions'")
+        if not 0.5 <= self.stature_mean <= 2.5 or self.stature_log_sd <= 0:
+            raise ConfigError("the stature prior needs a mean of 0.5-2.5 m and a positive spread")
 
 
 @dataclass(frozen=True)

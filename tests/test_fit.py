@@ -51,7 +51,7 @@ def _synthetic_track(body, cam, T=24):
         world=(lms - hip[:, None]).astype(np.float32), boxes_xyxy=np.concatenate([lo, hi], -1).astype(np.float32),
         rois=np.concatenate([centre, size[:, None], np.zeros((T, 1))], -1).astype(np.float32),
         pose_score=np.ones(T, np.float32), masks=np.full((T, 64, 64), 255, np.uint8))
-    return obs, joints, shape_true.numpy(), (hi - lo).max(-1)
+    return obs, joints, shape_true.numpy(), (hi - lo).max(-1), lms
 
 
 def test_rot6d_roundtrip():
@@ -59,29 +59,29 @@ def test_rot6d_roundtrip():
     torch.testing.assert_close(rot6d_to_rotmat(rotmat_to_rot6d(R)), R, atol=1e-5, rtol=0)
 
 
-def test_fit_recovers_known_pose_position_and_size(body):
+def test_fit_recovers_known_pose_and_position_and_keeps_the_size_prior(body):
     cam = camera_for_video(1280, 720)
-    obs, joints_true, shape_true, box = _synthetic_track(body, cam)
+    obs, joints_true, shape_true, box, _ = _synthetic_track(body, cam)
     fit = fit_track(body, obs, cam, FitConfig())
     J = fit.joints
-    # Root-aligned joint error (MPJPE) and the pelvis depth.
-    rel = (J - J[:, :1]) - (joints_true - joints_true[:, :1])
-    mpjpe = np.linalg.norm(rel, axis=-1).mean()
+    # Size: one camera cannot tell a big body far away from a small one nearby, and the landmark model's
+    # metric landmarks are a population-average skeleton on real footage, so the fit does not take the
+    # size from them (these are exact, from a 1.90 m body): the stature stays at the population prior.
+    stature = float(body.stature(torch.as_tensor(fit.shape, dtype=torch.float32))[0])
+    assert abs(stature - FitConfig().stature_mean) < 0.03, f"stature {stature:.3f} m"
+    # Pose: root-aligned joint error once the skeleton is scaled to the true size (MPJPE), and the
+    # pelvis depth.
+    P, G = J - J[:, :1], joints_true - joints_true[:, :1]
+    k = (P * G).sum() / (P * P).sum()
+    mpjpe = np.linalg.norm(k * P - G, axis=-1).mean()
     depth_err = np.abs(J[:, 0, 2] - joints_true[:, 0, 2]).mean() / 4.0
-    assert mpjpe < 0.04, f"root-aligned MPJPE {mpjpe * 1000:.1f} mm"
+    assert mpjpe < 0.04, f"root-aligned, scaled MPJPE {mpjpe * 1000:.1f} mm"
     assert depth_err < 0.08, f"pelvis depth off by {depth_err * 100:.1f} %"
     # The fitted joints reproject onto the true ones within 2 % of the person's size.
     def proj(P):
         return np.stack([cam.fx * P[..., 0] / P[..., 2] + cam.cx, cam.fy * P[..., 1] / P[..., 2] + cam.cy], -1)
     err2d = np.linalg.norm(proj(J) - proj(joints_true), axis=-1).mean(1) / box
     assert err2d.mean() < 0.02, f"2-D joint error {err2d.mean() * 100:.2f} % of the box"
-    # Body size: the fitted rest skeleton's leg + torso height is within 5 % of the truth.
-    with torch.no_grad():
-        Jr_fit = body.rest_joints(torch.as_tensor(fit.shape, dtype=torch.float32)).double().numpy()
-        Jr_true = body.rest_joints(torch.as_tensor(shape_true)).double().numpy()
-    h_fit = Jr_fit[15, 1] - Jr_fit[7, 1]
-    h_true = Jr_true[15, 1] - Jr_true[7, 1]
-    assert abs(h_fit - h_true) / h_true < 0.05, f"height {h_fit:.3f} m vs {h_true:.3f} m"
 
 
 def test_a_limb_hidden_behind_the_body_follows_its_3d_landmarks(body):
@@ -91,7 +91,7 @@ def test_a_limb_hidden_behind_the_body_follows_its_3d_landmarks(body):
     from dataclasses import replace
 
     cam = camera_for_video(1280, 720)
-    obs, joints_true, _, _ = _synthetic_track(body, cam)
+    obs, joints_true, _, _, _ = _synthetic_track(body, cam)
     kp = obs.keypoints.copy()
     hidden = [14, 16, 18, 20, 22]  # right elbow, wrist, pinky, index, thumb
     kp[:, hidden, 2] = 0.05

@@ -244,6 +244,32 @@ def summarise(per_person: list[dict], n_gt: int) -> dict:
     return out
 
 
+# --- body shape -------------------------------------------------------------------------------
+
+def rest_mesh(body, shape) -> np.ndarray:
+    """The rest-pose (T-pose) vertices ``(V, 3)`` of ``shape`` on a benchmark ``TargetBody``, centred on
+    their mean (PVE-T compares shapes, not placements)."""
+    v, _ = body.posed(np.broadcast_to(np.eye(3), (1, 24, 3, 3)).copy(), np.zeros((1, 3)), shape)
+    v = np.asarray(v[0], float)
+    return v - v.mean(0)
+
+
+def shape_errors(body, pred_shape, true_shape, names=None) -> dict:
+    """How far a fitted body is from the rendered one: ``height_err`` (metres, signed: fitted stature
+    minus true, rest mesh), ``pve_t`` (mean per-vertex distance of the centred rest meshes, mm), and
+    ``param_err`` (absolute error of each named shape value). ``sex_ok``: on the correct side of 0.5 when
+    the body has an Anny ``gender`` value (0 male, 1 female), else None."""
+    pred_shape, true_shape = np.asarray(pred_shape, float), np.asarray(true_shape, float)
+    vp, vt = rest_mesh(body, pred_shape), rest_mesh(body, true_shape)
+    names = list(names if names is not None else getattr(getattr(body, "model", None), "shape_names", []))
+    out = {"height_err": float(np.ptp(vp[:, 1]) - np.ptp(vt[:, 1])), "height_true": float(np.ptp(vt[:, 1])),
+           "pve_t": float(np.linalg.norm(vp - vt, axis=1).mean() * 1000.0),
+           "param_err": {n: float(abs(pred_shape[i] - true_shape[i])) for i, n in enumerate(names)}}
+    out["sex_ok"] = bool((pred_shape[names.index("gender")] > 0.5) == (true_shape[names.index("gender")] > 0.5)) \
+        if "gender" in names else None
+    return out
+
+
 # --- loading ----------------------------------------------------------------------------------
 
 def load_gt(path: str) -> tuple[dict, list[dict]]:

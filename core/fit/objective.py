@@ -15,6 +15,7 @@ from ..skeletons import FOOT_LANDMARKS, LM
 from ..types import TrackObservations
 from . import terms
 from .dense import make_dense_term
+from .shape import prior_weights
 
 # Per-landmark trust in the fit. The ears' place on the body model is the least certain correspondence
 # (BlazePose's ear point wanders between the tragus and the helix), so the head's pitch follows the eyes,
@@ -95,6 +96,11 @@ class Objective:
         rois[pos] = obs.rois
         rois[~observed, 2] = 1.0
         self.masks = torch.as_tensor(masks, dtype=dt, device=device)[:, None]
+        self.fill = None
+        if cfg.w_fill > 0:
+            pts, pw = terms.mask_points(masks, rois, cfg.fill_points)
+            pw *= observed[:, None]
+            self.fill = (torch.as_tensor(pts, device=device), torch.as_tensor(pw, device=device))
         self.rois = torch.as_tensor(rois, dtype=dt, device=device)
         V = body.n_vertices
         g = torch.Generator().manual_seed(0)
@@ -113,6 +119,7 @@ class Objective:
         self.K = torch.as_tensor([cam.fx, cam.fy, cam.cx, cam.cy], dtype=dt, device=device)
         self.init_mask = torch.zeros(33, device=device)
         self.init_mask[list(INIT_LANDMARKS)] = 1.0
+        self.shape_w = prior_weights(body).to(device=device, dtype=dt)
         self.ground: Optional[tuple[torch.Tensor, torch.Tensor]] = None
         self.contacts: Optional[torch.Tensor] = None
 
@@ -143,16 +150,28 @@ class Objective:
         w2 = w * self.init_mask if stage == "init" else w
         L["2d"] = cfg.w_2d * terms.reprojection(self.project(lms), self.kp, self.diag, w2, cfg.robust_2d)
         w3 = self.conf3 * self.obs_w[:, None]
-        L["3d"] = cfg.w_3d * terms.landmarks_3d(lms, self.world, w3, cfg.robust_3d, LM.L_HIP, LM.R_HIP)
+        if cfg.landmarks_3d == "directions":
+            L["3d"] = cfg.w_3d * terms.landmark_directions(lms, self.world, w3, cfg.robust_3d)
+        else:
+            L["3d"] = cfg.w_3d * terms.landmarks_3d(lms, self.world, w3, cfg.robust_3d, LM.L_HIP, LM.R_HIP)
         if stage != "init":
-            L["silhouette"] = cfg.w_silhouette * terms.silhouette(self.project(sil), self.masks, self.rois, self.obs_w)
+            sil_uv = self.project(sil)
+            L["silhouette"] = cfg.w_silhouette * terms.silhouette(sil_uv, self.masks, self.rois, self.obs_w)
+            if self.fill is not None:
+                L["fill"] = cfg.w_fill * terms.silhouette_fill(sil_uv, self.fill[0], self.fill[1], self.diag, cfg.fill_margin)
             if self.dense is not None:
                 L["dense"] = cfg.w_dense * self.dense.loss(dense_verts, self.project, self.diag, cfg.robust_dense)
             L["limits"] = cfg.w_limits * terms.joint_limits(rotmats)
             L["pose_prior"] = cfg.w_pose_prior * terms.rest_pull(rotmats)
-        L["shape"] = cfg.w_shape * (shape - shape_default).pow(2).sum()
+        L["shape"] = cfg.w_shape * (self.shape_w * (shape - shape_default).pow(2)).sum()
+        if cfg.w_stature > 0:
+            z = torch.log(self.body.stature(shape) / cfg.stature_mean) / cfg.stature_log_sd
+            L["stature"] = cfg.w_stature * z.pow(2).sum()
         if joints.shape[0] >= 3:
-            L["accel"] = cfg.w_accel * terms.joint_acceleration(joints)
+            # In units of the body's size: a smaller body (nearer the camera) moves fewer metres for the
+            # same image motion, and a metric smoothness term would shrink everyone.
+            size2 = (self.body.stature(shape)[0] / cfg.stature_mean).pow(2)
+            L["accel"] = cfg.w_accel * terms.joint_acceleration(joints) / size2
             L["rot_accel"] = cfg.w_rot_accel * terms.rotation_acceleration(rotmats)
         if self.ground is not None:
             feet = lms[:, list(FOOT_LANDMARKS)]

@@ -33,6 +33,7 @@ from ..smooth.whittaker import lam_from_strength, smooth_rotations, whittaker
 from ..types import TrackFit, TrackObservations
 from .init import initial_depth, initial_pose
 from .objective import Objective
+from .shape import prior_shape
 
 
 def fit_track(
@@ -61,7 +62,7 @@ def fit_track(
     obj = Objective(body, obs, cam, cfg, device, dense_uv=dense_uv, up_cam=up_cam)
     T = len(obj.frames)
     dt = torch.float32
-    shape_default = body.default_shape.to(device=device, dtype=dt)
+    shape_default = prior_shape(body, cfg.stature_mean).to(device=device, dtype=dt)
     lo, hi = (b.to(device=device, dtype=dt) for b in body.shape_bounds)
     if init is None:
         with torch.no_grad():
@@ -94,15 +95,28 @@ def fit_track(
     if ground is not None:
         obj.set_ground(ground, contacts)
 
+    # The root is parametrised as the pelvis in the camera frame, scaled with the body's stature: a
+    # bigger body moves away from the camera by as much as it grows, so its image stays where it was.
+    # Size and depth are one ambiguous direction for the image terms; tying them lets the other
+    # evidence (the stature prior, the ground, the silhouette) settle the size without fighting the
+    # reprojection.
+    with torch.no_grad():
+        shape0 = lo + (hi - lo) * torch.sigmoid(shape_raw)
+        stature0 = body.stature(shape0)[0]
+        root = transl + body.rest_joints(shape0)[0]
+
+    def transl_of(root, shape):
+        return root * (body.stature(shape)[0] / stature0) - body.rest_joints(shape)[0]
+
     rot6d = rot6d.clone().requires_grad_(True)
-    transl = transl.clone().requires_grad_(True)
+    root = root.clone().requires_grad_(True)
     shape_raw = shape_raw.clone().requires_grad_(True)
     total_iters = sum(n for _, n, _ in stages)
     done = 0
     last: dict[str, float] = {}
     for stage, n_iter, pose_free in stages:
         lr = cfg.lr * (0.25 if stage == "refine" else 1.0)  # refining a solution: small steps only
-        params = [{"params": [transl], "lr": lr * 0.5}, {"params": [shape_raw], "lr": lr}]
+        params = [{"params": [root], "lr": lr * 0.5}, {"params": [shape_raw], "lr": lr}]
         params.append({"params": [rot6d], "lr": lr})
         opt = torch.optim.Adam(params)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_iter), eta_min=lr * 0.1)
@@ -112,7 +126,7 @@ def fit_track(
             if not pose_free:
                 R = torch.cat([R[:, :1], R[:, 1:].detach()], 1)
             shape = lo + (hi - lo) * torch.sigmoid(shape_raw)
-            L = obj.losses(R, transl, shape, shape_default, stage)
+            L = obj.losses(R, transl_of(root, shape), shape, shape_default, stage)
             loss = sum(L.values())
             loss.backward()
             opt.step()
@@ -124,8 +138,8 @@ def fit_track(
 
     with torch.no_grad():
         R = rot6d_to_rotmat(rot6d).double().cpu().numpy()
-        tr = transl.detach().double().cpu().numpy()
         shape = (lo + (hi - lo) * torch.sigmoid(shape_raw)).detach()
+        tr = transl_of(root, shape).double().cpu().numpy()
     return posed_fit(body, obs.track_id, obj.frames, obj.observed, R, tr, shape, last, device)
 
 

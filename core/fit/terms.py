@@ -38,6 +38,32 @@ def landmarks_3d(lms: torch.Tensor, world: torch.Tensor, w: torch.Tensor, sigma:
     return robust_mean(d3.pow(2).sum(-1), w, sigma)
 
 
+# Landmark pairs whose direction the 3-D term compares: the limbs, the torso's sides and diagonals,
+# hands, feet and the head (BlazePose indices).
+DIRECTION_PAIRS = (
+    (11, 12), (23, 24), (11, 23), (12, 24), (11, 24), (12, 23),  # torso
+    (11, 13), (13, 15), (12, 14), (14, 16), (15, 19), (15, 17), (15, 21), (16, 20), (16, 18), (16, 22),  # arms
+    (23, 25), (25, 27), (24, 26), (26, 28), (27, 29), (27, 31), (29, 31), (28, 30), (28, 32), (30, 32),  # legs
+    (0, 11), (0, 12), (2, 5), (9, 10), (0, 2), (0, 5),  # head
+)
+NOMINAL_LENGTH = 0.3  # metres: a direction difference counts as a displacement over this length
+
+
+def landmark_directions(lms: torch.Tensor, world: torch.Tensor, w: torch.Tensor, sigma: float,
+                        pairs=DIRECTION_PAIRS) -> torch.Tensor:
+    """The landmark model's 3-D evidence as directions only: for each pair (a, b) the unit vector from a
+    to b on the body ``lms (T, K, 3)`` against the world landmarks ``(T, K, 3)``, weighted by the
+    smaller weight ``w (T, K)`` of its ends. Lengths never enter: the model's world landmarks are a
+    population-average skeleton (measured on the synthetic suite, their bone lengths do not follow the
+    rendered people's), so they say how the body is posed, not how big it is or how it is built."""
+    a = torch.as_tensor([p[0] for p in pairs], device=lms.device)
+    b = torch.as_tensor([p[1] for p in pairs], device=lms.device)
+    ub = F.normalize(lms[:, b] - lms[:, a], dim=-1, eps=1e-6)
+    uo = F.normalize(world[:, b] - world[:, a], dim=-1, eps=1e-6)
+    r2 = (ub - uo).pow(2).sum(-1) * NOMINAL_LENGTH ** 2
+    return robust_mean(r2, torch.minimum(w[:, a], w[:, b]), sigma)
+
+
 def silhouette(uv: torch.Tensor, masks: torch.Tensor, rois: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Share of projected surface points ``uv (T, P, 2)`` outside the person's segmentation ``masks
     (T, 1, M, M)`` (region coordinates of ``rois (T, 4)``), frames weighted by ``w (T,)``."""
@@ -49,6 +75,42 @@ def silhouette(uv: torch.Tensor, masks: torch.Tensor, rois: torch.Tensor, w: tor
     grid = torch.stack([gx, gy], -1)[:, :, None]  # (T, P, 1, 2)
     inside = F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0, :, 0]
     return ((1.0 - inside) * w[:, None]).mean()
+
+
+MAX_MASK_SHARE = 0.5  # a mask covering more of its region than this is not a person's outline (the region is ~1.5x the body)
+
+
+def mask_points(masks, rois, count: int, seed: int = 0, threshold: float = 0.5):
+    """Up to ``count`` pixels inside each frame's segmentation (numpy ``masks (T, M, M)`` in [0, 1],
+    region coordinates of ``rois (T, 4)``) in frame pixels ``(T, count, 2)``, with weights ``(T, count)``
+    (0 for unused slots). Pixel centres, a fixed random choice per frame."""
+    import numpy as np
+
+    from ..geometry.roi import roi_to_frame
+
+    T, M = masks.shape[0], masks.shape[-1]
+    rng = np.random.default_rng(seed)
+    uv = np.zeros((T, count, 2), np.float32)
+    w = np.zeros((T, count), np.float32)
+    for t in range(T):
+        ys, xs = np.nonzero(masks[t] >= threshold)
+        if len(xs) == 0 or len(xs) > MAX_MASK_SHARE * M * M:  # nothing, or not one person's outline
+            continue
+        pick = rng.choice(len(xs), size=min(count, len(xs)), replace=False)
+        uv[t, :len(pick), 0], uv[t, :len(pick), 1] = xs[pick] / M, ys[pick] / M
+        w[t, :len(pick)] = 1.0
+    x, y = roi_to_frame(uv[..., 0], uv[..., 1], np.asarray(rois, np.float64))
+    return np.stack([x, y], -1).astype(np.float32), w
+
+
+def silhouette_fill(uv: torch.Tensor, targets: torch.Tensor, tw: torch.Tensor, diag: torch.Tensor,
+                    margin: float) -> torch.Tensor:
+    """The other side of the silhouette: the body must fill its mask. Pixels inside the mask ``targets
+    (T, K, 2)`` (weights ``tw (T, K)``) farther than ``margin`` (fraction of the box diagonal ``diag (T,)``)
+    from every projected surface point ``uv (T, P, 2)`` are uncovered; the mean squared excess."""
+    d = torch.cdist(targets, uv).min(-1).values / diag[:, None]
+    # Robust: a stray blob of mask far from the body (a bag, a second person) cannot drag it.
+    return (tw * gmof(torch.relu(d - margin).pow(2), 0.05)).sum() / tw.sum().clamp_min(1.0) * 100.0
 
 
 def joint_limits(rotmats: torch.Tensor) -> torch.Tensor:
