@@ -13,6 +13,7 @@ _register, _unregister = bpy.utils.register_classes_factory(prefs.classes + ops.
 def register():
     _register()
     bpy.types.Scene.doppel = bpy.props.PointerProperty(type=ui.DoppelSettings)
+    bpy.types.Object.doppel_body = bpy.props.PointerProperty(type=ui.DoppelPersonBody)
     if not bpy.app.background:
         bpy.app.timers.register(lambda: prefs.refresh_engine_status(), first_interval=0.5)
 
@@ -20,4 +21,5 @@ def register():
 def unregister():
     ops.cancel_running()
     del bpy.types.Scene.doppel
+    del bpy.types.Object.doppel_body
     _unregister()

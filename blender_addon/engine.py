@@ -107,6 +107,12 @@ def capture_args(video: str, result: str, max_people: int = 0, body: str = "", s
     return args
 
 
+def reshape_args(result: str, person: int, shape: str, output: str) -> list[str]:
+    """Arguments after ``python``: ``-m core reshape RESULT --person N --shape TEXT -o OUT --progress json``."""
+    return ["-m", "core", "reshape", result, "--person", str(int(person)), "--shape", shape, "-o", output,
+            "--progress", "json"]
+
+
 class EngineJob:
     """One engine run. ``start()``, then call ``poll()`` from a timer until ``state != RUNNING``."""
 

@@ -267,6 +267,82 @@ class DOPPEL_OT_person_visibility(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def reshape_output(result_path: str) -> str:
+    """A new file for a reshaped body: ``<clip>_shape<n>.npz`` beside the current result (the add-on's
+    results folder when that folder is not writable). Never the user's result, never an earlier body's
+    file (undo may go back to it)."""
+    import re
+
+    folder = os.path.dirname(result_path)
+    if not os.access(folder, os.W_OK):
+        folder = prefs.user_dir("results")
+    stem = re.sub(r"(_shape\d+)+$", "", os.path.splitext(os.path.basename(result_path))[0])
+    n = 1
+    while os.path.exists(os.path.join(folder, f"{stem}_shape{n}.npz")):
+        n += 1
+    return os.path.join(folder, f"{stem}_shape{n}.npz")
+
+
+class DOPPEL_OT_person_reshape(bpy.types.Operator):
+    bl_idname = "doppel.person_reshape"
+    bl_label = "Apply Body"
+    bl_description = ("Give this person the body the sliders describe: the engine reshapes them (motion kept, "
+                      "feet on the ground) into a new result file, and their mesh and rig are rebuilt from it")
+    bl_options = {"REGISTER", "UNDO"}
+
+    name: StringProperty()
+    timeout: bpy.props.FloatProperty(default=300.0, options={"HIDDEN", "SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        return SESSION is None or SESSION.state != engine.RUNNING
+
+    def execute(self, context):
+        arm = bpy.data.objects.get(self.name)
+        if arm is None or arm.get(scene_build.TAG_ROLE) != "armature":
+            self.report({"ERROR"}, f"No Doppel person named {self.name}")
+            return {"CANCELLED"}
+        text = scene_build.override_text(arm)
+        if not text:
+            self.report({"INFO"}, f"{arm.name}: the sliders are the body it has; nothing to apply")
+            return {"CANCELLED"}
+        source = arm.get(scene_build.TAG_RESULT, "")
+        if not source or not os.path.isfile(source):
+            self.report({"ERROR"}, f"{arm.name}: its result file is gone: {source}")
+            return {"CANCELLED"}
+        p = prefs.get_prefs(context)
+        python, src = prefs.engine_python(p), prefs.engine_source(p)
+        if not python:
+            self.report({"ERROR"}, "The engine is not set up: open the Doppel add-on preferences and use Set Up "
+                                   "Engine or choose the engine's Python")
+            return {"CANCELLED"}
+        out = reshape_output(source)
+        args = engine.reshape_args(source, int(arm[scene_build.TAG_PERSON]), text, out)
+        try:
+            job = engine.EngineJob(python, args, source_dir=src or None).start()
+        except (OSError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        _set_status(context, f"Reshaping {arm.name}…")
+        state = job.wait(timeout=self.timeout)  # a few seconds: the body model loads, one person is computed
+        if state != engine.SUCCEEDED:
+            msg = job.message.replace("Capture cancelled; nothing was imported", "Reshape cancelled")
+            _set_status(context, msg)
+            self.report({"ERROR"}, msg)
+            return {"CANCELLED"}
+        try:
+            scene_build.reshape_person(context, arm, out)
+        except (ResultFileError, ValueError, OSError) as exc:
+            msg = f"Could not rebuild {arm.name} from {out}: {exc}"
+            _set_status(context, msg)
+            self.report({"ERROR"}, msg)
+            return {"CANCELLED"}
+        msg = f"{arm.name}: new body ({text}) -> {os.path.basename(out)}"
+        _set_status(context, msg)
+        self.report({"INFO"}, msg)
+        return {"FINISHED"}
+
+
 def cancel_running() -> None:
     """Used on unregister: never leave an engine process behind."""
     global SESSION
@@ -276,4 +352,4 @@ def cancel_running() -> None:
 
 
 classes = (DOPPEL_OT_capture, DOPPEL_OT_cancel, DOPPEL_OT_import_result, DOPPEL_OT_person_select,
-           DOPPEL_OT_person_visibility)
+           DOPPEL_OT_person_visibility, DOPPEL_OT_person_reshape)

@@ -19,6 +19,8 @@ TAG_VIDEO = "doppel_video"  # the video key (path) on every object and datablock
 TAG_ROLE = "doppel_role"  # "camera", "armature", "mesh"
 TAG_PERSON = "doppel_person"  # person index in the result
 TAG_RESULT = "doppel_result"  # the result file the objects came from
+TAG_SHAPE = "doppel_shape"  # on a person's armature: the shape values its body has now (the result's)
+TAG_HEIGHT = "doppel_height"  # ... and its standing height in metres
 
 PERSON_COLOURS = [
     (0.90, 0.35, 0.20), (0.20, 0.55, 0.90), (0.30, 0.75, 0.30), (0.85, 0.75, 0.15), (0.65, 0.35, 0.85),
@@ -141,6 +143,17 @@ def _ensure_object_mode(context):
         bpy.ops.object.mode_set(mode="OBJECT")
 
 
+def _place_bone(eb, head: np.ndarray, tail: np.ndarray, matrix: np.ndarray) -> None:
+    """An edit bone's rest: orientation ``matrix (3, 3)`` at ``head``, as long as head -> tail."""
+    m = Matrix.Identity(4)
+    for r in range(3):
+        for c in range(3):
+            m[r][c] = matrix[r, c]
+        m[r][3] = head[r]
+    eb.matrix = m
+    eb.length = max(float(np.linalg.norm(tail - head)), 1e-3)
+
+
 def _build_armature(context, coll, person: dict, obj_name: str):
     names = person["bone_names"]
     parents = np.asarray(person["bone_parents"], dtype=np.int64)
@@ -163,13 +176,7 @@ def _build_armature(context, coll, person: dict, obj_name: str):
             eb = ebs.new(name)
             eb.head = (0.0, 0.0, 0.0)
             eb.tail = (0.0, 1.0, 0.0)
-            m = Matrix.Identity(4)
-            for r in range(3):
-                for c in range(3):
-                    m[r][c] = mats[b, r, c]
-                m[r][3] = heads[b, r]
-            eb.matrix = m
-            eb.length = max(float(np.linalg.norm(tails[b] - heads[b])), 1e-3)
+            _place_bone(eb, heads[b], tails[b], mats[b])
             created.append(eb)
         for b, p in enumerate(parents):
             if p >= 0:
@@ -184,35 +191,10 @@ def _build_armature(context, coll, person: dict, obj_name: str):
 
 
 def _build_mesh(coll, person: dict, faces: np.ndarray, arm_obj, obj_name: str, smooth: bool):
-    verts = np.asarray(person["rest_vertices"], dtype=np.float32)
-    faces = np.asarray(faces, dtype=np.int32)
-    me = bpy.data.meshes.new(obj_name)
-    me.vertices.add(len(verts))
-    me.vertices.foreach_set("co", verts.ravel())
-    me.loops.add(faces.size)
-    me.loops.foreach_set("vertex_index", faces.ravel())
-    me.polygons.add(len(faces))
-    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    me.update(calc_edges=True)
-    me.validate(clean_customdata=False)
-    if smooth:
-        me.shade_smooth()
+    me = _new_mesh_data(obj_name, person["rest_vertices"], np.asarray(faces, dtype=np.int32), smooth)
     obj = bpy.data.objects.new(obj_name, me)
     coll.objects.link(obj)
-    names = person["bone_names"]
-    groups = [obj.vertex_groups.new(name=n) for n in names]
-    idx = np.asarray(person["skin_indices"], dtype=np.int64)
-    w = np.round(np.asarray(person["skin_weights"], dtype=np.float64), 5)
-    vid = np.broadcast_to(np.arange(len(idx))[:, None], idx.shape)
-    keep = w > 0
-    idx, w, vid = idx[keep], w[keep], vid[keep]
-    order = np.lexsort((w, idx))
-    idx, w, vid = idx[order], w[order], vid[order]
-    # One VertexGroup.add call per (bone, weight value): rigid or quantised weights need few calls.
-    breaks = np.flatnonzero((np.diff(idx) != 0) | (np.diff(w) != 0)) + 1
-    for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(idx)]):
-        if hi > lo:
-            groups[int(idx[lo])].add(vid[lo:hi].tolist(), float(w[lo]), "REPLACE")
+    _set_weights(obj, person)
     mod = obj.modifiers.new("Armature", "ARMATURE")
     mod.object = arm_obj
     obj.parent = arm_obj
@@ -329,6 +311,7 @@ def build_from_result(context, result_path: str, video_path: str | None = None) 
         _tag(mat, key, "material", result["path"], i)
         mesh_obj.data.materials.append(mat)
         action = bake_action(arm_obj, person, f"{name}_{label}", fs, key, result["path"])
+        set_shape_controls(arm_obj, meta, person)
         armatures.append(arm_obj)
         meshes.append(mesh_obj)
         actions.append(action)
@@ -349,3 +332,187 @@ def lens_note(summary: dict) -> str:
     if source == "default":
         return f"; {mm} assumed (no estimate: {lens.get('reason', 'unknown')})"
     return f"; {mm} ({source})" if source else ""
+
+
+# ---------------------------------------------------------------- a person's body (shape controls)
+
+def shape_names(meta: dict) -> list:
+    return [str(n) for n in ((meta.get("body_model") or {}).get("shape_names") or [])]
+
+
+def set_shape_controls(arm_obj, meta: dict, person: dict) -> None:
+    """Record on the armature the body it has now (``TAG_SHAPE``, ``TAG_HEIGHT``: the rest mesh's
+    height) and set its sliders (``Object.doppel_body``) to it."""
+    names = shape_names(meta)
+    values = [float(v) for v in np.asarray(person.get("shape", np.zeros(0)), dtype=np.float64)]
+    if len(values) != len(names):
+        names, values = [], []
+    rest = np.asarray(person["rest_vertices"], dtype=np.float64)
+    height = float(rest[:, 2].max() - rest[:, 2].min()) if len(rest) else 0.0
+    arm_obj[TAG_SHAPE] = values
+    arm_obj[TAG_HEIGHT] = height
+    controls = getattr(arm_obj, "doppel_body", None)
+    if controls is None:
+        return
+    controls.values.clear()
+    for n, v in zip(names, values):
+        item = controls.values.add()
+        item.name, item.value = n, v
+    controls.height = height
+
+
+def override_text(arm_obj) -> str:
+    """The engine's ``--shape`` text for what the sliders changed (``height`` in metres; the raw
+    phenotype of that name is ``height_phenotype``), or "" when nothing changed."""
+    controls = arm_obj.doppel_body
+    current = list(arm_obj.get(TAG_SHAPE, []))
+    parts = []
+    for k, item in enumerate(controls.values):
+        if k >= len(current) or abs(item.value - current[k]) > 1e-6:
+            parts.append(f"{'height_phenotype' if item.name == 'height' else item.name}={item.value:.6g}")
+    if abs(controls.height - float(arm_obj.get(TAG_HEIGHT, 0.0))) > 5e-4:
+        parts.insert(0, f"height={controls.height:.4f}")
+    return ",".join(parts)
+
+
+def _person_mesh(arm_obj):
+    return next((c for c in arm_obj.children if c.get(TAG_ROLE) == "mesh"), None)
+
+
+def _new_mesh_data(name: str, verts: np.ndarray, faces: np.ndarray, smooth: bool):
+    me = bpy.data.meshes.new(name)
+    me.vertices.add(len(verts))
+    me.vertices.foreach_set("co", np.asarray(verts, dtype=np.float32).ravel())
+    me.loops.add(faces.size)
+    me.loops.foreach_set("vertex_index", faces.ravel())
+    me.polygons.add(len(faces))
+    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    me.update(calc_edges=True)
+    me.validate(clean_customdata=False)
+    if smooth:
+        me.shade_smooth()
+    return me
+
+
+def _set_weights(obj, person: dict) -> None:
+    """Vertex-group weights of ``obj`` from the person's skinning (groups named after the bones)."""
+    names = person["bone_names"]
+    groups = [obj.vertex_groups.get(n) or obj.vertex_groups.new(name=n) for n in names]
+    idx = np.asarray(person["skin_indices"], dtype=np.int64)
+    w = np.round(np.asarray(person["skin_weights"], dtype=np.float64), 5)
+    vid = np.broadcast_to(np.arange(len(idx))[:, None], idx.shape)
+    keep = w > 0
+    idx, w, vid = idx[keep], w[keep], vid[keep]
+    order = np.lexsort((w, idx))
+    idx, w, vid = idx[order], w[order], vid[order]
+    # One VertexGroup.add call per (bone, weight value): rigid or quantised weights need few calls.
+    breaks = np.flatnonzero((np.diff(idx) != 0) | (np.diff(w) != 0)) + 1
+    for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(idx)]):
+        if hi > lo:
+            groups[int(idx[lo])].add(vid[lo:hi].tolist(), float(w[lo]), "REPLACE")
+
+
+def _set_rest_bones(context, arm_obj, person: dict) -> None:
+    """The armature's rest bones moved to the person's new rest rig, in place (same bones, same names)."""
+    heads = np.asarray(person["bone_heads"], dtype=np.float64)
+    tails = np.asarray(person["bone_tails"], dtype=np.float64)
+    mats = np.asarray(person["bone_matrices"], dtype=np.float64)
+    view_layer = context.view_layer
+    prev_active = view_layer.objects.active
+    hidden = arm_obj.hide_get()
+    arm_obj.hide_set(False)
+    view_layer.objects.active = arm_obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        ebs = arm_obj.data.edit_bones
+        for b, name in enumerate(person["bone_names"]):
+            _place_bone(ebs[name], heads[b], tails[b], mats[b])
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+        view_layer.objects.active = prev_active
+        arm_obj.hide_set(hidden)
+
+
+def _action_curves(arm_obj):
+    ad = arm_obj.animation_data
+    action = ad.action if ad is not None else None
+    if action is None:
+        return None, None
+    if hasattr(action, "layers") and len(action.layers) and getattr(ad, "action_slot", None) is not None:
+        bag = action.layers[0].strips[0].channelbag(ad.action_slot)
+        return action, (bag.fcurves if bag is not None else None)
+    return action, action.fcurves
+
+
+def _rekey(arm_obj, person: dict, frame_offset: int) -> None:
+    """The person's own action, kept, with its bone rotation and root location keys set to the new
+    result's (the same frames; every other curve and the action itself stay)."""
+    action, fcurves = _action_curves(arm_obj)
+    if fcurves is None:
+        raise ValueError(f"{arm_obj.name} has no baked action to keep")
+    frames = np.asarray(person["frames"], dtype=np.float64) + frame_offset
+    quats = np.asarray(person["bone_rotations"], dtype=np.float64)
+    root = np.asarray(person["root_location"], dtype=np.float64)
+    esc = bpy.utils.escape_identifier
+    for b, name in enumerate(person["bone_names"]):
+        base = f'pose.bones["{esc(name)}"]'
+        curves = [(f"{base}.rotation_quaternion", i, quats[:, b, i]) for i in range(4)]
+        if b == 0:
+            curves += [(f"{base}.location", i, root[:, i]) for i in range(3)]
+        for path, index, values in curves:
+            fc = fcurves.find(path, index=index)
+            if fc is None:
+                fc = fcurves.new(path, index=index, **({"group_name": name} if hasattr(action, "layers") and
+                                                       len(action.layers) else {"action_group": name}))
+            if len(fc.keyframe_points) != len(frames):
+                fc.keyframe_points.clear()
+                fc.keyframe_points.add(len(frames))
+                interp = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+                fc.keyframe_points.foreach_set("interpolation", np.full(len(frames), interp, dtype=np.int32))
+            co = np.empty((len(frames), 2), dtype=np.float32)
+            co[:, 0], co[:, 1] = frames, values
+            flat = co.ravel()
+            for prop in ("co", "handle_left", "handle_right"):
+                fc.keyframe_points.foreach_set(prop, flat)
+            fc.update()
+
+
+def reshape_person(context, arm_obj, result_path: str) -> None:
+    """Give the person of ``arm_obj`` the body in ``result_path`` (written by ``python -m core reshape``):
+    rest bones, mesh and skinning from it, the same action with its keys set to the new root and
+    rotations, and the objects' tags pointing to that file. The file is read and checked before the
+    scene changes."""
+    result = read_result_file(result_path)
+    i = int(arm_obj[TAG_PERSON])
+    if i >= len(result["people"]):
+        raise ValueError(f"{result_path} has no person {i}")
+    person = result["people"][i]
+    if sorted(person["bone_names"]) != sorted(b.name for b in arm_obj.data.bones):
+        raise ValueError(f"{result_path}: person {i} has another skeleton than {arm_obj.name}")
+    mesh_obj = _person_mesh(arm_obj)
+    meta = result["meta"]
+    fs = int((meta.get("blender") or {}).get("frame_start", 1))
+    _ensure_object_mode(context)
+    _rekey(arm_obj, person, fs)
+    _set_rest_bones(context, arm_obj, person)
+    if mesh_obj is not None:
+        old = mesh_obj.data
+        body = (meta.get("body_model") or {}).get("name", "")
+        me = _new_mesh_data(old.name, person["rest_vertices"], np.asarray(result["faces"], dtype=np.int32),
+                            smooth=body in ("anny", "smpl"))
+        for mat in old.materials:
+            me.materials.append(mat)
+        for k in (TAG_VIDEO, TAG_ROLE, TAG_PERSON):
+            if k in old:
+                me[k] = old[k]
+        mesh_obj.data = me
+        if old.users == 0:
+            bpy.data.meshes.remove(old)
+        _set_weights(mesh_obj, person)
+        mesh_obj[TAG_RESULT] = me[TAG_RESULT] = result["path"]
+    action, _ = _action_curves(arm_obj)
+    for idb in (arm_obj, arm_obj.data, action):
+        if idb is not None:
+            idb[TAG_RESULT] = result["path"]
+    set_shape_controls(arm_obj, meta, person)
+    context.scene.frame_set(context.scene.frame_current)

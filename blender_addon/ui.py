@@ -63,6 +63,21 @@ class DoppelSettings(bpy.types.PropertyGroup):
                                description="The engine's last log message of the latest capture")
 
 
+class DoppelShapeValue(bpy.types.PropertyGroup):
+    # name: the body model's shape value (Anny: gender, age, muscle, weight, height, proportions)
+    value: FloatProperty(name="Value", soft_min=0.0, soft_max=1.0, precision=3,
+                         description="A shape value of the body model (Anny phenotypes run from 0 to 1; gender: "
+                                     "0 male .. 1 female; SMPL betas about -5 to 5)")
+
+
+class DoppelPersonBody(bpy.types.PropertyGroup):
+    """A person's shape sliders (on their armature); Apply (doppel.person_reshape) makes them the body."""
+
+    values: bpy.props.CollectionProperty(type=DoppelShapeValue)
+    height: FloatProperty(name="Height", min=0.5, max=2.5, precision=3, unit="LENGTH",
+                          description="Standing height in metres (the engine finds the height value for it)")
+
+
 class VIEW3D_PT_doppel(bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -139,6 +154,28 @@ class VIEW3D_PT_doppel_people(bpy.types.Panel):
             op.name = arm.name
             op = row.operator("doppel.person_visibility", text="", icon="HIDE_ON" if hidden else "HIDE_OFF")
             op.name, op.show = arm.name, hidden
+        active = context.view_layer.objects.active
+        if active is not None and active in arms:
+            draw_body(layout, active)
 
 
-classes = (DoppelSettings, VIEW3D_PT_doppel, VIEW3D_PT_doppel_people)
+def draw_body(layout, arm) -> None:
+    """The active person's body: shape sliders, height, and Apply."""
+    box = layout.box()
+    box.label(text=f"Body of {arm.get('doppel_name', arm.name)}", icon="OUTLINER_OB_ARMATURE")
+    controls = arm.doppel_body
+    if not len(controls.values):
+        box.label(text="This result has no shape values to change")
+        return
+    col = box.column(align=True)
+    col.prop(controls, "height")
+    for item in controls.values:
+        col.prop(item, "value", text=("Height (raw)" if item.name == "height" else item.name.replace("_", " ").title()),
+                 slider=True)
+    row = box.row()
+    row.enabled = bool(scene_build.override_text(arm))
+    op = row.operator("doppel.person_reshape", icon="CHECKMARK")
+    op.name = arm.name
+
+
+classes = (DoppelShapeValue, DoppelPersonBody, DoppelSettings, VIEW3D_PT_doppel, VIEW3D_PT_doppel_people)

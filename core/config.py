@@ -144,10 +144,27 @@ class CaptureConfig:
     use_densepose: bool = DEFAULTS["use_densepose"]  # False = no dense term even when a checkpoint is present
     densepose_uv: Optional[str] = None  # None = weights/densepose/UV_Processed.mat if present (body smpl only)
     densepose_every: int = DEFAULTS["densepose_every"]  # run DensePose on every k-th frame
+    # The user's bodies (--shape, repeatable): text items "person=0,height=1.82,gender=0" or JSON file
+    # paths (core.body.shape_spec); parsed_shape_overrides() gives them by person.
+    shape_overrides: tuple[str, ...] = ()
+
+    def parsed_shape_overrides(self) -> dict:
+        """``{person index: core.body.shape_spec.ShapeOverride}`` from ``shape_overrides``, each checked
+        against the body model's shape names and ranges (not against the number of people, which is
+        known only after tracking: ``check_override(body, ov, n_people)`` then). One ConfigError."""
+        from .body.shape_spec import SHAPE_SPACES, check_override, parse_shape_overrides
+
+        overrides = parse_shape_overrides(self.shape_overrides)
+        for ov in overrides.values():
+            check_override(SHAPE_SPACES[self.body], ov)
+        return overrides
 
     def validate(self) -> None:
         if self.body not in BODY_MODELS:
             raise ConfigError(f"unknown body model {self.body!r}: use {' or '.join(BODY_MODELS)}")
+        if isinstance(self.shape_overrides, str):
+            raise ConfigError("shape_overrides must be a tuple of --shape items, not one string")
+        self.parsed_shape_overrides()
         if self.fov_deg is not None and not (5.0 <= self.fov_deg <= 170.0):
             raise ConfigError("--fov must be between 5 and 170 degrees")
         if self.focal_px is not None and not (self.focal_px > 0 and math.isfinite(self.focal_px)):

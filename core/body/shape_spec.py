@@ -120,9 +120,32 @@ def _read_file(path: str) -> list[ShapeOverride]:
     raise ConfigError(f"--shape: {path}: expected an object by person index or a list of objects with \"person\"")
 
 
+@dataclass(frozen=True)
+class ShapeSpace:
+    """A body model's shape values and their ranges, known without loading the model: what
+    :func:`check_override` needs, so ``capture --shape`` is checked before any model loads (tested
+    against the loaded models in tests/test_reshape.py)."""
+
+    name: str
+    shape_names: tuple[str, ...]
+    lower: float
+    upper: float
+
+    @property
+    def shape_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(self.shape_names)
+        return torch.full((n,), self.lower), torch.full((n,), self.upper)
+
+
+SHAPE_SPACES = {
+    "anny": ShapeSpace("anny", ("gender", "age", "muscle", "weight", "height", "proportions"), 0.0, 1.0),
+    "smpl": ShapeSpace("smpl", tuple(f"beta{i}" for i in range(10)), -5.0, 5.0),
+}
+
+
 def check_override(body, ov: ShapeOverride, n_people: Optional[int] = None) -> None:
     """Raise one ConfigError if ``ov`` names an unknown value, a value out of range or a person the
-    result does not have."""
+    result does not have. ``body``: a loaded model or its :data:`SHAPE_SPACES` entry."""
     if n_people is not None and ov.person >= n_people:
         raise ConfigError(f"--shape: person {ov.person} does not exist (this capture has "
                           f"{n_people} {'person' if n_people == 1 else 'people'}: 0..{n_people - 1})")

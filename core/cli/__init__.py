@@ -20,6 +20,7 @@ COMMANDS = {
     "capture": ("core.cli.capture", "capture every person's motion as body-model parameters (the main job)"),
     "batch": ("core.cli.batch", "capture every clip of folders or lists of videos, resumably, on several workers or Ray"),
     "landmarks": ("core.cli.landmarks", "detect, track and run the landmark model on every person"),
+    "reshape": ("core.cli.reshape", "give a captured person a body of your choice (height, gender, ...), keeping the motion"),
     "densepose": ("core.cli.densepose", "DensePose IUV per person for an image or a video"),
 }
 

@@ -48,6 +48,10 @@ def add_capture_options(parser: argparse.ArgumentParser) -> list[argparse.Action
                              "estimated from the people, else level)")
     parser.add_argument("--no-foot-lock", action="store_true",
                         help="keep the fitted feet as they are instead of locking planted feet in place")
+    parser.add_argument("--shape", action="append", metavar="VALUES",
+                        help="a person's body, e.g. \"person=0,height=1.82,gender=0\" (person 0-based; height in "
+                             "metres; Anny: gender 0 male .. 1 female, age, muscle, weight, proportions, "
+                             "height_phenotype, each 0..1; SMPL: beta0..beta9) or a JSON file of them; repeatable")
     parser.add_argument("--iterations", type=int, help=f"optimiser steps per person (default {_D.fit.iterations})")
     dp = parser.add_argument_group(
         "DensePose",
@@ -78,6 +82,8 @@ def build_config(args) -> CaptureConfig:
         args, body="body", max_people="max_people", fov_deg="fov", focal_px="focal_px", smoothing="smoothing",
         camera_height="camera_height", camera_pitch_deg="camera_pitch",
         densepose="densepose", densepose_uv="densepose_uv", densepose_every="densepose_every"))
+    if getattr(args, "shape", None):
+        config = replace(config, shape_overrides=tuple(args.shape))
     if args.no_densepose:
         config = replace(config, use_densepose=False)
     if args.no_camera_estimate:

@@ -52,6 +52,18 @@ class PlantedFeet:
     residual: np.ndarray  # (T, 2, 2)
 
 
+def foot_points(G: np.ndarray, P: np.ndarray, foot_offsets: np.ndarray) -> np.ndarray:
+    """Heel and toe positions ``(T, 2, 2, 3)`` [frame, side (left, right), point (heel, toe)] from the
+    joints' global rotations ``G (T, 24, 3, 3)`` and positions ``P (T, 24, 3)`` and the points' offsets
+    ``(2, 2, 3)`` (``BodyModel.foot_geometry``)."""
+    out = np.empty((len(G), 2, 2, 3))
+    for s, side in enumerate(("left", "right")):
+        _, _, ankle, foot = SMPL_LEGS[side]
+        out[:, s, 0] = P[:, ankle] + G[:, ankle] @ foot_offsets[s, 0]
+        out[:, s, 1] = P[:, foot] + G[:, foot] @ foot_offsets[s, 1]
+    return out
+
+
 def foot_contacts(points: np.ndarray, fps: float) -> np.ndarray:
     """Contacts ``(T, P)`` bool of foot points ``(T, P, 3)`` in the world (Z up, ground z = 0): slow
     horizontally and within ``PLANT_TOL`` of the person's foot-on-ground level, which must itself be
@@ -131,16 +143,7 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
     G = global_rotations(local)
     P = smpl_joints_world(G, J_rest, tr)
 
-    def points(G, P):
-        """Heel and toe positions ``(T, 2, 2, 3)`` from joint rotations and positions."""
-        out = np.empty((len(G), 2, 2, 3))
-        for s, side in enumerate(("left", "right")):
-            _, _, ankle, foot = SMPL_LEGS[side]
-            out[:, s, 0] = P[:, ankle] + G[:, ankle] @ foot_offsets[s, 0]
-            out[:, s, 1] = P[:, foot] + G[:, foot] @ foot_offsets[s, 1]
-        return out
-
-    pts = points(G, P)
+    pts = foot_points(G, P, foot_offsets)
     if contacts is None:
         contacts = foot_contacts(pts.reshape(T, 4, 3), fps).reshape(T, 2, 2)
     contacts = np.asarray(contacts, bool)

@@ -6,6 +6,8 @@ engine uses (``core.geometry``), so a Blender scene built from it must reproduce
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..geometry.axes import R_BLENDER_FROM_CANON
@@ -116,3 +118,73 @@ def toy_result(n_people: int = 2, n_frames: int = 12, video_path: str = "toy_cli
                       body_model={"name": "toy", "version": "0", "n_shape": 0, "joint_names": list(SMPL_JOINT_NAMES)},
                       config={"synthetic": True, "seed": seed})
     return Result(meta=meta.to_dict(), people=tuple(people), faces=faces)
+
+
+def walking_person(body, track_id: int, frames: np.ndarray, fps: float, x_offset: float, y_offset: float = 0.0,
+                   shape=None, seed: int = 0) -> PersonResult:
+    """A person of a real body model (``body``: core.body) walking along the world's +X without slipping:
+    swinging hips and knees, the root moved by the standing foot, feet planted (core.ground.plant)."""
+    import torch
+
+    from ..ground.plant import foot_points, plant_feet
+
+    rng = np.random.default_rng(seed)
+    T = len(frames)
+    shape = np.asarray(body.default_shape.cpu().numpy() if shape is None else shape, np.float64)
+    with torch.no_grad():
+        J = body.rest_joints(torch.as_tensor(shape, dtype=body.dtype)).double().cpu().numpy()
+    offsets, heights = body.foot_geometry(torch.as_tensor(shape, dtype=body.dtype))
+    t = np.asarray(frames, np.float64) / fps
+    w = 2 * np.pi * float(rng.uniform(0.8, 1.0))  # steps per second / 2
+    body_pose = np.zeros((T, 23, 3))
+    swing = 0.35 * np.sin(w * t)
+    body_pose[:, 0, 0], body_pose[:, 1, 0] = -swing, swing  # hips (flexion is about -x)
+    forward = np.cos(w * t)  # > 0: the left leg swings forward, the right one stands
+    body_pose[:, 3, 0] = 0.7 * np.clip(forward, 0, None) ** 2  # knees bend in the swing
+    body_pose[:, 4, 0] = 0.7 * np.clip(-forward, 0, None) ** 2
+    body_pose[:, 15, 2], body_pose[:, 16, 2] = -1.2, 1.2  # arms down (shoulders)
+    yaw = np.full(T, np.pi / 2)  # facing +X
+    c, s = np.cos(yaw), np.sin(yaw)
+    Rz = np.zeros((T, 3, 3))
+    Rz[:, 0, 0], Rz[:, 0, 1], Rz[:, 1, 0], Rz[:, 1, 1], Rz[:, 2, 2] = c, -s, s, c, 1.0
+    global_orient = rotmat_to_rotvec(Rz @ R_BLENDER_FROM_CANON)
+    G = smpl_global_rotations(global_orient, body_pose, SMPL_PARENTS)
+    rel = foot_points(G, smpl_joints_world(G, J, -J[0][None].repeat(T, 0), SMPL_PARENTS), offsets)
+    sole = (rel[..., 2] - heights[None]).reshape(T, 2, 2).min(2)  # (T, 2) each foot's lowest sole
+    stance = np.where(forward > 0, 1, 0)
+    root = np.zeros((T, 3))
+    for k in range(1, T):  # the standing foot's heel stays: the root moves by its relative step
+        f = stance[k]
+        root[k, :2] = root[k - 1, :2] - (rel[k, f, 0, :2] - rel[k - 1, f, 0, :2])
+    root[:, 0] += x_offset
+    root[:, 1] += y_offset
+    root[:, 2] = -sole.min(1)
+    transl = root - J[0]
+    planted = plant_feet(global_orient, body_pose, transl, J, offsets, fps, heights)
+    person = body.person_result(track_id, frames, planted.global_orient, planted.body_pose, planted.transl, shape)
+    return replace(person, extras={"contacts": planted.contacts.any(axis=2), "observed": np.ones(T, bool),
+                                   "root_shift": planted.root_shift.astype(np.float32)})
+
+
+def walking_result(body, n_people: int = 2, n_frames: int = 30, fps: float = 25.0, seed: int = 0,
+                   video_path: str = "walk_clip.mp4") -> Result:
+    """``n_people`` walking people of ``body`` side by side (1 m apart along Y), seen by the toy camera."""
+    people = []
+    for i in range(n_people):
+        shape = np.asarray(body.default_shape.cpu().numpy(), np.float64)
+        shape = np.clip(shape + np.random.default_rng(seed + i).normal(0, 0.1, shape.shape), 0.05, 0.95)
+        frames = np.arange(n_frames) + i
+        people.append(walking_person(body, i + 1, frames, fps, -1.0, (i - (n_people - 1) / 2) * 1.0, shape, seed + i))
+    width, height = 640, 360
+    T_world_from_cam = np.eye(4)
+    T_world_from_cam[:3, :3] = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=float)
+    T_world_from_cam[:3, 3] = [0.0, -6.0, 1.0]
+    camera = Camera(0.9 * width, 0.9 * width, width / 2.0, height / 2.0, width, height)
+    n_total = n_frames + n_people - 1
+    meta = ResultMeta(video=VideoInfo(video_path, width, height, fps, n_total), frame_range=(0, n_total),
+                      camera=camera, T_world_from_cam=T_world_from_cam,
+                      body_model={"name": body.name, "version": body.version, "n_shape": body.n_shape,
+                                  "shape_names": list(body.shape_names), "joint_names": list(SMPL_JOINT_NAMES)},
+                      config={"synthetic": True, "seed": seed})
+    return Result(meta=meta.to_dict(), people=tuple(people), faces=np.asarray(body.faces, np.int32))
+
