@@ -26,7 +26,8 @@ from .observe.densepose.stage import DenseStage
 from .progress import ProgressFn, null_progress
 from .result import Result, ResultMeta
 from .result.assemble import world_person
-from .result.meta import ground_dict
+from .body.shape_spec import check_override
+from .result.meta import ground_dict, shape_meta
 from .skeletons import SMPL_JOINT_NAMES
 from .track.perception import check_frame_range, run_perception
 from .types import GroundEstimate, PerceptionResult, TrackFit, VideoInfo
@@ -82,12 +83,16 @@ def run_capture(
     if perception is None:
         perception = run_perception(info, replace(config.perception, max_people=config.max_people), device=device,
                                     progress=progress, cancel=cancel, start=start, stop=stop, models=pose_models)
+    overrides = config.parsed_shape_overrides()
+    for ov in overrides.values():
+        check_override(body, ov, len(perception.tracks))  # a person this capture does not have: one line
     perception = dense.observe(info, perception, progress, cancel)
     lens = find_camera(perception.tracks, info, config, progress)
     cam = camera_for_video(info.width, info.height, focal_px=lens.focal_px)
 
     up = lens.up
-    fits = fit_people(body, perception.tracks, cam, config, info.fps, device, dense.uv_data, progress, check_cancel, up)
+    fits = fit_people(body, perception.tracks, cam, config, info.fps, device, dense.uv_data, progress, check_cancel, up,
+                      overrides)
     ground, fits, _ = ground_people(body, perception.tracks, fits, cam, config, info.fps, device, dense.uv_data,
                                     progress, check_cancel, normal=up, height=config.camera_height)
     T = world_from_ground(ground.n, ground.d)
@@ -100,7 +105,7 @@ def run_capture(
     meta = ResultMeta(
         video=replace(info, path=os.path.abspath(info.path)), frame_range=perception.frame_range, camera=cam,
         T_world_from_cam=T, ground=ground_dict(ground), densepose=dense.meta(), config=asdict(config),
-        camera_estimate=lens.meta(),
+        camera_estimate=lens.meta(), shapes=shape_meta(body, fits, overrides, config.fit, config.camera_height),
         body_model={"name": body.name, "version": body.version, "n_shape": body.n_shape,
                     "shape_names": list(body.shape_names), "joint_names": list(SMPL_JOINT_NAMES)})
     result = Result(meta=meta.to_dict(), people=tuple(people), faces=np.asarray(body.faces, np.int32))

@@ -119,6 +119,8 @@ class TrackFit:
     shape: np.ndarray  # (S,)
     joints: np.ndarray  # (T, 24, 3) camera frame
     losses: dict = field(default_factory=dict)
+    shape_fixed: Optional[np.ndarray] = None  # (S,) bool: values the user chose (kept by every refit)
+    shape_confidence: Optional[np.ndarray] = None  # (S,) in [0, 1]: how much the footage decided each value
 
 
 @dataclass(frozen=True)

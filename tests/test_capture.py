@@ -22,7 +22,7 @@ def captured(tmp_path_factory):
     proc = subprocess.run(
         [sys.executable, "-m", "core", "capture", str(SAMPLE), "-o", str(d / "result.npz"), "--preview",
          str(d / "overlay.mp4"), "--bvh", str(d), "--glb", str(d / "people.glb"), "--end", "36", "--iterations", "60",
-         "--progress", "json"],
+         "--progress", "json", "--shape", "person=1,height=1.62,gender=1"],
         capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr
     return d, proc
@@ -47,6 +47,44 @@ def test_capture_writes_a_valid_result_for_both_people(captured):
     # The camera sits above the ground looking at them.
     T = np.asarray(res.meta["camera"]["T_world_from_cam"])
     assert T[2, 3] > 0.3
+
+
+def test_capture_bodies_the_user_chose_and_the_prior_elsewhere(captured):
+    import torch
+
+    from core.body import load_body_model
+
+    d, _ = captured
+    res = read_result(d / "result.npz")
+    body = load_body_model("anny")
+    names = res.meta["body_model"]["shape_names"]
+    # Person 2 has the body the user asked for: 1.62 m (rest mesh), female.
+    p = res.people[1]
+    assert abs(float(body.stature(torch.as_tensor(p.shape, dtype=torch.float32))[0]) - 1.62) < 0.01
+    assert abs(np.ptp(p.rest_vertices[:, 2]) - 1.62) < 0.02
+    assert p.shape[names.index("gender")] == pytest.approx(1.0)
+    assert res.meta["shape_source"] == ["fit", "user"]
+    assert res.meta["stature"][1]["basis"] == "user" and res.meta["shape_overrides"]["1"]["height_m"] == 1.62
+    # Person 1's body is the fit's: the stature is the population prior's (one camera cannot measure
+    # size), and sex without evidence stays near the middle instead of drifting to one side.
+    assert res.meta["stature"][0]["basis"] == "prior"
+    assert 1.6 < res.meta["stature"][0]["metres"] < 1.8
+    assert 0.35 < res.people[0].shape[names.index("gender")] < 0.65
+    conf = res.meta["shape_confidence"]
+    assert set(conf[0]) == set(names) and all(0.0 <= v <= 1.0 for v in conf[0].values())
+    assert all(v == 1.0 for v in conf[1].values())
+
+
+def test_capture_rejects_a_body_for_a_person_it_did_not_find(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = tmp_path / "result.npz"
+    proc = subprocess.run([sys.executable, "-m", "core", "capture", str(SAMPLE), "-o", str(out), "--end", "12",
+                           "--shape", "person=5,height=1.8", "--progress", "none"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("doppel: error")]
+    assert len(lines) == 1 and "person 5 does not exist" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
 
 
 def test_capture_progress_lines_and_exports(captured):

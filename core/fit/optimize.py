@@ -33,7 +33,7 @@ from ..smooth.whittaker import lam_from_strength, smooth_rotations, whittaker
 from ..types import TrackFit, TrackObservations
 from .init import initial_depth, initial_pose
 from .objective import Objective
-from .shape import prior_shape
+from .shape import prior_shape, shape_confidence
 
 
 def fit_track(
@@ -49,13 +49,17 @@ def fit_track(
     progress: Optional[Callable[[int, int], None]] = None,
     dense_uv=None,
     up_cam: Optional[np.ndarray] = None,
+    fixed: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> TrackFit:
     """Fit one track. With ``init`` the fit continues from an earlier solution (e.g. once the ground
     plane ``(n, d)`` in the camera frame and per-frame foot ``contacts (T, 4)`` are known).
 
     When ``obs.dense`` holds DensePose samples the fit adds the dense term: exact surface
     correspondences with ``dense_uv`` (a ``core.observe.densepose.uv_data.DensePoseUV`` matching the body),
-    part-level otherwise (core.fit.dense)."""
+    part-level otherwise (core.fit.dense).
+
+    ``fixed``: shape values the user chose, ``(values (S,), mask (S,) bool)``; the fit keeps those
+    values (``core.fit.shape.fixed_shape``). A refit from ``init`` keeps ``init.shape_fixed`` the same way."""
     device = torch.device(device)
     if up_cam is None and ground is not None:
         up_cam = np.asarray(ground[0], np.float64)  # the ground's normal points up
@@ -64,6 +68,17 @@ def fit_track(
     dt = torch.float32
     shape_default = prior_shape(body, cfg.stature_mean).to(device=device, dtype=dt)
     lo, hi = (b.to(device=device, dtype=dt) for b in body.shape_bounds)
+    if fixed is None and init is not None and init.shape_fixed is not None:
+        fixed = (init.shape, init.shape_fixed)
+    keep = None if fixed is None else torch.as_tensor(np.asarray(fixed[1], bool), device=device)
+    kept = None if fixed is None else torch.as_tensor(np.asarray(fixed[0]), dtype=dt, device=device)
+    if keep is not None:
+        shape_default = torch.where(keep, kept, shape_default)
+
+    def shape_of(raw):
+        s = lo + (hi - lo) * torch.sigmoid(raw)
+        return s if keep is None else torch.where(keep, kept, s)
+
     if init is None:
         with torch.no_grad():
             J_rest = body.rest_joints(shape_default).double().cpu().numpy()
@@ -101,7 +116,7 @@ def fit_track(
     # evidence (the stature prior, the ground, the silhouette) settle the size without fighting the
     # reprojection.
     with torch.no_grad():
-        shape0 = lo + (hi - lo) * torch.sigmoid(shape_raw)
+        shape0 = shape_of(shape_raw)
         stature0 = body.stature(shape0)[0]
         root = transl + body.rest_joints(shape0)[0]
 
@@ -125,7 +140,7 @@ def fit_track(
             R = rot6d_to_rotmat(rot6d)
             if not pose_free:
                 R = torch.cat([R[:, :1], R[:, 1:].detach()], 1)
-            shape = lo + (hi - lo) * torch.sigmoid(shape_raw)
+            shape = shape_of(shape_raw)
             L = obj.losses(R, transl_of(root, shape), shape, shape_default, stage)
             loss = sum(L.values())
             loss.backward()
@@ -138,14 +153,19 @@ def fit_track(
 
     with torch.no_grad():
         R = rot6d_to_rotmat(rot6d).double().cpu().numpy()
-        shape = (lo + (hi - lo) * torch.sigmoid(shape_raw)).detach()
+        shape = shape_of(shape_raw).detach()
         tr = transl_of(root, shape).double().cpu().numpy()
-    return posed_fit(body, obs.track_id, obj.frames, obj.observed, R, tr, shape, last, device)
+    R_t = rot6d_to_rotmat(rot6d.detach())
+    stage = stages[-1][0]
+    confidence = shape_confidence(lambda s: obj.losses(R_t, transl_of(root.detach(), s), s, shape_default, stage),
+                                  shape, keep)
+    return posed_fit(body, obs.track_id, obj.frames, obj.observed, R, tr, shape, last, device,
+                     shape_fixed=None if keep is None else keep.cpu().numpy(), shape_confidence=confidence)
 
 
-def posed_fit(body, track_id, frames, observed, R, tr, shape, losses, device) -> TrackFit:
+def posed_fit(body, track_id, frames, observed, R, tr, shape, losses, device, **fields) -> TrackFit:
     """A TrackFit from parameters: rotations ``R (T, 24, 3, 3)``, translations ``tr (T, 3)`` and ``shape``,
-    with the joints posed by ``body``."""
+    with the joints posed by ``body``; ``fields``: TrackFit's optional fields (shape_fixed, ...)."""
     dt = torch.float32
     shape = torch.as_tensor(shape, dtype=dt, device=device)
     with torch.no_grad():
@@ -153,4 +173,4 @@ def posed_fit(body, track_id, frames, observed, R, tr, shape, losses, device) ->
                    vertex_ids=torch.zeros(1, dtype=torch.long, device=device))
         joints = out.joints.double().cpu().numpy()
     return TrackFit(track_id=track_id, frames=frames, observed=observed, rotmats=R, transl=tr,
-                    shape=shape.double().cpu().numpy(), joints=joints, losses=losses)
+                    shape=shape.double().cpu().numpy(), joints=joints, losses=losses, **fields)

@@ -50,3 +50,54 @@ def prior_weights(body) -> torch.Tensor:
     if k is not None:
         w[k] = 0.0
     return w
+
+
+PRIOR_TERMS = ("shape", "stature")
+CONFIDENCE_STEP = 0.02  # shape units, the finite-difference step
+
+
+def shape_confidence(losses, shape: torch.Tensor, keep=None) -> np.ndarray:
+    """How much the footage, rather than the prior, decided each shape value: the share of the fit's
+    curvature along that value that comes from the data terms, ``1 - H_prior / H_total`` on the diagonal
+    of the Hessian at the solution (pose fixed; the root moves with the size, as in the fit). 0: the
+    prior alone (the value is the population's); near 1: the footage pins it. Values the user chose
+    (``keep``) get 1. ``losses(shape) -> {name: tensor}`` evaluates the fit's terms."""
+    s0 = shape.detach().clone()
+    S = s0.numel()
+    h_all, h_prior = np.zeros(S), np.zeros(S)
+    for i in range(S):
+        g = []
+        for sign in (1.0, -1.0):
+            s = s0.clone()
+            s[i] += sign * CONFIDENCE_STEP
+            s.requires_grad_(True)
+            L = losses(s)
+            total = sum(L.values())
+            prior = sum(v for k, v in L.items() if k in PRIOR_TERMS)
+            ga = torch.autograd.grad(total, s, retain_graph=True)[0][i].item()
+            gp = torch.autograd.grad(prior, s)[0][i].item() if torch.is_tensor(prior) and prior.requires_grad else 0.0
+            g.append((ga, gp))
+        h_all[i] = (g[0][0] - g[1][0]) / (2 * CONFIDENCE_STEP)
+        h_prior[i] = (g[0][1] - g[1][1]) / (2 * CONFIDENCE_STEP)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conf = np.where(h_all > 1e-12, 1.0 - h_prior / h_all, 0.0)
+    conf = np.clip(np.nan_to_num(conf), 0.0, 1.0)
+    if keep is not None:
+        conf[np.asarray(keep.cpu() if torch.is_tensor(keep) else keep, bool)] = 1.0
+    return conf
+
+
+def fixed_shape(body, override, stature_mean: float) -> tuple[np.ndarray, np.ndarray]:
+    """What the fit keeps for a user's ``ShapeOverride``: ``(values (S,), mask (S,) bool)``. The named
+    values are kept; with a height in metres every value is (the height is solved on the prior shape
+    with the user's values, and the other values must stay for that height to hold)."""
+    from ..body.shape_spec import apply_override
+
+    values = apply_override(body, prior_shape(body, stature_mean).cpu().numpy(), override)
+    names = list(body.shape_names)
+    mask = np.zeros(len(names), bool)
+    for k in override.values:
+        mask[names.index(k)] = True
+    if override.height_m is not None:
+        mask[:] = True
+    return values, mask

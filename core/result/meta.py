@@ -53,6 +53,7 @@ class ResultMeta:
     ground: Optional[dict] = None  # the ground estimate (core.types.GroundEstimate as a dict)
     densepose: Optional[dict] = None  # checkpoint, frames, uv_data
     camera_estimate: Optional[dict] = None  # how the intrinsics and the camera's pose were found
+    shapes: Optional[dict] = None  # shape_source, shape_confidence, shape_prior, shape_overrides (shape_meta)
     engine_version: str = __version__
 
     def to_dict(self) -> dict:
@@ -77,7 +78,39 @@ class ResultMeta:
             out["densepose"] = jsonable(self.densepose)
         if self.camera_estimate is not None:
             out["camera"]["estimate"] = jsonable(self.camera_estimate)
+        if self.shapes:
+            out.update(jsonable(self.shapes))
         return out
+
+
+def _stature(body, shape, user: bool, camera_height) -> dict:
+    """A person's standing height and what set it: "user" (an override), "camera height" (the ground
+    was metric: the user gave the camera's height) or "prior" (one camera cannot measure size: the
+    population's stature, moved only as far as the proportions and the ground suggest)."""
+    import torch
+
+    with torch.no_grad():
+        metres = float(body.stature(torch.as_tensor(np.asarray(shape, np.float32)))[0])
+    return {"metres": round(metres, 4), "basis": "user" if user else ("camera height" if camera_height else "prior")}
+
+
+def shape_meta(body, fits, overrides: dict, fit_config, camera_height=None) -> dict:
+    """Where each person's body came from: ``shape_source`` ("fit" or "user", per person),
+    ``shape_confidence`` (per person, ``{shape name: 0..1}``, how much the footage rather than the
+    prior decided each value; 1 for values the user chose), ``shape_prior`` (the population prior the
+    fit starts from) and, with user overrides, ``shape_overrides`` (as ``python -m core reshape``
+    writes them). ``stature``: per person, ``{"metres", "basis"}`` (see ``_stature``)."""
+    names = list(body.shape_names)
+    out = {"shape_source": ["user" if i in overrides else "fit" for i in range(len(fits))],
+           "shape_confidence": [{n: (None if f.shape_confidence is None else round(float(f.shape_confidence[k]), 3))
+                                 for k, n in enumerate(names)} for f in fits],
+           "shape_prior": {"stature_m": fit_config.stature_mean, "stature_log_sd": fit_config.stature_log_sd},
+           "stature": [_stature(body, f.shape, i in overrides and overrides[i].height_m is not None, camera_height)
+                       for i, f in enumerate(fits)]}
+    if overrides:
+        out["shape_overrides"] = {str(i): {"override": ov.describe(), "values": dict(ov.values), "height_m": ov.height_m,
+                                           "shape": [float(x) for x in fits[i].shape]} for i, ov in overrides.items()}
+    return out
 
 
 def ground_dict(ground) -> dict:

@@ -24,4 +24,5 @@ def smooth_fit(body, fit, strength: float, fps: float, device="cpu"):
         return fit
     R = smooth_rotations_adaptive(fit.rotmats, strength, fps)
     tr = smooth_positions_adaptive(fit.transl, strength, fps)
-    return posed_fit(body, fit.track_id, fit.frames, fit.observed, R, tr, fit.shape, fit.losses, device)
+    return posed_fit(body, fit.track_id, fit.frames, fit.observed, R, tr, fit.shape, fit.losses, device,
+                     shape_fixed=fit.shape_fixed, shape_confidence=fit.shape_confidence)
