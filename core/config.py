@@ -96,7 +96,7 @@ class FitConfig:
     w_silhouette: float = 0.1
     w_limits: float = 1.0
     w_pose_prior: float = 0.005
-    w_shape: float = 1.0  # pull of each shape value towards the prior shape (core.fit.shape)
+    w_shape: float = 0.2  # pull of each shape value towards the prior shape (core.fit.shape)
     w_stature: float = 0.1  # log-normal stature prior: adults, median stature_mean, log-sd stature_log_sd
     stature_mean: float = 1.70
     stature_log_sd: float = 0.055
@@ -105,11 +105,11 @@ class FitConfig:
     w_ground: float = 1.0
     robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal
     robust_3d: float = 0.08  # metres
-    landmarks_3d: str = "directions"  # how the 3-D landmarks count: "directions" (pose only) or "positions"
+    landmarks_3d: str = "positions"  # how the 3-D landmarks count: "positions" (hip-centred) or "directions" (pose only)
     w_hidden_3d: float = 1.0  # 3-D landmark weight of landmarks the model says are hidden (present, not visible)
     view_correction: bool = True  # turn the 3-D landmarks by the viewing elevation (core.fit.objective)
-    silhouette_points: int = 300
-    w_fill: float = 1.0  # the body must also fill its mask (two-sided silhouette)
+    silhouette_points: int = 192
+    w_fill: float = 0.0  # > 0: the body must also fill its mask (two-sided silhouette; measured: no gain, +30 % fit time)
     fill_points: int = 64  # mask pixels per frame the fill term checks
     fill_margin: float = 0.02  # fraction of the box diagonal a mask pixel may lie from the nearest surface point
     conf_threshold: float = 0.2

@@ -174,3 +174,21 @@ def test_result_file_scored_against_ground_truth(tmp_path):
     assert rep["mpjpe"] < 0.01 and rep["w_mpjpe"] < 0.01
     # The prediction is the truth, so it does not slide where the truth is planted (random joints: maybe nowhere).
     assert rep["foot_skate"] is None or rep["foot_skate"] < 1e-6
+
+
+def test_shape_errors_score_height_mesh_and_sex():
+    # The suite's body-shape scores: a body scored against itself is exact; a taller, male body against
+    # a shorter, female one has the signed height difference, a mesh error of several centimetres, and
+    # the wrong sex.
+    from benchmarks.synthetic.bodies import CoreBody
+    from benchmarks.synthetic.evaluate import shape_errors
+
+    body = CoreBody("anny")
+    a = np.array([0.9, 0.5, 0.5, 0.5, 0.35, 0.5])  # short, female
+    b = np.array([0.1, 0.5, 0.5, 0.5, 0.75, 0.5])  # tall, male
+    same = shape_errors(body, a, a)
+    assert same["height_err"] == 0.0 and same["pve_t"] < 1e-6 and same["sex_ok"]
+    diff = shape_errors(body, b, a)
+    assert abs(diff["height_err"] - (body.stature(b) - body.stature(a))) < 1e-6 and diff["height_err"] > 0.15
+    assert diff["pve_t"] > 30.0 and not diff["sex_ok"]
+    assert abs(diff["param_err"]["gender"] - 0.8) < 1e-9

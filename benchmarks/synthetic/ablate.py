@@ -46,6 +46,13 @@ ROWS = (
         "(the fit before this issue)", fit={"w_hidden_3d": 0.0}),
     Row("no view correction", "3-D landmarks used as the model reports them (upright to the ray)",
         fit={"view_correction": False}),
+    Row("3-D directions", "3-D landmarks as directions only (their lengths, an average skeleton's, do not count)",
+        fit={"landmarks_3d": "directions"}),
+    Row("two-sided silhouette", "the body must also fill its mask (300 surface points)",
+        fit={"w_fill": 1.0, "silhouette_points": 300}),
+    Row("no stature prior", "no population prior on the standing height", fit={"w_stature": 0.0}),
+    Row("weak shape prior", "shape values pulled 10x less towards the prior (0.02, the old weight)",
+        fit={"w_shape": 0.02}),
     Row("w_3d x3", "3-D landmark weight 0.9 (default 0.3)", fit={"w_3d": 0.9}),
     Row("w_3d /3", "3-D landmark weight 0.1", fit={"w_3d": 0.1}),
     Row("w_silhouette x4", "silhouette weight 0.4 (default 0.1)", fit={"w_silhouette": 0.4}),
@@ -89,13 +96,18 @@ def run(rows, cache: str, data: str) -> tuple[list[dict], dict]:
     from core.track.perception import run_perception
     from core.video import probe_video
 
+    from .bodies import CoreBody
+
     body = load_body_model("anny")
+    target = CoreBody("anny")
     clips = []
     for spec in suite.clips("dev"):
         video, gt, _ = ensure_render(spec, data, cache, quick=False)
         meta, gt_people = ev.load_gt(gt)
         info = probe_video(video)
         perception = run_perception(info, replace(PerceptionConfig(), max_people=CaptureConfig().max_people))
+        with np.load(gt, allow_pickle=False) as z:
+            meta["shapes"] = [z[f"p{k}_shape"] for k in range(len(gt_people))]
         clips.append((spec.name, info, meta, gt_people, perception, baseline_scores(video, gt_people)))
         log(f"ablate: {spec.name}: {len(perception.tracks)} people perceived")
     run_capture(clips[0][1], _config(ROWS[0], clips[0][2]), body_model=body, perception=clips[0][4])  # warm-up
@@ -104,7 +116,7 @@ def run(rows, cache: str, data: str) -> tuple[list[dict], dict]:
     mediapipe = ev.summarise(mp_people, n_gt)
     out = []
     for row in rows:
-        per, per13, f_err, h_err, seconds = [], [], [], [], 0.0
+        per, per13, f_err, h_err, seconds, shapes = [], [], [], [], 0.0, []
         for name, info, meta, gt_people, perception, _ in clips:
             t0 = time.time()
             cap = run_capture(info, _config(row, meta), body_model=body, perception=perception)
@@ -112,11 +124,15 @@ def run(rows, cache: str, data: str) -> tuple[list[dict], dict]:
             pred = ev.result_people(cap.result)
             per += ev.evaluate(pred, gt_people)["people"]
             per13 += ev.evaluate([ev._select(p, ev.COMMON13) for p in pred], gt_people, ev.COMMON13)["people"]
+            shapes += [ev.shape_errors(target, cap.result.people[i].shape, meta["shapes"][k])
+                       for i, k in ev.match_people(pred, gt_people)]
             ce = ev.camera_errors(cap.result.meta["camera"], meta["K"], meta["T_world_from_cam"])
             f_err.append(ce["focal_err"])
             h_err.append(ce["height_err"])
         out.append({"row": row, "doppel": ev.summarise(per, n_gt), "doppel13": ev.summarise(per13, n_gt),
-                    "focal_err": float(np.median(f_err)), "height_err": float(np.median(h_err)), "seconds": seconds})
+                    "focal_err": float(np.median(f_err)), "height_err": float(np.median(h_err)), "seconds": seconds,
+                    "stature_cm": float(np.median([abs(e["height_err"]) for e in shapes]) * 100),
+                    "pve_t": float(np.median([e["pve_t"] for e in shapes]))})
         d, d13 = out[-1]["doppel"], out[-1]["doppel13"]
         log(f"ablate: {row.name}: PA13 {d13['pa_mpjpe']:.1f} (MediaPipe {mediapipe['pa_mpjpe']:.1f}), "
             f"MPJPE {d['mpjpe']:.1f}, W {d['w_mpjpe']:.1f}, skate {d['foot_skate_median']:.1f}")
@@ -131,17 +147,18 @@ def report(results: list[dict], mediapipe: dict, command: str) -> str:
              "changed, fitting the same perceived observations. PA13: PA-MPJPE on the 13 joints shared with "
              "MediaPipe, whose own world landmarks score "
              f"**{f(mediapipe['pa_mpjpe'])} mm** on the same clips (ratio = ours / MediaPipe's). W: W-MPJPE "
-             "(first-frame alignment); skate: median foot skate on ground-truth planted steps, mm/frame. "
+             "(first-frame alignment); skate: median foot skate on ground-truth planted steps, mm/frame; stature: "
+             "median |fitted - true| standing height, cm; PVE-T: median rest-mesh vertex error, mm. "
              f"Machine: {machine()}.", "",
              "| row | what changes | PA13 | ratio | MPJPE | W-MPJPE | W clip | accel | skate | PCK | focal err | "
-             "height err | fit s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "height err | stature cm | PVE-T | fit s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         d, d13 = r["doppel"], r["doppel13"]
         ratio = None if not mediapipe.get("pa_mpjpe") else d13["pa_mpjpe"] / mediapipe["pa_mpjpe"]
         lines.append(f"| {r['row'].name} | {r['row'].what} | {f(d13['pa_mpjpe'])} | {f(ratio, 2)} | {f(d['mpjpe'])} | "
                      f"{f(d['w_mpjpe'])} | {f(d.get('w_mpjpe_clip'))} | {f(d['accel'])} | "
                      f"{f(d['foot_skate_median'])} | {f(d['pck'], 1, 100)} | {f(r['focal_err'], 1, 100)}% | "
-                     f"{f(r['height_err'], 1, 100)}% | {f(r['seconds'], 0)} |")
+                     f"{f(r['height_err'], 1, 100)}% | {f(r['stature_cm'])} | {f(r['pve_t'])} | {f(r['seconds'], 0)} |")
     return "\n".join(lines) + "\n"
 
 

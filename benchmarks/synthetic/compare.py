@@ -26,11 +26,18 @@ ROWS = (  # (label, where, key, scale, decimals)
     ("foot skate, median (mm/frame)", "doppel", "foot_skate_median", 1.0, 1),
     ("foot skate, mean (mm/frame)", "doppel", "foot_skate", 1.0, 1),
     ("PCK@5% (%)", "doppel", "pck", 100.0, 1),
+    ("stature error, median (cm)", "shape.fit", "height_cm", 1.0, 1),
+    ("rest-mesh error PVE-T, median (mm)", "shape.fit", "pve_t", 1.0, 1),
+    ("sex on the right side of 0.5 (%)", "shape.fit", "sex_ok", 100.0, 1),
+    ("population-mean body: stature error (cm)", "shape.mean", "height_cm", 1.0, 1),
+    ("population-mean body: PVE-T (mm)", "shape.mean", "pve_t", 1.0, 1),
 )
 
 
 def _get(overall: dict, where: str, key: str):
-    d = overall.get(where) or {}
+    d = overall
+    for part in where.split("."):  # "shape.fit": overall["shape"]["fit"]
+        d = (d or {}).get(part) or {}
     return d.get(key)
 
 
@@ -78,6 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--title", default="this change")
     ap.add_argument("--write", action="store_true", help="write the table into docs/BENCHMARKS.md")
     ap.add_argument("--report", default=os.path.join(REPO, "docs", "BENCHMARKS.md"))
+    ap.add_argument("--key", default="before-after", help="the report section to write (its marker name)")
     args = ap.parse_args(argv)
     runs = []
     for path in (args.before, args.after):
@@ -93,7 +101,7 @@ def main(argv=None) -> int:
     text = table(runs[0], runs[1], args.title)
     print(text)
     if args.write:
-        write_section(args.report, text, key="before-after")
+        write_section(args.report, text, key=args.key)
     return 0
 
 

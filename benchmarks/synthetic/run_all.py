@@ -167,13 +167,57 @@ def capture_scores(video: str, meta: dict, gt_people: list[dict], extra: list[st
     else:
         log(f"run_all: {name}: cached capture {result}")
     camera, pred = ev.load_result(result)
-    out = {"result": os.path.relpath(result, REPO), "args": args,
+    pairs = ev.match_people(pred, gt_people)
+    out = {"result": os.path.relpath(result, REPO), "args": args, "shape": shape_scores(result, os.path.join(os.path.dirname(video), f"{name}_gt.npz"), pairs),
            "doppel": ev.evaluate(pred, gt_people),
            "doppel13": ev.evaluate([ev._select(p, ev.COMMON13) for p in pred], gt_people, ev.COMMON13),
            "camera": ev.camera_errors(camera, meta["K"], meta["T_world_from_cam"])}
     if os.path.isfile(timing):
         with open(timing) as fh:
             out["seconds"] = json.load(fh)["seconds"]
+    return out
+
+
+_TARGET_BODY = None
+
+
+def shape_scores(result_path: str, gt_path: str, pairs) -> list[dict]:
+    """Per matched person: the fitted body against the rendered one (``evaluate.shape_errors``), and the
+    population-mean body (Anny's default phenotype, the fit's prior before estimated shape) against it."""
+    global _TARGET_BODY
+    from core.result import read_result
+
+    from .bodies import CoreBody
+
+    res = read_result(result_path)
+    if res.meta.get("body_model", {}).get("name") != "anny":
+        return []
+    if _TARGET_BODY is None:
+        _TARGET_BODY = CoreBody("anny")
+    out = []
+    with np.load(gt_path, allow_pickle=False) as z:
+        for i, k in pairs:
+            true = z[f"p{k}_shape"]
+            out.append({"fit": ev.shape_errors(_TARGET_BODY, res.people[i].shape, true),
+                        "mean": ev.shape_errors(_TARGET_BODY, _TARGET_BODY.default_shape, true),
+                        "confidence": (res.meta.get("shape_confidence") or [None] * (i + 1))[i]})
+    return out
+
+
+def shape_overall(people: list[dict]) -> dict | None:
+    """Fitted and mean bodies over all matched people: median |height error| (cm), median PVE-T (mm),
+    share of people on the right side of gender 0.5, mean absolute error of each phenotype value."""
+    if not people:
+        return None
+    out = {}
+    for who in ("fit", "mean"):
+        e = [p[who] for p in people]
+        out[who] = {"height_cm": float(np.median([abs(x["height_err"]) for x in e]) * 100),
+                    "height_signed_cm": float(np.median([x["height_err"] for x in e]) * 100),
+                    "pve_t": float(np.median([x["pve_t"] for x in e])),
+                    "sex_ok": float(np.mean([bool(x["sex_ok"]) for x in e])) if e[0]["sex_ok"] is not None else None,
+                    "params": {n: float(np.mean([x["param_err"][n] for x in e])) for n in e[0]["param_err"]}}
+    out["people"] = len(people)
     return out
 
 
@@ -191,6 +235,7 @@ def overall(clips: dict) -> dict:
     for k in ("focal_err", "height_err"):
         vals = [c["camera_errors"][k] for c in clips.values() if c.get("camera_errors") and c["camera_errors"][k] is not None]
         out[f"{k}_median"] = float(np.median(vals)) if vals else None
+    out["shape"] = shape_overall([p for c in clips.values() for p in (c.get("shape") or [])])
     secs = [c["capture_seconds"] for c in clips.values() if c.get("capture_seconds") is not None]
     out["capture_seconds_total"] = float(np.sum(secs)) if secs else None
     out["render_seconds_total"] = float(sum(c["render"].get("seconds_total", c["render"]["seconds_per_frame"] * c["frames"])
@@ -313,6 +358,21 @@ def make_report(command: str, clips: dict, ov: dict, ehash: str, has_capture: bo
         f"{_f((d or {}).get('accel'))} | {_f((d or {}).get('foot_skate_median'))} ({_f((d or {}).get('foot_skate'))}) | "
         f"{_f((d or {}).get('pck'), 1, 100)} | {_pct(ov.get('focal_err_median'))} | "
         f"{_pct(ov.get('height_err_median'))} | {_f(ov.get('capture_seconds_total'), 0)} |")
+    sh = ov.get("shape")
+    if sh:
+        f, m = sh["fit"], sh["mean"]
+        names = list(f["params"])
+        lines += ["", "### Body shape", "",
+                  f"The fitted body against the rendered one, over {sh['people']} matched people, next to the "
+                  "population-mean body (Anny's default phenotype, what every capture got before shapes were "
+                  "estimated). Height: |fitted - true| stature of the rest mesh, median (signed median in brackets); "
+                  "PVE-T: mean distance of corresponding rest-pose vertices, meshes centred, median over people; sex: "
+                  "people on the correct side of gender 0.5; then the mean absolute error of each phenotype value (0..1).", "",
+                  "| body | height cm | PVE-T mm | sex | " + " | ".join(names) + " |",
+                  "|---|---|---|---|" + "---|" * len(names)]
+        for label, x in (("Doppel (fitted)", f), ("population mean", m)):
+            lines.append(f"| {label} | {_f(x['height_cm'])} ({x['height_signed_cm']:+.1f}) | {_f(x['pve_t'])} | "
+                         f"{_pct(x['sex_ok'])} | " + " | ".join(_f(x['params'][n], 3) for n in names) + " |")
     lines.append("")
     return "\n".join(lines)
 
@@ -371,7 +431,7 @@ def main(argv=None) -> int:
         if has_capture:
             cap = capture_scores(video, meta, gt_people, extra, ehash, args.true_focal)
             if cap is not None:
-                rec.update(doppel=cap["doppel"], doppel13=cap["doppel13"], camera_errors=cap["camera"],
+                rec.update(doppel=cap["doppel"], doppel13=cap["doppel13"], camera_errors=cap["camera"], shape=cap["shape"],
                            capture_seconds=cap.get("seconds"), capture_args=cap["args"], result=cap["result"])
         results[spec.name] = rec
     log(f"run_all: {len(specs)} clips in {time.time() - t_start:.0f} s")

@@ -140,9 +140,11 @@ class Objective:
         lms = self.body.landmarks_from(out.joints, parts[0][:, self.lm_inv])
         return out.joints, lms, parts[1], (parts[2] if len(parts) > 2 else None)
 
-    def losses(self, rotmats, transl, shape, shape_default, stage: str) -> dict[str, torch.Tensor]:
+    def losses(self, rotmats, transl, shape, shape_default, stage: str, stature=None) -> dict[str, torch.Tensor]:
         """The weighted loss terms by name. ``stage``: "init" (torso only, no pose priors), "full" or
-        "refine"."""
+        "refine". ``stature``: the body's standing height for ``shape`` when the caller has it (metres)."""
+        if stature is None:
+            stature = self.body.stature(shape)[0]
         cfg = self.cfg
         joints, lms, sil, dense_verts = self.posed(rotmats, transl, shape)
         L: dict[str, torch.Tensor] = {}
@@ -165,12 +167,12 @@ class Objective:
             L["pose_prior"] = cfg.w_pose_prior * terms.rest_pull(rotmats)
         L["shape"] = cfg.w_shape * (self.shape_w * (shape - shape_default).pow(2)).sum()
         if cfg.w_stature > 0:
-            z = torch.log(self.body.stature(shape) / cfg.stature_mean) / cfg.stature_log_sd
-            L["stature"] = cfg.w_stature * z.pow(2).sum()
+            z = torch.log(stature / cfg.stature_mean) / cfg.stature_log_sd
+            L["stature"] = cfg.w_stature * z.pow(2)
         if joints.shape[0] >= 3:
             # In units of the body's size: a smaller body (nearer the camera) moves fewer metres for the
             # same image motion, and a metric smoothness term would shrink everyone.
-            size2 = (self.body.stature(shape)[0] / cfg.stature_mean).pow(2)
+            size2 = (stature / cfg.stature_mean).pow(2)
             L["accel"] = cfg.w_accel * terms.joint_acceleration(joints) / size2
             L["rot_accel"] = cfg.w_rot_accel * terms.rotation_acceleration(rotmats)
         if self.ground is not None:

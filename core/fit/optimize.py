@@ -115,13 +115,15 @@ def fit_track(
     # Size and depth are one ambiguous direction for the image terms; tying them lets the other
     # evidence (the stature prior, the ground, the silhouette) settle the size without fighting the
     # reprojection.
+    # The stature and the rest pelvis enter every step; they are nearly linear in the shape values,
+    # so each stage uses their first-order expansion (one body evaluation a stage, not several a step).
+    size = RestSize(body, shape_of(shape_raw).detach())
+    stature0 = size.stature0
     with torch.no_grad():
-        shape0 = shape_of(shape_raw)
-        stature0 = body.stature(shape0)[0]
-        root = transl + body.rest_joints(shape0)[0]
+        root = transl + size.pelvis(shape_of(shape_raw))
 
     def transl_of(root, shape):
-        return root * (body.stature(shape)[0] / stature0) - body.rest_joints(shape)[0]
+        return root * (size.stature(shape) / stature0) - size.pelvis(shape)
 
     rot6d = rot6d.clone().requires_grad_(True)
     root = root.clone().requires_grad_(True)
@@ -130,6 +132,7 @@ def fit_track(
     done = 0
     last: dict[str, float] = {}
     for stage, n_iter, pose_free in stages:
+        size.expand_at(shape_of(shape_raw).detach())
         lr = cfg.lr * (0.25 if stage == "refine" else 1.0)  # refining a solution: small steps only
         params = [{"params": [root], "lr": lr * 0.5}, {"params": [shape_raw], "lr": lr}]
         params.append({"params": [rot6d], "lr": lr})
@@ -141,7 +144,7 @@ def fit_track(
             if not pose_free:
                 R = torch.cat([R[:, :1], R[:, 1:].detach()], 1)
             shape = shape_of(shape_raw)
-            L = obj.losses(R, transl_of(root, shape), shape, shape_default, stage)
+            L = obj.losses(R, transl_of(root, shape), shape, shape_default, stage, stature=size.stature(shape))
             loss = sum(L.values())
             loss.backward()
             opt.step()
@@ -157,10 +160,47 @@ def fit_track(
         tr = transl_of(root, shape).double().cpu().numpy()
     R_t = rot6d_to_rotmat(rot6d.detach())
     stage = stages[-1][0]
-    confidence = shape_confidence(lambda s: obj.losses(R_t, transl_of(root.detach(), s), s, shape_default, stage),
+    confidence = shape_confidence(lambda s: obj.losses(R_t, transl_of(root.detach(), s), s, shape_default, stage,
+                                                       stature=size.stature(s)),
                                   shape, keep)
     return posed_fit(body, obs.track_id, obj.frames, obj.observed, R, tr, shape, last, device,
                      shape_fixed=None if keep is None else keep.cpu().numpy(), shape_confidence=confidence)
+
+
+class RestSize:
+    """The body's stature ``(metres)`` and rest pelvis ``(3,)`` as first-order expansions in the shape
+    values about a point (``expand_at``), differentiable and cheap to evaluate every step."""
+
+    def __init__(self, body, shape: torch.Tensor):
+        self.body = body
+        self.expand_at(shape)
+        self.stature0 = self._stature
+
+    def expand_at(self, shape: torch.Tensor) -> None:
+        s = shape.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = self.body(torch.eye(3, dtype=s.dtype, device=s.device).expand(1, 24, 3, 3),
+                            torch.zeros(1, 3, dtype=s.dtype, device=s.device), s,
+                            vertex_ids=self._ids())
+            st = out.vertices[0, 0, 1] - out.vertices[0, 1, 1]
+            values = torch.cat([st[None], out.joints[0, 0]])
+            jac = torch.stack([torch.autograd.grad(values[k], s, retain_graph=k < 3)[0] for k in range(4)])
+        self.at, self.value, self.jac = s.detach(), values.detach(), jac.detach()
+        self._stature = self.value[0]
+
+    def _ids(self):
+        if getattr(self.body, "_stature_ids", None) is None:
+            self.body.stature()  # picks the crown and sole vertices
+        return self.body._stature_ids
+
+    def _lin(self, shape):
+        return self.value + self.jac @ (shape - self.at)
+
+    def stature(self, shape):
+        return self._lin(shape)[0]
+
+    def pelvis(self, shape):
+        return self._lin(shape)[1:]
 
 
 def posed_fit(body, track_id, frames, observed, R, tr, shape, losses, device, **fields) -> TrackFit:
