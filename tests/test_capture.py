@@ -71,7 +71,9 @@ def test_capture_bodies_the_user_chose_and_the_prior_elsewhere(captured):
     assert 1.6 < res.meta["stature"][0]["metres"] < 1.8
     assert 0.35 < res.people[0].shape[names.index("gender")] < 0.65
     conf = res.meta["shape_confidence"]
-    assert set(conf[0]) == set(names) and all(0.0 <= v <= 1.0 for v in conf[0].values())
+    # ... and the result says these values are the population's, not measured (none of the fit's shape
+    # estimates has yet been shown to follow the truth on the synthetic suite: core.fit.shape.RELIABILITY).
+    assert set(conf[0]) == set(names) and all(v == 0.0 for v in conf[0].values())
     assert all(v == 1.0 for v in conf[1].values())
 
 

@@ -33,7 +33,7 @@ from ..smooth.whittaker import lam_from_strength, smooth_rotations, whittaker
 from ..types import TrackFit, TrackObservations
 from .init import initial_depth, initial_pose
 from .objective import Objective
-from .shape import prior_shape, shape_confidence
+from .shape import prior_shape, reliability, shape_confidence
 
 
 def fit_track(
@@ -162,7 +162,7 @@ def fit_track(
     stage = stages[-1][0]
     confidence = shape_confidence(lambda s: obj.losses(R_t, transl_of(root.detach(), s), s, shape_default, stage,
                                                        stature=size.stature(s)),
-                                  shape, keep)
+                                  shape, keep, reliability(body))
     return posed_fit(body, obs.track_id, obj.frames, obj.observed, R, tr, shape, last, device,
                      shape_fixed=None if keep is None else keep.cpu().numpy(), shape_confidence=confidence)
 

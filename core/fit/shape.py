@@ -53,15 +53,31 @@ def prior_weights(body) -> torch.Tensor:
 
 
 PRIOR_TERMS = ("shape", "stature")
+
+# How far the fit's estimate of each shape value has been shown to follow the truth: the correlation of
+# fitted and rendered values over the synthetic suite's evaluation people (docs/BENCHMARKS.md, issue 16),
+# floored at 0. Measured over 31 people: gender 0.20, age -0.22, muscle 0.15, weight 0.16, height
+# (stature) -0.07, proportions 0.00 -- none of them different from chance, so none is trusted yet and
+# every fitted value reports confidence 0 ("the population's value"), however firmly the fit's terms
+# hold it (they do hold gender, age and height: their curvature is mostly the data's, but the data's
+# pull is biased, not informative). A better estimator updates this table from its benchmark.
+RELIABILITY: dict[str, float] = {}
+
+
+def reliability(body) -> np.ndarray:
+    """The measured reliability ``(S,)`` of the fit's estimate of each of ``body``'s shape values."""
+    return np.array([RELIABILITY.get(n, 0.0) for n in body.shape_names])
 CONFIDENCE_STEP = 0.02  # shape units, the finite-difference step
 
 
-def shape_confidence(losses, shape: torch.Tensor, keep=None) -> np.ndarray:
-    """How much the footage, rather than the prior, decided each shape value: the share of the fit's
-    curvature along that value that comes from the data terms, ``1 - H_prior / H_total`` on the diagonal
-    of the Hessian at the solution (pose fixed; the root moves with the size, as in the fit). 0: the
-    prior alone (the value is the population's); near 1: the footage pins it. Values the user chose
-    (``keep``) get 1. ``losses(shape) -> {name: tensor}`` evaluates the fit's terms."""
+def shape_confidence(losses, shape: torch.Tensor, keep=None, trust=None) -> np.ndarray:
+    """How much the footage, rather than the prior, decided each shape value, as far as the footage is
+    known to be right about it: the share of the fit's curvature along the value that comes from the
+    data terms, ``1 - H_prior / H_total`` on the diagonal of the Hessian at the solution (pose fixed;
+    the root moves with the size, as in the fit), times the value's measured reliability ``trust (S,)``
+    (``reliability(body)``; 1 when None). 0: the value is the population's; near 1: the footage pins it
+    and has been shown to be right. Values the user chose (``keep``) get 1. ``losses(shape) ->
+    {name: tensor}`` evaluates the fit's terms."""
     s0 = shape.detach().clone()
     S = s0.numel()
     h_all, h_prior = np.zeros(S), np.zeros(S)
@@ -82,6 +98,8 @@ def shape_confidence(losses, shape: torch.Tensor, keep=None) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         conf = np.where(h_all > 1e-12, 1.0 - h_prior / h_all, 0.0)
     conf = np.clip(np.nan_to_num(conf), 0.0, 1.0)
+    if trust is not None:
+        conf = conf * np.clip(np.asarray(trust, np.float64), 0.0, 1.0)
     if keep is not None:
         conf[np.asarray(keep.cpu() if torch.is_tensor(keep) else keep, bool)] = 1.0
     return conf
