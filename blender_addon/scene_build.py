@@ -21,6 +21,7 @@ TAG_PERSON = "doppel_person"  # person index in the result
 TAG_RESULT = "doppel_result"  # the result file the objects came from
 TAG_SHAPE = "doppel_shape"  # on a person's armature: the shape values its body has now (the result's)
 TAG_HEIGHT = "doppel_height"  # ... and its standing height in metres
+TAG_HEIGHT_BASIS = "doppel_height_basis"  # what set the height: "prior", "camera height", "user" or ""
 
 PERSON_COLOURS = [
     (0.90, 0.35, 0.20), (0.20, 0.55, 0.90), (0.30, 0.75, 0.30), (0.85, 0.75, 0.15), (0.65, 0.35, 0.85),
@@ -351,6 +352,7 @@ def set_shape_controls(arm_obj, meta: dict, person: dict) -> None:
     height = float(rest[:, 2].max() - rest[:, 2].min()) if len(rest) else 0.0
     arm_obj[TAG_SHAPE] = values
     arm_obj[TAG_HEIGHT] = height
+    arm_obj[TAG_HEIGHT_BASIS] = height_basis(meta, person)
     controls = getattr(arm_obj, "doppel_body", None)
     if controls is None:
         return
@@ -359,6 +361,23 @@ def set_shape_controls(arm_obj, meta: dict, person: dict) -> None:
         item = controls.values.add()
         item.name, item.value = n, v
     controls.height = height
+
+
+HEIGHT_BASIS_LABELS = {
+    "prior": "Height is a guess: set it if you know it",  # one camera cannot measure a body's size
+    "camera height": "Height from the camera height you gave",
+    "user": "Height as you set it",
+}
+
+
+def height_basis(meta: dict, person: dict) -> str:
+    """What set this person's height in the result (``meta["stature"][i]["basis"]``), or "" for results
+    that do not say."""
+    index = (person.get("meta") or {}).get("index")
+    entries = meta.get("stature") or []
+    if isinstance(index, int) and 0 <= index < len(entries) and isinstance(entries[index], dict):
+        return str(entries[index].get("basis", ""))
+    return ""
 
 
 def override_text(arm_obj) -> str:

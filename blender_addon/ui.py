@@ -169,6 +169,9 @@ def draw_body(layout, arm) -> None:
         return
     col = box.column(align=True)
     col.prop(controls, "height")
+    basis = scene_build.HEIGHT_BASIS_LABELS.get(str(arm.get(scene_build.TAG_HEIGHT_BASIS, "")))
+    if basis:
+        col.label(text=basis, icon="INFO")
     for item in controls.values:
         col.prop(item, "value", text=("Height (raw)" if item.name == "height" else item.name.replace("_", " ").title()),
                  slider=True)

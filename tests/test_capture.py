@@ -77,6 +77,21 @@ def test_capture_bodies_the_user_chose_and_the_prior_elsewhere(captured):
     assert all(v == 1.0 for v in conf[1].values())
 
 
+def test_reshape_records_the_height_the_user_set(captured):
+    # After the add-on's Apply (python -m core reshape), the result says the height is the user's.
+    d, _ = captured
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = d / "reshaped.npz"
+    proc = subprocess.run([sys.executable, "-m", "core", "reshape", str(d / "result.npz"), "--person", "0",
+                           "--shape", "height=1.8", "-o", str(out), "--progress", "none"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    meta = read_result(out).meta
+    assert meta["stature"][0]["basis"] == "user" and abs(meta["stature"][0]["metres"] - 1.8) < 0.005
+    assert meta["stature"][1]["basis"] == "user"  # person 2 was set at capture
+    assert all(v == 1.0 for v in meta["shape_confidence"][0].values())
+
+
 def test_capture_rejects_a_body_for_a_person_it_did_not_find(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     out = tmp_path / "result.npz"

@@ -137,6 +137,23 @@ def check_reshapable(result: Result) -> str:
     return name
 
 
+def _note_stature(meta: dict, body, i: int, n: int, shape, ov) -> None:
+    """Person ``i``'s ``stature`` (metres, and "user" as its basis when the override set the height) and
+    ``shape_confidence`` (1 for the values the user set) in ``meta``, for results that have them."""
+    from ..body.shape_spec import stature_of
+
+    if isinstance(meta.get("stature"), list) and len(meta["stature"]) == n:
+        entries = [dict(e) for e in meta["stature"]]
+        basis = "user" if ov.height_m is not None else entries[i].get("basis", "prior")
+        entries[i] = {"metres": round(stature_of(body, shape), 4), "basis": basis}
+        meta["stature"] = entries
+    if isinstance(meta.get("shape_confidence"), list) and len(meta["shape_confidence"]) == n:
+        entries = [dict(e) for e in meta["shape_confidence"]]
+        names = ov.values.keys() if ov.height_m is None else entries[i].keys()
+        entries[i].update({k: 1.0 for k in names if k in entries[i]})
+        meta["shape_confidence"] = entries
+
+
 def reshape_result(result: Result, body, overrides: dict, progress=None) -> Result:
     """A new Result with each overridden person reshaped (``overrides``: ``{person: ShapeOverride}``
     from core.body.shape_spec) and the others untouched. The metadata records, per person, where the
@@ -163,6 +180,7 @@ def reshape_result(result: Result, body, overrides: dict, progress=None) -> Resu
         shape = apply_override(body, people[i].shape, ov)
         people[i] = reshape_person(body, people[i], shape, fps)
         source[i] = "user"
+        _note_stature(meta, body, i, n, shape, ov)
         notes[str(i)] = {"override": ov.describe(), "values": dict(ov.values), "height_m": ov.height_m,
                          "shape": [float(x) for x in shape]}
     if progress is not None:
