@@ -110,21 +110,26 @@ class BodyModel(torch.nn.Module):
         return shape
 
     def stature(self, shape=None) -> torch.Tensor:
-        """Standing height in metres of the rest (T-pose) mesh, differentiable in ``shape (S,)`` or
-        ``(N, S)``: the crown's height above the sole, from the two vertices that are highest and lowest
-        on the default body (the same vertices stay the extremes across shapes)."""
-        if getattr(self, "_stature_ids", None) is None:
-            with torch.no_grad():
-                v = self._rest_vertices(self.default_shape)[0]
-            self._stature_ids = torch.stack([v[:, 1].argmax(), v[:, 1].argmin()])
-        v = self._rest_vertices(shape, self._stature_ids)
+        """Standing height ``(N,)`` in metres of the rest (T-pose) mesh, differentiable in ``shape (S,)``
+        or ``(N, S)``: the crown's height above the sole (``stature_vertex_ids``)."""
+        v = self.rest_output(shape, self.stature_vertex_ids()).vertices
         return v[:, 0, 1] - v[:, 1, 1]
 
-    def _rest_vertices(self, shape=None, vertex_ids=None) -> torch.Tensor:
+    def stature_vertex_ids(self) -> torch.Tensor:
+        """The crown and sole vertices ``(2,)``: the highest and lowest of the default body at rest (the
+        same vertices stay the extremes across shapes)."""
+        if getattr(self, "_stature_ids", None) is None:
+            with torch.no_grad():
+                v = self.rest_output(self.default_shape).vertices[0]
+            self._stature_ids = torch.stack([v[:, 1].argmax(), v[:, 1].argmin()])
+        return self._stature_ids
+
+    def rest_output(self, shape=None, vertex_ids=None) -> BodyOutput:
+        """The body at rest (zero pose, no translation, canonical frame) for ``shape (S,)`` or ``(N, S)``."""
         shape = self._batched_shape(shape)
         N = shape.shape[0]
         eye = torch.eye(3, dtype=self.dtype, device=self.device).expand(N, 24, 3, 3)
-        return self(eye, torch.zeros(N, 3, dtype=self.dtype, device=self.device), shape, vertex_ids=vertex_ids).vertices
+        return self(eye, torch.zeros(N, 3, dtype=self.dtype, device=self.device), shape, vertex_ids=vertex_ids)
 
     # --- posing ---
     def forward(self, rotmats: torch.Tensor, transl: torch.Tensor, shape=None, vertex_ids=None) -> BodyOutput:  # pragma: no cover

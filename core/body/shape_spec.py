@@ -163,11 +163,11 @@ def check_override(body, ov: ShapeOverride, n_people: Optional[int] = None) -> N
         if not HEIGHT_RANGE_M[0] <= ov.height_m <= HEIGHT_RANGE_M[1]:
             raise ConfigError(f"--shape: height={ov.height_m:g} m is out of range "
                               f"({HEIGHT_RANGE_M[0]:g} to {HEIGHT_RANGE_M[1]:g} m)")
-        if _height_index(body) is None:
+        if height_index(body) is None:
             raise ConfigError(f"--shape: the {body.name} body has no shape value that sets the height")
 
 
-def _height_index(body) -> Optional[int]:
+def height_index(body) -> Optional[int]:
     names = list(body.shape_names)
     if "height" in names:
         return names.index("height")
@@ -198,7 +198,7 @@ def solve_height(body, shape, metres: float) -> np.ndarray:
     """Set the body's height value so that ``shape`` stands ``metres`` tall: bisection on the (monotonic)
     height value within its bounds. Raises ConfigError when the height cannot be reached with the
     other values as they are."""
-    k = _height_index(body)
+    k = height_index(body)
     lo_b, hi_b = (float(b[k]) for b in body.shape_bounds)
     s = np.asarray(shape, np.float64).copy()
 

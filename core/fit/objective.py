@@ -140,11 +140,10 @@ class Objective:
         lms = self.body.landmarks_from(out.joints, parts[0][:, self.lm_inv])
         return out.joints, lms, parts[1], (parts[2] if len(parts) > 2 else None)
 
-    def losses(self, rotmats, transl, shape, shape_default, stage: str, stature=None) -> dict[str, torch.Tensor]:
+    def losses(self, rotmats, transl, shape, shape_default, stage: str, stature: torch.Tensor) -> dict[str, torch.Tensor]:
         """The weighted loss terms by name. ``stage``: "init" (torso only, no pose priors), "full" or
-        "refine". ``stature``: the body's standing height for ``shape`` when the caller has it (metres)."""
-        if stature is None:
-            stature = self.body.stature(shape)[0]
+        "refine". ``stature``: the body's standing height for ``shape`` (metres; the fit keeps it as an
+        expansion in the shape values, core.fit.optimize.RestSize)."""
         cfg = self.cfg
         joints, lms, sil, dense_verts = self.posed(rotmats, transl, shape)
         L: dict[str, torch.Tensor] = {}

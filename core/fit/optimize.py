@@ -179,19 +179,12 @@ class RestSize:
     def expand_at(self, shape: torch.Tensor) -> None:
         s = shape.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            out = self.body(torch.eye(3, dtype=s.dtype, device=s.device).expand(1, 24, 3, 3),
-                            torch.zeros(1, 3, dtype=s.dtype, device=s.device), s,
-                            vertex_ids=self._ids())
+            out = self.body.rest_output(s, self.body.stature_vertex_ids())
             st = out.vertices[0, 0, 1] - out.vertices[0, 1, 1]
             values = torch.cat([st[None], out.joints[0, 0]])
             jac = torch.stack([torch.autograd.grad(values[k], s, retain_graph=k < 3)[0] for k in range(4)])
         self.at, self.value, self.jac = s.detach(), values.detach(), jac.detach()
         self._stature = self.value[0]
-
-    def _ids(self):
-        if getattr(self.body, "_stature_ids", None) is None:
-            self.body.stature()  # picks the crown and sole vertices
-        return self.body._stature_ids
 
     def _lin(self, shape):
         return self.value + self.jac @ (shape - self.at)

@@ -28,14 +28,14 @@ def prior_shape(body, stature_m: float) -> torch.Tensor:
 
 @lru_cache(maxsize=8)
 def _prior_shape(body, stature_m: float) -> torch.Tensor:
-    from ..body.shape_spec import _height_index, solve_height
+    from ..body.shape_spec import height_index, solve_height
+    from ..errors import ConfigError
 
     s = body.default_shape.detach().cpu().double().numpy()
-    if _height_index(body) is not None:
-        lo, hi = (float(b[_height_index(body)]) for b in body.shape_bounds)
+    if height_index(body) is not None:
         try:
             s = solve_height(body, s, stature_m)
-        except Exception:  # out of the model's reach: keep its default
+        except ConfigError:  # out of the model's reach: keep its default
             pass
     return torch.as_tensor(np.asarray(s), dtype=torch.float32)
 
@@ -43,10 +43,10 @@ def _prior_shape(body, stature_m: float) -> torch.Tensor:
 def prior_weights(body) -> torch.Tensor:
     """Per shape value, how much the shape prior pulls it: 1, except the value that sets the height
     (its prior is the stature prior, in metres)."""
-    from ..body.shape_spec import _height_index
+    from ..body.shape_spec import height_index
 
     w = torch.ones(body.n_shape, dtype=body.dtype, device=body.device)
-    k = _height_index(body)
+    k = height_index(body)
     if k is not None:
         w[k] = 0.0
     return w
@@ -67,6 +67,8 @@ RELIABILITY: dict[str, float] = {}
 def reliability(body) -> np.ndarray:
     """The measured reliability ``(S,)`` of the fit's estimate of each of ``body``'s shape values."""
     return np.array([RELIABILITY.get(n, 0.0) for n in body.shape_names])
+
+
 CONFIDENCE_STEP = 0.02  # shape units, the finite-difference step
 
 
@@ -80,8 +82,9 @@ def shape_confidence(losses, shape: torch.Tensor, keep=None, trust=None) -> np.n
     {name: tensor}`` evaluates the fit's terms."""
     s0 = shape.detach().clone()
     S = s0.numel()
+    trust = np.ones(S) if trust is None else np.clip(np.asarray(trust, np.float64), 0.0, 1.0)
     h_all, h_prior = np.zeros(S), np.zeros(S)
-    for i in range(S):
+    for i in np.flatnonzero(trust > 0):  # a value nobody trusts yet costs no Hessian row
         g = []
         for sign in (1.0, -1.0):
             s = s0.clone()
@@ -97,9 +100,7 @@ def shape_confidence(losses, shape: torch.Tensor, keep=None, trust=None) -> np.n
         h_prior[i] = (g[0][1] - g[1][1]) / (2 * CONFIDENCE_STEP)
     with np.errstate(divide="ignore", invalid="ignore"):
         conf = np.where(h_all > 1e-12, 1.0 - h_prior / h_all, 0.0)
-    conf = np.clip(np.nan_to_num(conf), 0.0, 1.0)
-    if trust is not None:
-        conf = conf * np.clip(np.asarray(trust, np.float64), 0.0, 1.0)
+    conf = np.clip(np.nan_to_num(conf), 0.0, 1.0) * trust
     if keep is not None:
         conf[np.asarray(keep.cpu() if torch.is_tensor(keep) else keep, bool)] = 1.0
     return conf

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..geometry.roi import frame_to_roi
+from ..geometry.roi import frame_to_roi, roi_to_frame
 
 
 def gmof(r2: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -84,10 +85,6 @@ def mask_points(masks, rois, count: int, seed: int = 0, threshold: float = 0.5):
     """Up to ``count`` pixels inside each frame's segmentation (numpy ``masks (T, M, M)`` in [0, 1],
     region coordinates of ``rois (T, 4)``) in frame pixels ``(T, count, 2)``, with weights ``(T, count)``
     (0 for unused slots). Pixel centres, a fixed random choice per frame."""
-    import numpy as np
-
-    from ..geometry.roi import roi_to_frame
-
     T, M = masks.shape[0], masks.shape[-1]
     rng = np.random.default_rng(seed)
     uv = np.zeros((T, count, 2), np.float32)
