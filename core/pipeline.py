@@ -29,6 +29,7 @@ from .result.assemble import world_person
 from .body.shape_spec import check_override
 from .result.meta import ground_dict, shape_meta
 from .skeletons import SMPL_JOINT_NAMES
+from .track.misreads import without_misreads
 from .track.perception import check_frame_range, run_perception
 from .types import GroundEstimate, PerceptionResult, TrackFit, VideoInfo
 from .video import probe_video
@@ -87,13 +88,15 @@ def run_capture(
     for ov in overrides.values():
         check_override(body, ov, len(perception.tracks))  # a person this capture does not have: one line
     perception = dense.observe(info, perception, progress, cancel)
-    lens = find_camera(perception.tracks, info, config, progress)
+    # Frames that misread a person's size (a half-found body, a nearer person's legs) are bridged by the fit.
+    tracks, _ = without_misreads(perception.tracks, info.fps)
+    lens = find_camera(tracks, info, config, progress)
     cam = camera_for_video(info.width, info.height, focal_px=lens.focal_px)
 
     up = lens.up
-    fits = fit_people(body, perception.tracks, cam, config, info.fps, device, dense.uv_data, progress, check_cancel, up,
+    fits = fit_people(body, tracks, cam, config, info.fps, device, dense.uv_data, progress, check_cancel, up,
                       overrides)
-    ground, fits, _ = ground_people(body, perception.tracks, fits, cam, config, info.fps, device, dense.uv_data,
+    ground, fits, _ = ground_people(body, tracks, fits, cam, config, info.fps, device, dense.uv_data,
                                     progress, check_cancel, normal=up, height=config.camera_height)
     T = world_from_ground(ground.n, ground.d)
     people = []

@@ -6,7 +6,9 @@ metres, ground z = 0), in three steps:
 
 1. **Contacts** per foot point (heel, toe): slow, and at the person's own foot-on-ground level (a low
    percentile of their foot heights, within ``PLANT_TOL`` of the ground), so jumps, a raised leg or
-   dangling feet never count; runs shorter than 0.1 s are dropped.
+   dangling feet never count; runs shorter than 0.1 s are dropped. Motion along the camera's viewing
+   ray counts half (``RAY_WEIGHT``): that is where a single camera's depth errs, and a standing person
+   read a little bigger or smaller slides along it.
 2. **Anchors**: each contact run of a point gets one place on the ground (its mean position there,
    lowered to the ground). The foot moves rigidly so that the contact point sits on its anchor; the
    root carries the smooth part of that correction (a weighted zero-lag smoother, so between
@@ -35,6 +37,7 @@ MAX_GROUND_GAP = 0.15  # m: ... and the level itself within this of the ground (
 PLANT_SPEED = 0.3  # m/s: horizontal speed below which a point near the ground is planted
 MIN_PLANT_S = 0.1  # contact runs shorter than this are dropped
 RAMP_S = 0.12  # corrections fade in and out over this long at the ends of a contact
+RAY_WEIGHT = 0.5  # motion along the camera's viewing ray counts this much in the contact speed
 ROOT_SMOOTHING = 2.0  # strength of the zero-lag smoothing of the root correction (the root takes the slow part)
 
 
@@ -64,10 +67,16 @@ def foot_points(G: np.ndarray, P: np.ndarray, foot_offsets: np.ndarray) -> np.nd
     return out
 
 
-def foot_contacts(points: np.ndarray, fps: float) -> np.ndarray:
+def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
+                  ray_weight: float = RAY_WEIGHT) -> np.ndarray:
     """Contacts ``(T, P)`` bool of foot points ``(T, P, 3)`` in the world (Z up, ground z = 0): slow
     horizontally and within ``PLANT_TOL`` of the person's foot-on-ground level, which must itself be
-    within ``MAX_GROUND_GAP`` of the ground."""
+    within ``MAX_GROUND_GAP`` of the ground.
+
+    ``eye``: the camera centre in the world. With it, motion along each point's viewing ray counts
+    ``ray_weight`` times its length: one camera measures depth far worse than the image position, so a
+    standing foot whose body slides towards or away from the camera (a pose the fit reads at another
+    size) is still found standing, and the lock then stops the slide."""
     pts = np.asarray(points, dtype=np.float64)
     T, P, _ = pts.shape
     out = np.zeros((T, P), bool)
@@ -75,10 +84,17 @@ def foot_contacts(points: np.ndarray, fps: float) -> np.ndarray:
         return out
     z = pts[..., 2]
     level = min(float(np.percentile(z.min(axis=1), 10.0)), MAX_GROUND_GAP)
-    vel = np.gradient(pts[..., :2], 1.0 / fps, axis=0)
-    speed = np.linalg.norm(vel, axis=-1)
+    vel = np.gradient(pts, 1.0 / fps, axis=0)
+    step = np.diff(pts, axis=0)
+    if eye is not None:
+        ray = pts - np.asarray(eye, np.float64).reshape(1, 1, 3)
+        ray /= np.maximum(np.linalg.norm(ray, axis=-1, keepdims=True), 1e-9)
+        along = lambda v, r: np.sum(v * r, axis=-1, keepdims=True) * r  # noqa: E731
+        vel = vel - (1.0 - ray_weight) * along(vel, ray)
+        step = step - (1.0 - ray_weight) * along(step, ray[1:])
+    speed = np.linalg.norm(vel[..., :2], axis=-1)
     # Slow relative to the person's own jitter too (a far, noisy person still gets planted feet).
-    d2 = np.abs(pts[2:, :, :2] - 2 * pts[1:-1, :, :2] + pts[:-2, :, :2]).ravel()
+    d2 = np.abs(step[1:, :, :2] - step[:-1, :, :2]).ravel()
     noise = 1.4826 * float(np.median(d2)) / math.sqrt(6.0) * fps * math.sqrt(2.0) if d2.size else 0.0
     thr = min(max(PLANT_SPEED, 3.0 * noise), 0.6)
     min_len = max(1, int(math.ceil(MIN_PLANT_S * fps - 1e-9)))
@@ -123,7 +139,7 @@ def _two_bone(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.n
 
 def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndarray, J_rest: np.ndarray,
                foot_offsets: np.ndarray, fps: float, foot_heights: np.ndarray | None = None,
-               contacts: np.ndarray | None = None) -> PlantedFeet:
+               contacts: np.ndarray | None = None, eye: np.ndarray | None = None) -> PlantedFeet:
     """Plant the feet of one person (see the module docstring).
 
     Args:
@@ -134,6 +150,7 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
         foot_heights ``(2, 2)``: how high each point sits above the sole when the foot is flat (its anchor
             height); 0 by default.
         contacts: optional ``(T, 2, 2)`` bool to use instead of detecting them.
+        eye: the camera centre in the world, for detecting them (see ``foot_contacts``).
     """
     go = np.asarray(global_orient, np.float64)
     bp = np.asarray(body_pose, np.float64)
@@ -145,7 +162,7 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
 
     pts = foot_points(G, P, foot_offsets)
     if contacts is None:
-        contacts = foot_contacts(pts.reshape(T, 4, 3), fps).reshape(T, 2, 2)
+        contacts = foot_contacts(pts.reshape(T, 4, 3), fps, eye).reshape(T, 2, 2)
     contacts = np.asarray(contacts, bool)
 
     # Anchors: one place on the ground per contact run of each point.

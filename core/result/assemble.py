@@ -26,7 +26,7 @@ def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, 
     extras = {"observed": fit.observed}
     if plant:
         offsets, heights = body.foot_geometry(shape)
-        planted = plant_feet(go, bp, transl, J0, offsets, fps, heights)
+        planted = plant_feet(go, bp, transl, J0, offsets, fps, heights, eye=np.asarray(T_world_from_cam)[:3, 3])
         go, bp, transl = planted.global_orient, planted.body_pose, planted.transl
         extras.update(contacts=planted.contacts.any(axis=2), root_shift=planted.root_shift.astype(np.float32))
     person = body.person_result(fit.track_id, fit.frames, go, bp, transl, fit.shape)
