@@ -1,0 +1,104 @@
+"""Frames that misread a person's size are left out of the fit (core.track.misreads): a person whose
+landmarks briefly take a nearer person's legs, or a half-found body, does not lurch towards the camera."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from core.config import FitConfig
+from core.fit.optimize import fit_track
+from core.geometry.camera import camera_for_video
+from core.track.misreads import drop_frames, hidden_by_nearer, pixels_per_metre, size_jumps, without_misreads
+
+from .synthetic_people import look_at_camera, observe, walker
+
+FPS = 25.0
+
+
+def _stretch(obs, frames, factor):
+    """The landmarks of ``frames`` read ``factor`` times as tall below the shoulders (another person's
+    legs), boxes too: the metric landmarks stay the person's own."""
+    kp, boxes = obs.keypoints.copy(), obs.boxes_xyxy.copy()
+    for t in frames:
+        top = kp[t, [11, 12], 1].mean()
+        kp[t, :, 1] = top + factor * (kp[t, :, 1] - top)
+        boxes[t] = [kp[t, :, 0].min(), kp[t, :, 1].min(), kp[t, :, 0].max(), kp[t, :, 1].max()]
+    return replace(obs, keypoints=kp, boxes_xyxy=boxes)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    cam, T = look_at_camera([0.0, 0.0, 1.5], [0.0, 7.0, 0.9], 60.0)
+    lm, _ = walker(60, FPS, (-1.5, 7.0), 0.0, speed=1.0)
+    return cam, T, observe(lm, cam, T, rng=np.random.default_rng(0), px_noise=0.5, world_noise=0.005)
+
+
+def test_pixels_per_metre_follow_the_distance_not_the_pose(scene):
+    cam, _, obs = scene
+    s = pixels_per_metre(obs)
+    _, T_wc, _ = scene
+    hips = (walker(60, FPS, (-1.5, 7.0), 0.0, speed=1.0)[0][:, [23, 24]].mean(1) - T_wc[:3, 3]) @ T_wc[:3, :3]
+    expect = cam.fx / hips[:, 2]  # pixels per metre at the person's distance
+    assert np.all(np.isfinite(s))
+    assert np.abs(np.log(s / expect)).max() < 0.08  # strides and arm swings do not change it
+
+
+def test_a_brief_size_jump_is_found_and_a_lasting_change_is_not(scene):
+    _, _, obs = scene
+    assert not size_jumps(obs, FPS).any()  # a clean walk: nothing
+    bad = _stretch(obs, range(25, 35), 1.3)
+    found = size_jumps(bad, FPS)
+    assert found[25:35].mean() >= 0.8 and not found[:23].any() and not found[37:].any()
+    # The track moves onto somebody else (or the person truly changes size) and stays: not a misread.
+    step = _stretch(obs, range(30, 60), 1.3)
+    assert not size_jumps(step, FPS).any()
+
+
+def test_a_nearer_person_passing_in_front_marks_the_farther_one():
+    cam, T = look_at_camera([0.0, 0.0, 1.5], [0.0, 7.0, 0.9], 60.0)
+    far_lm, _ = walker(60, FPS, (0.3, 8.0), 180.0, speed=0.2)
+    near_lm, _ = walker(60, FPS, (-2.0, 4.0), 0.0, speed=1.6)
+    far = observe(far_lm, cam, T, track_id=0, rng=np.random.default_rng(1), px_noise=0.5)
+    near = observe(near_lm, cam, T, track_id=1, rng=np.random.default_rng(2), px_noise=0.5)
+    m_far, m_near = hidden_by_nearer([far, near], FPS)
+    assert not m_near.any()  # the nearer one is never marked
+    covered = np.array([(min(a[2], b[2]) - max(a[0], b[0])) > 0.25 * (a[2] - a[0])
+                        for a, b in zip(far.boxes_xyxy, near.boxes_xyxy)])
+    assert covered.any() and m_far[covered].mean() > 0.8 and not m_far[~covered].any()
+    # The same pass at the very start of the track is not bridged (nothing seen before it).
+    assert not hidden_by_nearer([drop_frames(far, np.arange(60) < np.flatnonzero(covered)[0] + 2), near], FPS)[0].any()
+
+
+def test_drop_frames_removes_the_frames_everywhere(scene):
+    _, _, obs = scene
+    out = drop_frames(obs, (obs.frames >= 10) & (obs.frames < 15))
+    assert len(out.frames) == 55 and not np.isin(np.arange(10, 15), out.frames).any()
+    for k in ("keypoints", "presence", "z", "world", "boxes_xyxy", "rois", "pose_score", "masks"):
+        assert len(getattr(out, k)) == 55
+
+
+@pytest.fixture(scope="module")
+def body():
+    from core.body import load_body_model
+
+    return load_body_model("anny")
+
+
+def test_a_person_read_taller_for_a_moment_stays_where_they_are(body):
+    """Eight frames whose legs read 30 % longer (a nearer walker's): fitted as they are, the person comes
+    towards the camera; bridged, they stay within 4 % of their distance."""
+    from .test_fit import _synthetic_track
+
+    cam = camera_for_video(1280, 720)
+    obs, joints_true, *_ = _synthetic_track(body, cam, T=40)
+    bad = _stretch(obs, range(16, 24), 1.3)
+    kept, n = without_misreads([bad], FPS)
+    assert n >= 6
+    truth = joints_true[16:24, 0, 2]
+    raw = fit_track(body, bad, cam, FitConfig()).joints[16:24, 0, 2]
+    fixed = fit_track(body, kept[0], cam, FitConfig())
+    assert len(fixed.frames) == 40  # the bridged frames are still in the result
+    assert np.abs(raw / truth - 1).max() > 0.08  # the misread pulls the person nearer
+    assert np.abs(fixed.joints[16:24, 0, 2] / truth - 1).max() < 0.04
