@@ -10,7 +10,9 @@ import pytest
 from core.config import FitConfig
 from core.fit.optimize import fit_track
 from core.geometry.camera import camera_for_video
-from core.track.misreads import drop_frames, hidden_by_nearer, pixels_per_metre, size_jumps, without_misreads
+from core.observe.scale import pixel_scale
+from core.track.misreads import SIZE_PAIRS
+from core.track.misreads import drop_frames, hidden_by_nearer, size_jumps, without_misreads
 
 from .synthetic_people import look_at_camera, observe, walker
 
@@ -37,7 +39,7 @@ def scene():
 
 def test_pixels_per_metre_follow_the_distance_not_the_pose(scene):
     cam, _, obs = scene
-    s = pixels_per_metre(obs)
+    s = pixel_scale(obs.keypoints[..., :2], obs.keypoints[..., 2], obs.world, SIZE_PAIRS, 0.15)
     _, T_wc, _ = scene
     hips = (walker(60, FPS, (-1.5, 7.0), 0.0, speed=1.0)[0][:, [23, 24]].mean(1) - T_wc[:3, 3]) @ T_wc[:3, :3]
     expect = cam.fx / hips[:, 2]  # pixels per metre at the person's distance

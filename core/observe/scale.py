@@ -15,16 +15,17 @@ MIN_METRIC = 0.08  # metres: bones shorter than this across the ray (seen end-on
 MIN_VIS = 0.5
 
 
-def pixel_scale(kp_px: np.ndarray, vis: np.ndarray, world: np.ndarray) -> np.ndarray:
-    """Pixels per metre ``(N,)`` of person-frames: the median over well-seen bones of the bone's pixel
-    length over its metric length across the ray (the x, y of the world landmarks). NaN where no bone
-    qualifies. ``kp_px (N, 33, 2)``, ``vis (N, 33)``, ``world (N, 33, 3)``."""
+def pixel_scale(kp_px: np.ndarray, vis: np.ndarray, world: np.ndarray, bones=SCALE_BONES,
+                min_metric: float = MIN_METRIC) -> np.ndarray:
+    """Pixels per metre ``(N,)`` of person-frames: the median over well-seen bones (landmark pairs) of
+    the bone's pixel length over its metric length across the ray (the x, y of the world landmarks).
+    NaN where no bone qualifies. ``kp_px (N, 33, 2)``, ``vis (N, 33)``, ``world (N, 33, 3)``."""
     kp, vi, wo = (np.asarray(a, np.float64) for a in (kp_px, vis, world))
     ratios = []
-    for a, b in SCALE_BONES:
+    for a, b in bones:
         px = np.linalg.norm(kp[:, a] - kp[:, b], axis=1)
         metric = np.linalg.norm(wo[:, a, :2] - wo[:, b, :2], axis=1)
-        good = (metric > MIN_METRIC) & (np.minimum(vi[:, a], vi[:, b]) >= MIN_VIS)
+        good = (metric > min_metric) & (np.minimum(vi[:, a], vi[:, b]) >= MIN_VIS)
         ratios.append(np.where(good, px / np.maximum(metric, 1e-6), np.nan))
     r = np.stack(ratios, 1)
     out = np.full(len(kp), np.nan)

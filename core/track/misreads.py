@@ -5,8 +5,8 @@ too small moves them towards or away from the camera, and the temporal terms spr
 frames around it. Two kinds of frames are found and left out; the fit bridges them as it bridges any
 frame without an observation (its temporal terms) when the run is short and seen on both sides:
 
-- **Size jumps.** Pixels per metre (2-D landmark distances over the same distances in the model's own
-  metric landmarks, so the pose cancels) follow a smooth trend while a person walks; a frame off that
+- **Size jumps.** Pixels per metre (core.observe.scale over ``SIZE_PAIRS``: 2-D landmark distances over
+  the same distances in the model's own metric landmarks, so the pose cancels) follow a smooth trend while a person walks; a frame off that
   trend by more than ``SIZE_JUMP`` (log) is a misread: a half-found body on re-detection, or
 - **a nearer person passing in front.** When a nearer person passes in front, the landmark model, looking at the farther person's region,
   often takes some of the nearer person's limbs for theirs (a walker passing in front of another lends
@@ -24,6 +24,7 @@ import numpy as np
 
 from ..types import TrackObservations
 from ..ground.contacts import runs
+from ..observe.scale import pixel_scale
 from ..smooth.whittaker import whittaker
 
 OVERLAP = 0.25  # share of a person's box covered by a nearer person's box before their frame is suspect
@@ -31,7 +32,10 @@ NEARER = 1.1  # a box this many times taller (median) is a nearer person
 MAX_BRIDGE_S = 1.5  # longest misread run that is bridged; longer ones keep their observations
 SIZE_JUMP = 0.12  # |log| distance of a frame's pixels per metre from the person's trend that is a misread
 SIZE_TREND_S = 1.5  # the trend of pixels per metre follows changes slower than about this period
-SIZE_LANDMARKS = (0, 11, 12, 13, 14, 23, 24, 25, 26, 27, 28)  # nose, shoulders, elbows, hips, knees, ankles
+# Every pair of nose, shoulders, elbows, hips, knees and ankles: a half-found body or borrowed legs
+# change many of them at once.
+_SIZE_LMS = (0, 11, 12, 13, 14, 23, 24, 25, 26, 27, 28)
+SIZE_PAIRS = tuple((a, b) for i, a in enumerate(_SIZE_LMS) for b in _SIZE_LMS[i + 1:])
 
 
 def _area(b: np.ndarray) -> np.ndarray:
@@ -45,29 +49,11 @@ def _covered(own: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.maximum(w, 0.0) * np.maximum(h, 0.0) / np.maximum(_area(own), 1e-9)
 
 
-def pixels_per_metre(obs: TrackObservations, min_vis: float = 0.5, min_len: float = 0.15) -> np.ndarray:
-    """``(T,)`` the person's size in the image per frame: the median over pairs of visible landmarks of
-    their pixel distance over the image-plane part of their metric distance (the metric landmarks'
-    axes are the camera's). NaN where fewer than two landmarks are visible."""
-    ids = np.asarray(SIZE_LANDMARKS)
-    kp = obs.keypoints[:, ids]
-    w = obs.world[:, ids, :2]
-    a, b = np.triu_indices(len(ids), 1)
-    d2 = np.linalg.norm(kp[:, a, :2] - kp[:, b, :2], axis=-1)
-    d3 = np.linalg.norm(w[:, a] - w[:, b], axis=-1)
-    ok = (kp[:, a, 2] > min_vis) & (kp[:, b, 2] > min_vis) & (d3 > min_len)
-    ratio = np.where(ok, d2 / np.maximum(d3, 1e-9), np.nan)
-    out = np.full(len(obs.frames), np.nan)
-    has = ok.any(axis=1)
-    out[has] = np.nanmedian(ratio[has], axis=1)
-    return out
-
-
 def size_jumps(obs: TrackObservations, fps: float, jump: float = SIZE_JUMP, trend_s: float = SIZE_TREND_S) -> np.ndarray:
     """Bool mask over ``obs.frames``: frames whose pixels per metre sit more than ``jump`` (log) off the
     person's robust smooth trend (a Whittaker smoother refitted without the frames off it), in runs that
     come back to where they left."""
-    s = pixels_per_metre(obs)
+    s = pixel_scale(obs.keypoints[..., :2], obs.keypoints[..., 2], obs.world, SIZE_PAIRS, 0.15)
     f = obs.frames - obs.frames[0]
     T = int(f[-1]) + 1 if len(f) else 0
     out = np.zeros(len(f), bool)
