@@ -96,6 +96,7 @@ class FitConfig:
     w_silhouette: float = 0.1
     w_limits: float = 1.0
     w_pose_prior: float = 0.005
+    w_learned_prior: float = 0.005  # the learned pose prior (core.fit.pose_prior, weights/pose_prior_gmm.npz); 0: off
     w_shape: float = 0.2  # pull of each shape value towards the prior shape (core.fit.shape)
     w_stature: float = 0.1  # log-normal stature prior: adults, median stature_mean, log-sd stature_log_sd
     stature_mean: float = 1.70
@@ -122,6 +123,8 @@ class FitConfig:
             raise ConfigError("--iterations must be at least 1")
         if self.landmarks_3d not in ("directions", "positions"):
             raise ConfigError("fit.landmarks_3d must be 'directions' or 'positions'")
+        if self.w_learned_prior < 0:
+            raise ConfigError("fit.w_learned_prior must be 0 or more")
         if not 0.5 <= self.stature_mean <= 2.5 or self.stature_log_sd <= 0:
             raise ConfigError("the stature prior needs a mean of 0.5-2.5 m and a positive spread")
 

@@ -24,10 +24,12 @@ _verified: dict[tuple, str] = {}  # (real path, inode, size, mtime, ctime) -> th
 
 
 def restore_hint(path: str | os.PathLike) -> str:
-    """How to get a good copy of a shipped model file back."""
+    """How to get a good copy of a shipped model file back (the manifest entry's ``restore``, else the
+    MediaPipe copier)."""
     folder = Path(path).resolve().parent
     where = "" if folder == SHIPPED_DIR.resolve() else f", then copy {Path(path).name} from {SHIPPED_DIR} to {folder}"
-    return f"restore it with `{RESTORE}`{where}"
+    how = (manifest_entry(path) or {}).get("restore", RESTORE)
+    return f"restore it with `{how}`{where}"
 
 
 def manifest_entry(path: str | os.PathLike) -> dict | None:

@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"weights: {'; '.join(problems)}; {HOW}")
             return 2
         return 0
+    entries = [e for e in entries if "package_path" in e]  # the MediaPipe models (the pose prior is trained here)
     data = _read_source(entries, args.wheel)
     for e in entries:
         blob = data[e["file"]]

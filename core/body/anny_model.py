@@ -17,7 +17,7 @@ import torch
 
 from ..errors import MissingWeightsError
 from ..geometry.axes import R_BLENDER_FROM_CANON
-from ..geometry.kinematics import chain_global_rotations, chain_joint_positions
+from ..geometry.kinematics import chain_transforms
 from ..geometry.rig import Rig, bone_matrices_from_heads_tails, rig_from_joints
 from ..geometry.rotations import (
     rotation_between,
@@ -264,8 +264,7 @@ class AnnyBody(BodyModel):
         shaped_subset = vertex_ids is not None and shape.requires_grad and torch.is_grad_enabled()
         vA, JA = self._cached_rest_state(shape, vertex_ids if shaped_subset else None)
         JT = self._tpose_joints(JA)
-        G = chain_global_rotations(rotmats, SMPL_PARENTS)
-        P = chain_joint_positions(G, JT, transl, SMPL_PARENTS)
+        G, P = chain_transforms(rotmats, JT, transl, SMPL_PARENTS)
         # Twist bones: their group's rotation, then a share of the child joint's twist about the limb axis.
         theta = twist_angle_torch(rotmats[:, self.twist_child], self.twist_axis)  # (N, K)
         Tw = rotvec_to_rotmat_torch(TWIST_FRACTION * theta[..., None] * self.twist_axis)

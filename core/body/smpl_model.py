@@ -14,7 +14,7 @@ import torch
 from ..errors import MissingWeightsError, WeightsFormatError
 from ..fileio import NpzMembers
 from ..geometry.axes import R_BLENDER_FROM_CANON
-from ..geometry.kinematics import chain_global_rotations, chain_joint_positions
+from ..geometry.kinematics import chain_transforms
 from ..geometry.rig import rig_from_joints
 from ..skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 from .base import BodyModel, BodyOutput, BodyRig
@@ -143,8 +143,7 @@ class SMPLBody(BodyModel):
             posedirs = posedirs.reshape(207, -1, 3)[:, vertex_ids].reshape(207, -1)
             W = W[vertex_ids]
         v_posed = v + (pose_feature @ posedirs).reshape(N, -1, 3)
-        G = chain_global_rotations(rotmats, SMPL_PARENTS)
-        P = chain_joint_positions(G, J, transl, SMPL_PARENTS)
+        G, P = chain_transforms(rotmats, J, transl, SMPL_PARENTS)
         t = P - (G @ J[..., None])[..., 0]
         return BodyOutput(vertices=blend_skinning(v_posed, W, G, t), joints=P)
 

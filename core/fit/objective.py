@@ -10,10 +10,12 @@ import torch
 from ..body.base import BodyModel
 from ..config import FitConfig
 from ..geometry.camera import Camera, project
+from ..geometry.kinematics import chain_transforms
 from ..geometry.rotations import rotation_between
 from ..skeletons import FOOT_LANDMARKS, LM
 from ..types import TrackObservations
 from . import terms
+from .pose_prior import load_pose_prior
 from .dense import make_dense_term
 from .shape import prior_weights
 
@@ -122,6 +124,8 @@ class Objective:
         self.shape_w = prior_weights(body).to(device=device, dtype=dt)
         self.ground: Optional[tuple[torch.Tensor, torch.Tensor]] = None
         self.contacts: Optional[torch.Tensor] = None
+        self.pose_prior = load_pose_prior(str(device)) if cfg.w_learned_prior > 0 else None
+        self._prior_rest: Optional[torch.Tensor] = None
 
     def set_ground(self, plane: tuple[np.ndarray, float], contacts: Optional[np.ndarray] = None) -> None:
         """Add the ground terms: a plane ``(n, d)`` in the camera frame and foot ``contacts (T, 4)``."""
@@ -139,6 +143,14 @@ class Objective:
         parts = torch.split(out.vertices, self.split, dim=1)
         lms = self.body.landmarks_from(out.joints, parts[0][:, self.lm_inv])
         return out.joints, lms, parts[1], (parts[2] if len(parts) > 2 else None)
+
+    def prior_joints(self, rotmats: torch.Tensor, shape_default: torch.Tensor) -> torch.Tensor:
+        """Joints ``(T, 24, 3)`` of the pose on the prior's rest skeleton (the default body's, fixed): the
+        learned pose prior moves the rotations only, never the body's proportions."""
+        if self._prior_rest is None:
+            with torch.no_grad():
+                self._prior_rest = self.body.rest_joints(shape_default).reshape(-1, 24, 3)[:1].to(rotmats.dtype)
+        return chain_transforms(rotmats, self._prior_rest, torch.zeros_like(rotmats[:, 0, :, 0]))[1]
 
     def losses(self, rotmats, transl, shape, shape_default, stage: str, stature: torch.Tensor) -> dict[str, torch.Tensor]:
         """The weighted loss terms by name. ``stage``: "init" (torso only, no pose priors), "full" or
@@ -164,6 +176,8 @@ class Objective:
                 L["dense"] = cfg.w_dense * self.dense.loss(dense_verts, self.project, self.diag, cfg.robust_dense)
             L["limits"] = cfg.w_limits * terms.joint_limits(rotmats)
             L["pose_prior"] = cfg.w_pose_prior * terms.rest_pull(rotmats)
+            if self.pose_prior is not None:
+                L["learned_prior"] = cfg.w_learned_prior * self.pose_prior.energy(self.prior_joints(rotmats, shape_default))
         L["shape"] = cfg.w_shape * (self.shape_w * (shape - shape_default).pow(2)).sum()
         if cfg.w_stature > 0:
             z = torch.log(stature / cfg.stature_mean) / cfg.stature_log_sd

@@ -42,20 +42,21 @@ def smpl_joints_world(G: np.ndarray, joints_rest: np.ndarray, transl: np.ndarray
     return out
 
 
-def chain_global_rotations(rotmats: torch.Tensor, parents=SMPL_PARENTS) -> torch.Tensor:
-    """Torch: ``G (N, J, 3, 3)`` with G_j = G_parent @ R_j (one step per joint, batched over frames)."""
-    G = [rotmats[:, 0]]
-    for j in range(1, rotmats.shape[1]):
-        G.append(G[int(parents[j])] @ rotmats[:, j])
-    return torch.stack(G, 1)
-
-
-def chain_joint_positions(G: torch.Tensor, joints_rest: torch.Tensor, transl: torch.Tensor, parents=SMPL_PARENTS) -> torch.Tensor:
-    """Torch: posed joints ``(N, J, 3)``; pelvis = rest pelvis + transl, children hang off their rotated parent.
-    ``joints_rest (B, J, 3)`` with B = N or 1."""
+def chain_transforms(rotmats: torch.Tensor, joints_rest: torch.Tensor, transl: torch.Tensor,
+                     parents=SMPL_PARENTS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Torch forward kinematics, one 4x4 product per joint (fewer autograd steps than rotations and
+    positions apart, which dominate at fitting sizes): global rotations ``G (N, J, 3, 3)`` with
+    G_j = G_parent @ R_j, and posed joints ``(N, J, 3)``, the pelvis at rest pelvis + ``transl``, each child
+    hanging off its rotated parent. ``joints_rest (B, J, 3)`` with B = N or 1."""
+    N, J = rotmats.shape[:2]
     offsets = joints_rest[:, 1:] - joints_rest[:, [int(p) for p in parents[1:]]]  # (B, J-1, 3)
-    P = [joints_rest[:, 0] + transl]
-    for j in range(1, G.shape[1]):
-        p = int(parents[j])
-        P.append(P[p] + (G[:, p] @ offsets[:, j - 1, :, None])[..., 0])
-    return torch.stack(P, 1)
+    offsets = offsets.expand(N, -1, -1)
+    bottom = rotmats.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(N, J - 1, 1, 4)
+    local = torch.cat([torch.cat([rotmats[:, 1:], offsets[..., None]], -1), bottom], -2)  # (N, J-1, 4, 4)
+    root = torch.cat([torch.cat([rotmats[:, 0], (joints_rest[:, 0] + transl).expand(N, 3)[..., None]], -1),
+                      bottom[:, 0]], -2)
+    T = [root]
+    for j in range(1, J):
+        T.append(T[int(parents[j])] @ local[:, j - 1])
+    T = torch.stack(T, 1)
+    return T[..., :3, :3], T[..., :3, 3]
