@@ -356,7 +356,13 @@ def run_local(batch: Batch, workers: int, tick: Callable[[dict], None], on_recor
         with lock:
             running[name] = ("start", 0, 1)
         try:
-            return run_job(job, progressed, started)
+            rec = run_job(job, progressed, started)
+            if stopping.is_set() and rec.status == "failed":
+                # Ended by the batch's SIGTERM at a moment its handler could not turn into a clean cancel
+                # (while Python was still importing numpy, say): cancelled, not a failure to look into.
+                rec.status, rec.exit_class = "cancelled", "cancelled"
+                rec.error = f"cancelled while starting ({rec.error})"
+            return rec
         finally:
             with lock:
                 running.pop(name, None)

@@ -71,6 +71,7 @@ class Outputs:
         self._inputs = [(os.fspath(p), _same_file_key(os.fspath(p))) for p in inputs if p]
         self._planned: list[tuple[str, str, tuple]] = []  # (option, absolute path, key)
         self._staged: list[tuple[str, str]] = []  # (temporary path, final path)
+        self._creating: str | None = None  # the temporary file being created and filled, until staged
 
     # -- early checks ------------------------------------------------------------------------------
     def _check_distinct(self, path: str, option: str) -> tuple:
@@ -104,13 +105,14 @@ class Outputs:
         return folder
 
     # -- writing -----------------------------------------------------------------------------------
-    @staticmethod
-    def _new_temp(path: str, suffix: str) -> str:
-        """A new empty file next to ``path``, created as ordinary files are (0666 less the umask)."""
+    def _new_temp(self, path: str, suffix: str) -> str:
+        """A new empty file next to ``path``, created as ordinary files are (0666 less the umask). Its
+        name is kept in ``_creating`` from before it exists, so an interrupt at any point can remove it."""
         parent = os.path.dirname(path)
         while True:
             tmp = os.path.join(parent, f".doppel-{secrets.token_hex(4)}.part{suffix}")
             try:
+                self._creating = tmp
                 os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
                 return tmp
             except FileExistsError:
@@ -132,16 +134,21 @@ class Outputs:
                 raise OutputPathError(f"two outputs of this run would be written to {path}")
         if any(_same_file_key(path)[0] == key[0] for _, key in self._inputs):
             raise OutputPathError(f"{path} is the input file; writing it would destroy the input")
-        tmp = self._new_temp(path, os.path.splitext(path)[1] if suffix is None else suffix)
+        # Everything from creating the temporary file to recording it is inside the try: a Ctrl+C that
+        # lands between two of these steps still removes the file.
         try:
+            tmp = self._new_temp(path, os.path.splitext(path)[1] if suffix is None else suffix)
             yield tmp
+            self._staged.append((tmp, path))
         except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
+            if self._creating is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(self._creating)
             if isinstance(exc, OSError) and exc.errno in WRITE_CONDITIONS:
                 raise write_failure(path, exc) from None
             raise
-        self._staged.append((tmp, path))
+        finally:
+            self._creating = None
 
     def commit(self) -> None:
         """Rename every staged file into place. Should a rename fail, the files already renamed are put

@@ -179,6 +179,40 @@ def test_a_cancel_at_the_last_step_leaves_every_earlier_output(captured, tmp_pat
     assert not (tmp_path / "p.mp4").exists() and not _leftovers(tmp_path)
 
 
+@pytest.mark.parametrize("where", ["creating", "after the block"])
+def test_a_ctrl_c_between_the_steps_of_an_atomic_write_leaves_no_temporary_file(tmp_path, monkeypatch, where):
+    """A Ctrl+C that lands just after the temporary file is created (before its name is handed out), or
+    just after it was written (before it is recorded for the rename), removes it; the old file stays."""
+    import core.fileio as fileio
+
+    out = tmp_path / "batch_report.json"
+    out.write_bytes(EARLIER)
+    if where == "creating":
+        real_close = os.close
+
+        def close_then_interrupt(fd):
+            real_close(fd)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(fileio.os, "close", close_then_interrupt)
+    else:
+        class Interrupting(list):
+            def append(self, item):
+                raise KeyboardInterrupt
+
+        real_init = fileio.Outputs.__init__
+
+        def init(self, *a, **k):
+            real_init(self, *a, **k)
+            self._staged = Interrupting()
+
+        monkeypatch.setattr(fileio.Outputs, "__init__", init)
+    with pytest.raises(KeyboardInterrupt):
+        with fileio.atomic_path(out) as tmp, open(tmp, "w") as fh:
+            fh.write("new")
+    assert out.read_bytes() == EARLIER and not _leftovers(tmp_path)
+
+
 def test_a_failed_rename_puts_the_renamed_outputs_back(tmp_path, monkeypatch):
     from core.errors import OutputPathError
     from core.fileio import Outputs
