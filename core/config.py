@@ -93,7 +93,7 @@ class FitConfig:
     lr: float = 0.03
     w_2d: float = 1.0
     w_3d: float = 0.3
-    w_silhouette: float = 0.1
+    w_silhouette: float = 0.4  # chosen on the development clips (docs/BENCHMARKS.md ablation; 0.1 before)
     w_limits: float = 1.0
     w_pose_prior: float = 0.005
     w_learned_prior: float = 0.005  # the learned pose prior (core.fit.pose_prior, weights/pose_prior_gmm.npz); 0: off
