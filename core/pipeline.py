@@ -18,6 +18,7 @@ from .body.base import BodyModel
 from .config import CaptureConfig
 from .errors import Cancelled
 from .fit import fit_people
+from .fit.pose_prior import load_pose_prior
 from .geometry.axes import world_from_ground
 from .calibrate import find_camera
 from .geometry.camera import Camera, camera_for_video
@@ -80,6 +81,8 @@ def run_capture(
     device = torch.device(device)
     body = body_model if body_model is not None else load_body_model(config.body, device=device)
     dense = DenseStage.prepare(config, body, device, dense_observer)  # before the long work: bad files fail early
+    if config.fit.w_learned_prior > 0:
+        load_pose_prior(str(device))  # likewise (cached for the fit)
 
     if perception is None:
         perception = run_perception(info, replace(config.perception, max_people=config.max_people), device=device,

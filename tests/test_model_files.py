@@ -113,7 +113,7 @@ def test_random_structural_flips_load_or_are_one_line():
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_a_capture_with_a_damaged_model_is_one_line_naming_it(name, tmp_path):
     """Case 5 end to end: DOPPEL_WEIGHTS points at a copy of weights/ with one flipped bit."""
-    for other in SHAPES:
+    for other in (*SHAPES, "pose_prior_gmm.npz"):
         (tmp_path / other).write_bytes((WEIGHTS / other).read_bytes())
     pos, bit = next((p, b) for n, p, b in OLD_FAULTS if n == name)
     (tmp_path / name).write_bytes(_flipped(name, pos, bit))
@@ -124,6 +124,22 @@ def test_a_capture_with_a_damaged_model_is_one_line_naming_it(name, tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("doppel: error: model file"), proc.stderr
     _names_the_file(lines[0], tmp_path / name)
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_a_capture_without_the_learned_pose_prior_stops_at_once_saying_how_to_restore_it(tmp_path):
+    """The fit's pose prior ships in weights/; without it a capture stops before any video work, in one
+    line that names the file and how to get it back, and writes nothing."""
+    for name in SHAPES:
+        (tmp_path / name).write_bytes((WEIGHTS / name).read_bytes())
+    env = dict(os.environ, PYTHONPATH=str(REPO), DOPPEL_WEIGHTS=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "core", "capture", str(SAMPLE), "-o", str(tmp_path / "r.npz"),
+                           "--end", "6", "--no-densepose", "--progress", "json"], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=600)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "pose_prior_gmm.npz is missing" in lines[0] and "git checkout -- weights/pose_prior_gmm.npz" in lines[0]
+    assert '"landmarks"' not in proc.stdout  # stopped before reading the video
     assert not (tmp_path / "r.npz").exists()
 
 
