@@ -146,7 +146,8 @@ class Objective:
 
     def prior_joints(self, rotmats: torch.Tensor, shape_default: torch.Tensor) -> torch.Tensor:
         """Joints ``(T, 24, 3)`` of the pose on the prior's rest skeleton (the default body's, fixed): the
-        learned pose prior moves the rotations only, never the body's proportions."""
+        learned pose prior moves the rotations only, never the body's proportions. A second, cheap pass of
+        forward kinematics (no skinning): the body's own joints would let the prior reshape the body."""
         if self._prior_rest is None:
             with torch.no_grad():
                 self._prior_rest = self.body.rest_joints(shape_default).reshape(-1, 24, 3)[:1].to(rotmats.dtype)

@@ -33,8 +33,7 @@ def bone_directions(joints):
     xp = torch if isinstance(joints, torch.Tensor) else np
 
     def unit(v):
-        n = xp.sqrt((v * v).sum(-1, keepdims=True) + 1e-12) if xp is np else torch.sqrt((v * v).sum(-1, keepdim=True) + 1e-12)
-        return v / n
+        return v / ((v * v).sum(-1)[..., None] + 1e-12) ** 0.5
 
     x = unit(joints[..., 1, :] - joints[..., 2, :])
     up = joints[..., 12, :] - joints[..., 0, :]
