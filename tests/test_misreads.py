@@ -1,5 +1,7 @@
 """Frames that misread a person's size are left out of the fit (core.track.misreads): a person whose
-landmarks briefly take a nearer person's legs, or a half-found body, does not lurch towards the camera."""
+landmarks briefly take a nearer person's legs, or a half-found body, does not lurch towards the camera.
+Frames read facing the wrong way (left and right swapped) are read back: the body does not spin half a
+turn and back."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,9 +14,10 @@ from core.fit.optimize import fit_track
 from core.geometry.camera import camera_for_video
 from core.observe.scale import pixel_scale
 from core.track.misreads import SIZE_PAIRS
-from core.track.misreads import drop_frames, hidden_by_nearer, size_jumps, without_misreads
+from core.track.misreads import (body_yaw, drop_frames, hidden_by_nearer, left_right_flips, size_jumps, swap_sides,
+                                 without_misreads)
 
-from .synthetic_people import look_at_camera, observe, walker
+from .synthetic_people import look_at_camera, observe, stander, walker
 
 FPS = 25.0
 
@@ -104,3 +107,74 @@ def test_a_person_read_taller_for_a_moment_stays_where_they_are(body):
     assert len(fixed.frames) == 40  # the bridged frames are still in the result
     assert np.abs(raw / truth - 1).max() > 0.08  # the misread pulls the person nearer
     assert np.abs(fixed.joints[16:24, 0, 2] / truth - 1).max() < 0.04
+
+
+def _wrong_way(obs, frames):
+    """``obs`` with ``frames`` read facing the other way: left and right swapped, depth relief mirrored
+    (what the landmark model reports when it takes a front view for a back view). Reading a frame the
+    wrong way round twice gives it back as it was."""
+    return swap_sides(obs, np.isin(obs.frames, list(frames)))
+
+
+@pytest.fixture(scope="module")
+def facing():
+    """A person 5 m away facing the camera, turned 20 degrees, swaying."""
+    cam, T = look_at_camera([0.0, 0.0, 1.4], [0.0, 5.0, 0.9], 60.0)
+    lm, _ = stander(40, FPS, (0.0, 5.0), -90.0 + 20.0)
+    return observe(lm, cam, T, rng=np.random.default_rng(3), px_noise=0.5, world_noise=0.01)
+
+
+def test_frames_read_facing_the_wrong_way_are_found_and_read_back(facing):
+    assert not left_right_flips(facing, FPS).any()  # read right: nothing
+    bad = _wrong_way(facing, range(15, 18))
+    assert np.abs((body_yaw(bad.world) - body_yaw(facing.world) + 180) % 360 - 180)[15:18].min() > 120
+    found = left_right_flips(bad, FPS)
+    assert found.tolist() == [15 <= t < 18 for t in range(40)]
+    back = swap_sides(bad, found)
+    for k in ("keypoints", "presence", "z", "world"):
+        np.testing.assert_allclose(getattr(back, k), getattr(facing, k))
+    # A single frame too; and the whole pipeline step reads it back.
+    assert np.flatnonzero(left_right_flips(_wrong_way(facing, [30]), FPS)).tolist() == [30]
+    kept, _ = without_misreads([bad], FPS)
+    np.testing.assert_allclose(kept[0].keypoints, facing.keypoints)
+
+
+def test_a_long_or_unbounded_wrong_way_reading_is_left_as_read(facing):
+    # Longer than MAX_FLIP_S (0.5 s): perhaps the person really turned round; the fit keeps the reading.
+    assert not left_right_flips(_wrong_way(facing, range(10, 30)), FPS).any()
+    # At the start of the track nothing was seen before it: which reading is right is not known.
+    assert not left_right_flips(_wrong_way(facing, range(0, 3)), FPS).any()
+
+
+def test_a_person_spinning_fast_is_not_read_back():
+    """A dancer's pirouette, two turns a second (29 degrees a frame), read right all the way round."""
+    cam, T = look_at_camera([0.0, 0.0, 1.4], [0.0, 5.0, 0.9], 60.0)
+    lm, _ = stander(40, FPS, (0.0, 0.0), -90.0, sway=0.0)
+    a = np.radians(np.arange(40) * 720.0 / FPS)
+    R = np.zeros((40, 3, 3))
+    R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1], R[:, 2, 2] = np.cos(a), -np.sin(a), np.sin(a), np.cos(a), 1.0
+    spin = np.einsum("tij,tkj->tki", R, lm) + np.array([0.0, 5.0, 0.0])
+    obs = observe(spin, cam, T, rng=np.random.default_rng(4), px_noise=0.5, world_noise=0.01)
+    assert not left_right_flips(obs, FPS).any()
+
+
+def test_a_person_read_the_wrong_way_for_a_moment_does_not_spin(body):
+    """Three frames read facing away: fitted as they are, the body swings round (85 degrees when this was
+    written) and back; read back, its facing stays within 15 degrees of the truth on every frame."""
+    from .test_fit import _synthetic_track
+
+    cam = camera_for_video(1280, 720)
+    obs, joints_true, *_ = _synthetic_track(body, cam, T=30)
+    bad = _wrong_way(obs, range(12, 15))
+
+    def facing_error(joints):  # the hips' left-right axis, seen from above (camera x-z plane)
+        def yaw(j):
+            v = j[:, 1] - j[:, 2]
+            return np.degrees(np.arctan2(v[:, 2], v[:, 0]))
+        return np.abs((yaw(joints) - yaw(joints_true) + 180) % 360 - 180)
+
+    raw = fit_track(body, bad, cam, FitConfig()).joints
+    kept, _ = without_misreads([bad], FPS)
+    fixed = fit_track(body, kept[0], cam, FitConfig()).joints
+    assert facing_error(raw).max() > 60
+    assert facing_error(fixed).max() < 15

@@ -14,6 +14,12 @@ frame without an observation (its temporal terms) when the run is short and seen
   for as long as the pass lasts, and their feet skate. "Nearer": a clearly taller box (median over the
   frames where the two do not overlap).
 
+A third kind of misread keeps its frames: **facing the wrong way.** Seen from the front or the back,
+the landmark model sometimes reads a person the other way round for a few frames (a dancer turning, a
+person coming out from behind another): left and right labels swapped, depth relief mirrored, and the
+fit spins the body half a turn and back. Those frames are read back the right way round
+(``left_right_flips``, ``swap_sides``).
+
 Pure numpy on TrackObservations.
 """
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..skeletons import BLAZEPOSE_FLIP, LM
 from ..types import TrackObservations
 from ..ground.contacts import runs
 from ..observe.scale import pixel_scale
@@ -31,6 +38,10 @@ OVERLAP = 0.25  # share of a person's box covered by a nearer person's box befor
 NEARER = 1.1  # a box this many times taller (median) is a nearer person
 MAX_BRIDGE_S = 1.5  # longest misread run that is bridged; longer ones keep their observations
 SIZE_JUMP = 0.12  # |log| distance of a frame's pixels per metre from the person's trend that is a misread
+MAX_FLIP_S = 0.5  # longest run of frames read facing the wrong way that is read back (left_right_flips)
+FLIP_PENALTY_DEG = 25.0  # what re-reading a frame costs, as a turn
+DEG_PER_HEIGHT = 600.0  # an image step of the limbs of one box height weighs as a turn of this many degrees
+_LIMBS = (11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)  # shoulders, elbows, wrists, hips, knees, ankles
 SIZE_TREND_S = 1.5  # the trend of pixels per metre follows changes slower than about this period
 # Every pair of nose, shoulders, elbows, hips, knees and ankles: a half-found body or borrowed legs
 # change many of them at once.
@@ -122,6 +133,76 @@ def hidden_by_nearer(tracks, fps: float, overlap: float = OVERLAP, nearer: float
     return out
 
 
+def body_yaw(world: np.ndarray) -> np.ndarray:
+    """Per frame, the direction (degrees) of the body's left-right axis (hips and shoulders, left minus
+    right) in the x-z plane of the metric landmarks ``world`` ``(T, 33, 3)``."""
+    v = (world[:, LM.L_HIP] - world[:, LM.R_HIP]) + (world[:, LM.L_SHOULDER] - world[:, LM.R_SHOULDER])
+    return np.degrees(np.arctan2(v[:, 2], v[:, 0]))
+
+
+def _wrap(deg: np.ndarray) -> np.ndarray:
+    return (deg + 180.0) % 360.0 - 180.0
+
+
+def left_right_flips(obs: TrackObservations, fps: float, penalty_deg: float = FLIP_PENALTY_DEG,
+                     max_run_s: float = MAX_FLIP_S) -> np.ndarray:
+    """Bool mask over ``obs.frames``: frames read facing the wrong way, left and right swapped.
+
+    A person seen from the front read as seen from the back (or the reverse) has their left and right
+    labels swapped and their depth relief mirrored. Read back the right way round, the frame's
+    left-right axis turns from yaw ``y`` to ``180 - y`` (half a turn when seen from the front or the
+    back, none in profile) and its left and right limbs change places in the image. Of every way to
+    read the frames, the one chosen moves the body least from frame to frame: the squared turn plus the
+    squared image step of the limbs (median over shoulders, elbows, wrists, hips, knees and ankles, in
+    box heights, ``DEG_PER_HEIGHT`` degrees each), divided by the frames between two observations (a
+    person moves further across a gap), each re-read frame costing ``penalty_deg`` squared. Exact (a
+    two-state Viterbi). Only runs of at most ``max_run_s`` seen on both sides are re-read: a person
+    read the wrong way round for longer is left as read."""
+    n = len(obs.frames)
+    out = np.zeros(n, bool)
+    if n < 3:
+        return out
+    y = np.nan_to_num(body_yaw(obs.world))
+    ys = np.stack([y, 180.0 - y], axis=1)  # (n, 2): as read, re-read
+    flip = np.asarray(BLAZEPOSE_FLIP)
+    limbs = np.stack([obs.keypoints[:, _LIMBS, :2], obs.keypoints[:, flip[list(_LIMBS)], :2]], axis=1)  # (n, 2, L, 2)
+    height = np.maximum(obs.boxes_xyxy[:, 3] - obs.boxes_xyxy[:, 1], 1.0)
+    gap = np.maximum(np.diff(obs.frames), 1).astype(np.float64)
+    cost = np.array([0.0, penalty_deg ** 2])
+    back = np.zeros((n, 2), np.int8)
+    for t in range(1, n):  # (state, previous state)
+        turn = _wrap(ys[t][:, None] - ys[t - 1][None, :])
+        step = np.median(np.linalg.norm(limbs[t][:, None] - limbs[t - 1][None, :], axis=-1), axis=-1) / height[t]
+        total = cost[None, :] + (turn ** 2 + (DEG_PER_HEIGHT * step) ** 2) / gap[t - 1]
+        back[t] = np.argmin(total, axis=1)
+        cost = total[[0, 1], back[t]] + np.array([0.0, penalty_deg ** 2])
+    state = np.zeros(n, np.int64)
+    state[-1] = int(np.argmin(cost))
+    for t in range(n - 1, 0, -1):
+        state[t - 1] = back[t, state[t]]
+    for a, b in runs(state.astype(bool)):
+        if a > 0 and b < n and obs.frames[b - 1] - obs.frames[a] + 1 <= max_run_s * fps:
+            out[a:b] = True
+    return out
+
+
+def swap_sides(obs: TrackObservations, mask: np.ndarray) -> TrackObservations:
+    """``obs`` with the frames in ``mask`` read the other way round: left and right landmarks exchanged
+    and the depth relief (``z``, and z of the hip-centred ``world``) mirrored."""
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return obs
+    flip = np.asarray(BLAZEPOSE_FLIP)
+    fields = {}
+    for k in ("keypoints", "presence", "z", "world"):
+        a = getattr(obs, k).copy()
+        a[mask] = a[mask][:, flip]
+        fields[k] = a
+    fields["z"][mask] *= -1.0
+    fields["world"][mask, :, 2] *= -1.0
+    return replace(obs, **fields)
+
+
 def drop_frames(obs: TrackObservations, drop: np.ndarray) -> TrackObservations:
     """``obs`` without the frames where ``drop`` (a bool mask over ``obs.frames``) is True."""
     drop = np.asarray(drop, bool)
@@ -151,9 +232,11 @@ def bridgeable(mask: np.ndarray, frames: np.ndarray, fps: float, max_bridge_s: f
 
 
 def without_misreads(tracks, fps: float) -> tuple[tuple[TrackObservations, ...], int]:
-    """The tracks without their misread frames (``size_jumps``, ``hidden_by_nearer``), and how many
-    frames were left out in all."""
+    """The tracks without their misread frames (``size_jumps``, ``hidden_by_nearer``) and with the
+    labels of their left-right swapped frames put back (``left_right_flips``), and how many frames were
+    left out in all."""
     tracks = tuple(tracks)
     near = hidden_by_nearer(tracks, fps)
     masks = [bridgeable(m | size_jumps(t, fps), t.frames, fps) for t, m in zip(tracks, near)]
-    return tuple(drop_frames(t, m) for t, m in zip(tracks, masks)), int(sum(m.sum() for m in masks))
+    kept = [drop_frames(t, m) for t, m in zip(tracks, masks)]
+    return tuple(swap_sides(t, left_right_flips(t, fps)) for t in kept), int(sum(m.sum() for m in masks))
