@@ -102,10 +102,6 @@ class FitConfig:
     stature_mean: float = 1.70
     stature_log_sd: float = 0.055
     w_accel: float = 1.0
-    # The joint acceleration term fades in over this many frames at each end of a track (core.fit.terms):
-    # an end frame seen from one side only is otherwise dragged along its neighbours' extrapolated path.
-    # Chosen on the development clips (docs/BENCHMARKS.md); 0 = the same weight everywhere.
-    accel_edge_frames: int = 4
     w_rot_accel: float = 0.1
     w_ground: float = 1.0
     robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal

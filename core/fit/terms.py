@@ -138,22 +138,10 @@ def rest_pull(rotmats: torch.Tensor) -> torch.Tensor:
     return (rotmats[:, 1:] - eye).pow(2).sum((-1, -2)).mean() * 23
 
 
-def joint_acceleration(joints: torch.Tensor, edge: int = 0) -> torch.Tensor:
-    """Mean squared second difference of joint positions ``(T, J, 3)`` (x100), fading in over ``edge``
-    second differences at each end (weights 1/(edge+1), 2/(edge+1), ...).
-
-    Why fade: a frame at the end of a track has motion on one side only, and the second difference
-    pulls it onto the path extrapolated from its neighbours; measured on the synthetic development
-    clips, the fitted body's rotation erred 17 degrees on a track's first frame against 11 mid-track,
-    and a world path aligned on that frame went the wrong way (docs/BENCHMARKS.md)."""
+def joint_acceleration(joints: torch.Tensor) -> torch.Tensor:
+    """Mean squared second difference of joint positions ``(T, J, 3)`` (x100)."""
     acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
-    e = acc.pow(2).sum(-1).mean(-1)  # (T - 2,)
-    n = e.shape[0]
-    if edge > 0 and n > 0:
-        k = torch.arange(n, device=e.device, dtype=e.dtype)
-        ramp = (torch.minimum(k, n - 1 - k) + 1) / (edge + 1)
-        e = e * ramp.clamp(max=1.0)
-    return e.mean() * 100.0
+    return acc.pow(2).sum(-1).mean() * 100.0
 
 
 def rotation_acceleration(rotmats: torch.Tensor) -> torch.Tensor:
