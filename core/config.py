@@ -102,6 +102,10 @@ class FitConfig:
     stature_mean: float = 1.70
     stature_log_sd: float = 0.055
     w_accel: float = 1.0
+    # Joint accelerations above about this (metres per frame squared, Cauchy scale) cost less and less:
+    # a dancer's real snap or a misread frame's jolt is not spread over the frames around it. Chosen on
+    # the development clips (docs/BENCHMARKS.md); 0 = quadratic everywhere (before).
+    accel_robust: float = 0.12
     w_rot_accel: float = 0.1
     w_ground: float = 1.0
     robust_2d: float = 0.04  # Geman-McClure scale, fraction of the box diagonal
@@ -125,6 +129,8 @@ class FitConfig:
             raise ConfigError("fit.landmarks_3d must be 'directions' or 'positions'")
         if self.w_learned_prior < 0:
             raise ConfigError("fit.w_learned_prior must be 0 or more")
+        if not (self.accel_robust >= 0 and math.isfinite(self.accel_robust)):
+            raise ConfigError("fit.accel_robust must be 0 or more")
         if not 0.5 <= self.stature_mean <= 2.5 or self.stature_log_sd <= 0:
             raise ConfigError("the stature prior needs a mean of 0.5-2.5 m and a positive spread")
 

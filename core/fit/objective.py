@@ -187,7 +187,7 @@ class Objective:
             # In units of the body's size: a smaller body (nearer the camera) moves fewer metres for the
             # same image motion, and a metric smoothness term would shrink everyone.
             size2 = (stature / cfg.stature_mean).pow(2)
-            L["accel"] = cfg.w_accel * terms.joint_acceleration(joints) / size2
+            L["accel"] = cfg.w_accel * terms.joint_acceleration(joints, cfg.accel_robust) / size2
             L["rot_accel"] = cfg.w_rot_accel * terms.rotation_acceleration(rotmats)
         if self.ground is not None:
             feet = lms[:, list(FOOT_LANDMARKS)]

@@ -138,10 +138,17 @@ def rest_pull(rotmats: torch.Tensor) -> torch.Tensor:
     return (rotmats[:, 1:] - eye).pow(2).sum((-1, -2)).mean() * 23
 
 
-def joint_acceleration(joints: torch.Tensor) -> torch.Tensor:
-    """Mean squared second difference of joint positions ``(T, J, 3)`` (x100)."""
+def joint_acceleration(joints: torch.Tensor, robust: float = 0.0) -> torch.Tensor:
+    """Mean squared second difference of joint positions ``(T, J, 3)`` (x100); with ``robust`` > 0 (a
+    scale in the joints' units per frame squared) each joint's squared acceleration ``a2`` counts as
+    ``robust^2 log(1 + a2 / robust^2)`` (Cauchy): the same for small accelerations, less and less for
+    large ones, which are then not smoothed over the frames around them."""
     acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
-    return acc.pow(2).sum(-1).mean() * 100.0
+    a2 = acc.pow(2).sum(-1)
+    if robust > 0:
+        c2 = robust * robust
+        a2 = c2 * torch.log1p(a2 / c2)
+    return a2.mean() * 100.0
 
 
 def rotation_acceleration(rotmats: torch.Tensor) -> torch.Tensor:
