@@ -107,3 +107,26 @@ def test_a_limb_hidden_behind_the_body_follows_its_3d_landmarks(body):
     err = wrist_error(FitConfig())
     assert err < 0.08, f"hidden wrist {err * 100:.1f} cm off"
     assert wrist_error(FitConfig(w_hidden_3d=0.0)) > 3 * err  # the old behaviour, for contrast
+
+
+def test_a_large_jolt_is_not_spread_but_small_jitter_is_smoothed_as_before():
+    """The acceleration term (FitConfig.accel_robust, Cauchy): a path's small wobbles cost what they cost
+    before (quadratic), a jolt many times the scale costs far less than its square, so smoothing no
+    longer drags the frames around a real snap (or a misread frame) towards it."""
+    from dataclasses import replace
+
+    from core.errors import ConfigError
+    from core.fit.terms import joint_acceleration
+
+    robust = FitConfig().accel_robust
+    assert robust > 0
+    t = torch.arange(30, dtype=torch.float64)
+    path = torch.stack([0.02 * t, 0.003 * torch.sin(t), torch.full_like(t, 4.0)], -1)[:, None]  # (T, 1, 3)
+    small_q, small_r = joint_acceleration(path), joint_acceleration(path, robust)
+    assert abs(float(small_r / small_q) - 1.0) < 0.01
+    jolt = path.clone()
+    jolt[15, 0, 0] += 0.5  # half a metre for one frame
+    q, r = joint_acceleration(jolt), joint_acceleration(jolt, robust)
+    assert float(r) < 0.2 * float(q)
+    with pytest.raises(ConfigError):
+        replace(FitConfig(), accel_robust=-1.0).validate()

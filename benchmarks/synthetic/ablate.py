@@ -60,6 +60,8 @@ ROWS = (
     Row("w_3d /3", "3-D landmark weight 0.1", fit={"w_3d": 0.1}),
     Row("w_silhouette /4", "silhouette weight 0.1 (default 0.4; the default until this was measured)", fit={"w_silhouette": 0.1}),
     Row("w_accel /4", "joint acceleration weight 0.25 (default 1)", fit={"w_accel": 0.25}),
+    Row("quadratic acceleration", "the acceleration term quadratic everywhere (the default before 0.12 m/frame² Cauchy)",
+        fit={"accel_robust": 0.0}),
     Row("no smoothing", "no zero-lag smoothing after the fit", capture={"smoothing": 0.0}),
     Row("no ground refit", "ground plane found, fits not refined against it", capture={"ground_iterations": 0}),
     Row("no camera estimate", "the default 60 degree lens and a level camera", capture={"estimate_camera": False}),
