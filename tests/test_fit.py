@@ -75,7 +75,9 @@ def test_fit_recovers_known_pose_and_position_and_keeps_the_size_prior(body):
     k = (P * G).sum() / (P * P).sum()
     mpjpe = np.linalg.norm(k * P - G, axis=-1).mean()
     depth_err = np.abs(J[:, 0, 2] - joints_true[:, 0, 2]).mean() / 4.0
-    assert mpjpe < 0.04, f"root-aligned, scaled MPJPE {mpjpe * 1000:.1f} mm"
+    # 41.3 mm when this was written (39.3 with a quadratic acceleration term: on exact, smooth
+    # observations the robust term costs 2 mm; on the synthetic suite it gains, docs/BENCHMARKS.md).
+    assert mpjpe < 0.045, f"root-aligned, scaled MPJPE {mpjpe * 1000:.1f} mm"
     assert depth_err < 0.08, f"pelvis depth off by {depth_err * 100:.1f} %"
     # The fitted joints reproject onto the true ones within 2 % of the person's size.
     def proj(P):

@@ -256,4 +256,6 @@ def test_exact_dense_term_recovers_pose(body):
     e2 = _limb_error_2d(exact, joints, cam, obs)
     assert e2 < 0.01, f"limb joints {e2 * 100:.1f} % of the box from the truth in the image"
     assert err < 0.045, f"limb joints off by {err * 1000:.0f} mm (start {err_start * 1000:.0f}, without {err0 * 1000:.0f})"
-    assert err < 0.6 * min(err0, err_start), f"{err * 1000:.0f} mm (start {err_start * 1000:.0f}, without {err0 * 1000:.0f})"
+    # 38 mm against 57 without the dense term and 83 at the start when this was written (the refit
+    # without it improved when large accelerations stopped costing their square: 0.6 before).
+    assert err < 0.7 * min(err0, err_start), f"{err * 1000:.0f} mm (start {err_start * 1000:.0f}, without {err0 * 1000:.0f})"
