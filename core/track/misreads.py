@@ -156,9 +156,8 @@ def left_right_flips(obs: TrackObservations, fps: float, penalty_deg: float = FL
     squared image step of the limbs (median over shoulders, elbows, wrists, hips, knees and ankles, in
     box heights, ``DEG_PER_HEIGHT`` degrees each), divided by the frames between two observations (a
     person moves further across a gap), each re-read frame costing ``penalty_deg`` squared. Exact (a
-    two-state Viterbi). Only runs of at most ``max_run_s`` are re-read: a person read the wrong way round
-    for longer is left as read. Runs at a track's ends count too (a body cannot turn half round from one
-    frame to the next), when no long run elsewhere puts the track's reading in doubt."""
+    two-state Viterbi). Only runs of at most ``max_run_s`` seen on both sides are re-read: a person
+    read the wrong way round for longer is left as read."""
     n = len(obs.frames)
     out = np.zeros(n, bool)
     if n < 3:
@@ -181,14 +180,8 @@ def left_right_flips(obs: TrackObservations, fps: float, penalty_deg: float = FL
     state[-1] = int(np.argmin(cost))
     for t in range(n - 1, 0, -1):
         state[t - 1] = back[t, state[t]]
-    found = runs(state.astype(bool))
-    short = [obs.frames[b - 1] - obs.frames[a] + 1 <= max_run_s * fps for a, b in found]
-    # A run at a track's end is read back only when the track clearly reads one way round: no long run
-    # the other way, and at most a third of its frames to read back in all (else which way is right is
-    # not known).
-    ends_ok = all(short) and 3 * int(state.sum()) <= n
-    for (a, b), ok in zip(found, short):
-        if ok and ((a > 0 and b < n) or (ends_ok and (a > 0 or b < n))):
+    for a, b in runs(state.astype(bool)):
+        if a > 0 and b < n and obs.frames[b - 1] - obs.frames[a] + 1 <= max_run_s * fps:
             out[a:b] = True
     return out
 
