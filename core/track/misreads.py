@@ -42,6 +42,7 @@ MAX_FLIP_S = 0.5  # longest run of frames read facing the wrong way that is read
 FLIP_PENALTY_DEG = 25.0  # what re-reading a frame costs, as a turn
 DEG_PER_HEIGHT = 600.0  # an image step of the limbs of one box height weighs as a turn of this many degrees
 _LIMBS = (11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)  # shoulders, elbows, wrists, hips, knees, ankles
+_FLIP = np.asarray(BLAZEPOSE_FLIP)
 SIZE_TREND_S = 1.5  # the trend of pixels per metre follows changes slower than about this period
 # Every pair of nose, shoulders, elbows, hips, knees and ankles: a half-found body or borrowed legs
 # change many of them at once.
@@ -164,18 +165,20 @@ def left_right_flips(obs: TrackObservations, fps: float, penalty_deg: float = FL
         return out
     y = np.nan_to_num(body_yaw(obs.world))
     ys = np.stack([y, 180.0 - y], axis=1)  # (n, 2): as read, re-read
-    flip = np.asarray(BLAZEPOSE_FLIP)
-    limbs = np.stack([obs.keypoints[:, _LIMBS, :2], obs.keypoints[:, flip[list(_LIMBS)], :2]], axis=1)  # (n, 2, L, 2)
+    limbs = np.stack([obs.keypoints[:, _LIMBS, :2], obs.keypoints[:, _FLIP[list(_LIMBS)], :2]], axis=1)  # (n, 2, L, 2)
     height = np.maximum(obs.boxes_xyxy[:, 3] - obs.boxes_xyxy[:, 1], 1.0)
     gap = np.maximum(np.diff(obs.frames), 1).astype(np.float64)
-    cost = np.array([0.0, penalty_deg ** 2])
+    # Moving from frame t-1 in state p to frame t in state s, every t at once: (n - 1, s, p).
+    turn = _wrap(ys[1:, :, None] - ys[:-1, None, :])
+    step = np.median(np.linalg.norm(limbs[1:, :, None] - limbs[:-1, None, :], axis=-1), axis=-1) / height[1:, None, None]
+    move = (turn ** 2 + (DEG_PER_HEIGHT * step) ** 2) / gap[:, None, None]
+    reread = np.array([0.0, penalty_deg ** 2])
+    cost = reread.copy()
     back = np.zeros((n, 2), np.int8)
-    for t in range(1, n):  # (state, previous state)
-        turn = _wrap(ys[t][:, None] - ys[t - 1][None, :])
-        step = np.median(np.linalg.norm(limbs[t][:, None] - limbs[t - 1][None, :], axis=-1), axis=-1) / height[t]
-        total = cost[None, :] + (turn ** 2 + (DEG_PER_HEIGHT * step) ** 2) / gap[t - 1]
+    for t in range(1, n):
+        total = cost[None, :] + move[t - 1]
         back[t] = np.argmin(total, axis=1)
-        cost = total[[0, 1], back[t]] + np.array([0.0, penalty_deg ** 2])
+        cost = total[[0, 1], back[t]] + reread
     state = np.zeros(n, np.int64)
     state[-1] = int(np.argmin(cost))
     for t in range(n - 1, 0, -1):
@@ -192,11 +195,10 @@ def swap_sides(obs: TrackObservations, mask: np.ndarray) -> TrackObservations:
     mask = np.asarray(mask, bool)
     if not mask.any():
         return obs
-    flip = np.asarray(BLAZEPOSE_FLIP)
     fields = {}
     for k in ("keypoints", "presence", "z", "world"):
         a = getattr(obs, k).copy()
-        a[mask] = a[mask][:, flip]
+        a[mask] = a[mask][:, _FLIP]
         fields[k] = a
     fields["z"][mask] *= -1.0
     fields["world"][mask, :, 2] *= -1.0
