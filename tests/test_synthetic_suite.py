@@ -293,3 +293,27 @@ def test_overall_means_people_and_medians_clips(tmp_path):
     write_section(str(report), "## Ablation\n\nrows", key="ablation")  # another section: added, this one kept
     newer = report.read_text()
     assert newer.startswith(new) and newer.rstrip().endswith("<!-- ablation:end -->") and "## Ablation" in newer
+
+
+# --- the jitter benchmark's noise ----------------------------------------------------------------
+
+def test_jitter_noise_is_at_most_one_grey_level_seeded_and_undone():
+    import core.track.perception as perception
+    from benchmarks.synthetic.jitter import frame_noise
+    from core.video import probe_video
+
+    video = os.path.join(os.path.dirname(__file__), "..", "samples", "sample_two_people.mp4")
+    info = probe_video(video)
+    original = perception.iter_frames
+    clean = [rgb.astype(int) for _, rgb in original(info, stop=3)]
+    reads = {}
+    for seed in (0, 1, 1, 2):
+        with frame_noise(seed):
+            reads.setdefault(seed, []).append([rgb.astype(int) for _, rgb in perception.iter_frames(info, stop=3)])
+    assert perception.iter_frames is original  # the engine is left as it was
+    assert all((a == c).all() for a, c in zip(reads[0][0], clean))  # seed 0: the footage as rendered
+    for seed in (1, 2):
+        diff = [a - c for a, c in zip(reads[seed][0], clean)]
+        assert all(np.abs(d).max() == 1 for d in diff) and all((d != 0).mean() > 0.3 for d in diff)
+    assert all((a == b).all() for a, b in zip(*reads[1]))  # one seed, one noise
+    assert any((a != b).any() for a, b in zip(reads[1][0], reads[2][0]))

@@ -123,9 +123,10 @@ def hip_similarity(det_hips: np.ndarray, det_sizes: np.ndarray, hips: np.ndarray
 
 def roi_off(used: np.ndarray, better: np.ndarray, tol: float, max_turn: float) -> np.ndarray:
     """Whether each region used was off from the one its landmarks give: shifted by more than ``tol``
-    of the region size, scaled by more than ``2 tol`` (log), or turned by more than ``max_turn`` radians."""
+    of the region size, larger by more than ``2 tol`` (log) or smaller by more than ``tol``, or turned by more than ``max_turn`` radians."""
     size = np.maximum(better[:, 2], 1.0)
     shift = np.hypot(*(used[:, :2] - better[:, :2]).T) / size
-    scale = np.abs(np.log(np.maximum(used[:, 2], 1.0) / size))
+    scale = np.log(np.maximum(used[:, 2], 1.0) / size)
+    scale = np.where(scale < 0, -2.0 * scale, scale)  # too small counts double: it cuts the person off
     turn = np.abs(np.remainder(used[:, 3] - better[:, 3] + np.pi, 2 * np.pi) - np.pi)
     return (shift > tol) | (scale > 2 * tol) | (turn > max_turn)

@@ -82,6 +82,9 @@ class Tracklet:
             vel = (self.last_roi - self.prev_roi) / gap
             vel[3] = math.remainder(self.last_roi[3] - self.prev_roi[3], 2 * math.pi) / gap
             steps = min(t - self.last_frame, tuning.predict_max_steps)
+            # A region is never extrapolated smaller: one too small cuts the person off (a jump's
+            # crouch read as a shrinking body left the landmark model a quarter of the legs).
+            vel[2] = max(vel[2], 0.0)
             roi = roi + vel * steps * tuning.predict_damping
             roi[2] = max(roi[2], 8.0)
         return roi
