@@ -1,5 +1,6 @@
 """The synthetic suite's split, the CC_Base skeleton of the mocap pool, the random camera and the
-placement of people composed into one scene. No rendering: geometry only (the capsule stand-in body)."""
+placement of people composed into one scene. No rendering: geometry only (the capsule stand-in body).
+Also the jitter benchmark's frame noise, on the sample clip."""
 import json
 import os
 
