@@ -128,7 +128,7 @@ def run(rows, cache: str, data: str) -> tuple[list[dict], dict]:
             seconds += time.time() - t0
             pred = ev.result_people(cap.result)
             per += ev.evaluate(pred, gt_people)["people"]
-            per13 += ev.evaluate([ev._select(p, ev.COMMON13) for p in pred], gt_people, ev.COMMON13)["people"]
+            per13 += ev.evaluate_13(pred, gt_people)["people"]
             shapes += [ev.shape_errors(target, cap.result.people[i].shape, meta["shapes"][k])
                        for i, k in ev.match_people(pred, gt_people)]
             ce = ev.camera_errors(cap.result.meta["camera"], meta["K"], meta["T_world_from_cam"])

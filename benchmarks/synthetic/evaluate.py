@@ -324,6 +324,11 @@ def evaluate(pred: list[dict], gt: list[dict], joints=None) -> dict:
     return {"overall": summarise(per, len(gt)), "people": per}
 
 
+def evaluate_13(pred: list[dict], gt: list[dict]) -> dict:
+    """``evaluate`` on the 13 joints shared with MediaPipe (the PA13 the suite compares)."""
+    return evaluate([_select(p, COMMON13) for p in pred], gt, COMMON13)
+
+
 # --- MediaPipe baseline -----------------------------------------------------------------------
 
 def mediapipe_baseline(video_path: str, model_complexity: int = 1) -> list[dict]:
@@ -396,7 +401,7 @@ def main(argv=None) -> int:
         camera, pred = load_result(args.result)
         report["camera"] = camera_errors(camera, meta["K"], meta["T_world_from_cam"])
         report["result"] = evaluate(pred, gt)
-        report["result_common13"] = evaluate([_select(p, COMMON13) for p in pred], gt, COMMON13)
+        report["result_common13"] = evaluate_13(pred, gt)
         rows.append(format_row("doppel (24 joints)", report["result"]["overall"]))
         rows.append(format_row("doppel (13 joints)", report["result_common13"]["overall"]))
     if args.baseline:

@@ -170,7 +170,7 @@ def capture_scores(video: str, meta: dict, gt_people: list[dict], extra: list[st
     pairs = ev.match_people(pred, gt_people)
     out = {"result": os.path.relpath(result, REPO), "args": args, "shape": shape_scores(result, os.path.join(os.path.dirname(video), f"{name}_gt.npz"), pairs),
            "doppel": ev.evaluate(pred, gt_people),
-           "doppel13": ev.evaluate([ev._select(p, ev.COMMON13) for p in pred], gt_people, ev.COMMON13),
+           "doppel13": ev.evaluate_13(pred, gt_people),
            "camera": ev.camera_errors(camera, meta["K"], meta["T_world_from_cam"])}
     if os.path.isfile(timing):
         with open(timing) as fh:

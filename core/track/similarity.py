@@ -123,7 +123,8 @@ def hip_similarity(det_hips: np.ndarray, det_sizes: np.ndarray, hips: np.ndarray
 
 def roi_off(used: np.ndarray, better: np.ndarray, tol: float, max_turn: float) -> np.ndarray:
     """Whether each region used was off from the one its landmarks give: shifted by more than ``tol``
-    of the region size, larger by more than ``2 tol`` (log) or smaller by more than ``tol``, or turned by more than ``max_turn`` radians."""
+    of the region size, larger by more than ``2 tol`` (log) or smaller by more than ``tol``, or turned
+    by more than ``max_turn`` radians."""
     size = np.maximum(better[:, 2], 1.0)
     shift = np.hypot(*(used[:, :2] - better[:, :2]).T) / size
     scale = np.log(np.maximum(used[:, 2], 1.0) / size)
