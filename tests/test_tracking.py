@@ -146,12 +146,16 @@ def test_two_people_walking_past_each_other_keep_their_ids():
 
 
 class UpsideDownDetector(FakeDetector):
-    """Reads the first frame upside down (the scale point below the hips), every other frame upright."""
+    """Reads the frames before ``until`` upside down (the scale point below the hips), the rest upright."""
+
+    def __init__(self, people, until: int = 1):
+        super().__init__(people)
+        self.until = until
 
     def __call__(self, frames: torch.Tensor) -> list[Detections]:
         out = super().__call__(frames)
         for b, d in enumerate(out):
-            if int(frames[b, 0, 0, 0]) == 0:
+            if int(frames[b, 0, 0, 0]) < self.until:
                 hip = d.keypoints[:, 0]
                 d.keypoints[:, 1] = 2 * hip - d.keypoints[:, 1]
         return out
@@ -171,21 +175,54 @@ class OrientationFollowingLandmarker(FakeLandmarker):
         return replace(lb, keypoints_px=kp, aux_px=aux)
 
 
-def test_a_track_that_starts_upside_down_turns_upright_at_the_next_detection():
+@pytest.mark.parametrize("until", [1, 8])
+def test_a_track_that_starts_upside_down_is_upright_on_every_frame(until):
+    # The detector finds the person upside down on the first frame (until=1), or on every frame of the
+    # first chunk (until=8: the track is turned over only at the next detection, frame 15, in the next
+    # chunk). The frames read upside down before that are read again the right way up.
     a = Person(lambda t: (320 + t, 250), 200, colour=10)
     cfg = PerceptionConfig()
-    tracker = Tracker(UpsideDownDetector([a]), OrientationFollowingLandmarker([a]), cfg, FPS)
+    assert cfg.chunk == until == cfg.detect_every or until == 1
+    tracker = Tracker(UpsideDownDetector([a], until), OrientationFollowingLandmarker([a]), cfg, FPS)
     for s in range(0, 48, cfg.chunk):
         idx = list(range(s, s + cfg.chunk))
         frames = torch.zeros(len(idx), 3, H, W)
         frames[:, 0, 0, 0] = torch.tensor(idx, dtype=torch.float32)
         tracker.process_chunk(idx, frames)
     (tr,) = tracker.finish((0, 48))
+    assert tracker.stats["righted_regions"] == 1
     nose_above_hips = tr.keypoints[:, 0, 1] < 0.5 * (tr.keypoints[:, 23, 1] + tr.keypoints[:, 24, 1])
-    assert not nose_above_hips[0]  # read upside down at first ...
-    upright = tr.frames[nose_above_hips]
-    assert len(tr.frames) == 48 and upright.size and upright.min() <= cfg.detect_every, upright
-    assert nose_above_hips[np.flatnonzero(tr.frames >= cfg.detect_every)].all()  # ... and upright from then on
+    assert len(tr.frames) == 48 and nose_above_hips.all(), tr.frames[~nose_above_hips]
+    hips = 0.5 * (tr.keypoints[:, 23, :2] + tr.keypoints[:, 24, :2])
+    assert np.abs(hips - np.array([a.hip(int(f)) for f in tr.frames])).max() < 1.0
+
+
+class CentrePullingLandmarker(FakeLandmarker):
+    """Like the BlazePose landmark model on a region that is off its person: the landmarks it reads are
+    pulled a third of the way towards the region's centre."""
+
+    def __call__(self, frames, frame_index, rois, with_masks: bool = True) -> LandmarkBatch:
+        lb = super().__call__(frames, frame_index, rois, with_masks)
+        off = (np.asarray(rois)[:, None, :2] - lb.aux_px[:, :1]) * (lb.pose_score[:, None, None] > 0.5) / 3.0
+        return replace(lb, keypoints_px=lb.keypoints_px + off, aux_px=lb.aux_px + off)
+
+
+def test_a_new_person_is_read_from_their_own_regions_not_the_first_detection():
+    # A runner crossing the view at 4.5 px per frame. Every region of a new track's first chunk comes
+    # from the one detection that found them; read from there, their hips would lag up to 10 px behind.
+    a = Person(lambda t: (100 + 4.5 * t, 250), 200, colour=10)
+    cfg = PerceptionConfig()
+    tracker = Tracker(FakeDetector([a]), CentrePullingLandmarker([a]), cfg, FPS)
+    for s in range(0, 24, cfg.chunk):
+        idx = list(range(s, s + cfg.chunk))
+        frames = torch.zeros(len(idx), 3, H, W)
+        frames[:, 0, 0, 0] = torch.tensor(idx, dtype=torch.float32)
+        tracker.process_chunk(idx, frames)
+    (tr,) = tracker.finish((0, 24))
+    hips = 0.5 * (tr.keypoints[:, 23, :2] + tr.keypoints[:, 24, :2])
+    err = np.hypot(*(hips - np.array([a.hip(int(f)) for f in tr.frames])).T)
+    first = tr.frames < cfg.chunk
+    assert first.sum() == cfg.chunk and err[first].max() < 4.0, err[first]
 
 
 def test_a_short_occlusion_keeps_one_track():

@@ -26,6 +26,9 @@ class Observation:
     roi: np.ndarray  # (4,) the region the landmarks came from
     score: float  # pose score
     mask: Optional[np.ndarray]  # (M, M) uint8, or None when the landmark model ran without masks
+    # A second reading of the same person and frame, from the region these landmarks give: it is what
+    # the track reports, while the tracker's own decisions keep to this first reading.
+    reread: Optional["Observation"] = None
 
     @staticmethod
     def from_batch(t: int, lb: LandmarkBatch, j: int) -> "Observation":
@@ -57,6 +60,7 @@ class Tracklet:
         self.last_vis: Optional[np.ndarray] = None
         self.lost_at = -1
         self.righted_at = -1  # the frame at which the detector turned this track's region upright
+        self.righted_rot = 0.0  # the rotation of that upright region (radians)
 
     @property
     def n_obs(self) -> int:
@@ -119,6 +123,7 @@ class Tracklet:
     def finish(self, mask_size: int) -> TrackObservations:
         """The observations as arrays, in frame order."""
         obs = [self.observations[i] for i in self.order()]
+        obs = [o if o.reread is None else o.reread for o in obs]
         kp = np.asarray([o.keypoints for o in obs], np.float32)
         vis = np.asarray([o.visibility for o in obs], np.float32)
         frames = np.asarray([o.frame for o in obs], np.int64)
