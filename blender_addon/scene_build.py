@@ -217,22 +217,34 @@ def _material(name: str, colour):
 
 
 def _action_fcurves(action, obj):
-    """The F-curve collection to write into and the slot (Blender 4.4+ layered actions) or None."""
+    """The F-curve collection to write into, its groups (Blender 4.4+ layered actions; None for the
+    legacy actions of 4.2/4.3) and the slot (4.4+) or None."""
     if hasattr(action, "layers") and hasattr(action, "slots"):
         slot = action.slots.new(id_type="OBJECT", name=obj.name)
         layer = action.layers.new("Doppel")
         strip = layer.strips.new(type="KEYFRAME")
         bag = strip.channelbag(slot, ensure=True)
-        return bag.fcurves, slot, "group_name"
-    return action.fcurves, None, "action_group"  # Blender 4.2/4.3 legacy actions
+        return bag.fcurves, bag.groups, slot
+    return action.fcurves, None, None  # Blender 4.2/4.3 legacy actions
+
+
+def _new_fcurve(fcurves, groups, data_path: str, index: int, group: str):
+    """A new F-curve in ``group``. Legacy actions (``groups`` None) take the group by name; a layered
+    action's channelbag takes none in Blender 4.4/4.5 (``new(data_path, index)``; 5.0 added
+    ``group_name``), so the group is made or found in the channelbag and set on the curve."""
+    if groups is None:
+        return fcurves.new(data_path, index=index, action_group=group)
+    fc = fcurves.new(data_path, index=index)
+    fc.group = groups.get(group) or groups.new(group)
+    return fc
 
 
 _LINEAR = None
 
 
-def _write_curve(fcurves, group_kw: str, data_path: str, index: int, group: str, frames: np.ndarray, values: np.ndarray):
+def _write_curve(fcurves, groups, data_path: str, index: int, group: str, frames: np.ndarray, values: np.ndarray):
     global _LINEAR
-    fc = fcurves.new(data_path, index=index, **{group_kw: group})
+    fc = _new_fcurve(fcurves, groups, data_path, index, group)
     kps = fc.keyframe_points
     kps.add(len(frames))
     co = np.empty((len(frames), 2), dtype=np.float32)
@@ -253,7 +265,7 @@ def bake_action(obj, person: dict, action_name: str, frame_offset: int, key: str
     """Quaternion keys for every bone and location keys for the root, in bulk; pushed to an NLA track."""
     action = bpy.data.actions.new(action_name)
     _tag(action, key, "action", result_path)
-    fcurves, slot, group_kw = _action_fcurves(action, obj)
+    fcurves, groups, slot = _action_fcurves(action, obj)
     frames = np.asarray(person["frames"], dtype=np.float64) + frame_offset
     quats = np.asarray(person["bone_rotations"], dtype=np.float64)
     root = np.asarray(person["root_location"], dtype=np.float64)
@@ -263,9 +275,9 @@ def bake_action(obj, person: dict, action_name: str, frame_offset: int, key: str
         base = f'pose.bones["{esc(name)}"]'
         if b == 0:
             for i in range(3):
-                _write_curve(fcurves, group_kw, base + ".location", i, name, frames, root[:, i])
+                _write_curve(fcurves, groups, base + ".location", i, name, frames, root[:, i])
         for i in range(4):
-            _write_curve(fcurves, group_kw, base + ".rotation_quaternion", i, name, frames, quats[:, b, i])
+            _write_curve(fcurves, groups, base + ".rotation_quaternion", i, name, frames, quats[:, b, i])
     ad = obj.animation_data_create()
     ad.action = action
     if slot is not None:
@@ -456,17 +468,17 @@ def _action_curves(arm_obj):
     ad = arm_obj.animation_data
     action = ad.action if ad is not None else None
     if action is None:
-        return None, None
+        return None, None, None
     if hasattr(action, "layers") and len(action.layers) and getattr(ad, "action_slot", None) is not None:
         bag = action.layers[0].strips[0].channelbag(ad.action_slot)
-        return action, (bag.fcurves if bag is not None else None)
-    return action, action.fcurves
+        return action, (bag.fcurves if bag is not None else None), (bag.groups if bag is not None else None)
+    return action, action.fcurves, None
 
 
 def _rekey(arm_obj, person: dict, frame_offset: int) -> None:
     """The person's own action, kept, with its bone rotation and root location keys set to the new
     result's (the same frames; every other curve and the action itself stay)."""
-    action, fcurves = _action_curves(arm_obj)
+    _, fcurves, groups = _action_curves(arm_obj)
     if fcurves is None:
         raise ValueError(f"{arm_obj.name} has no baked action to keep")
     frames = np.asarray(person["frames"], dtype=np.float64) + frame_offset
@@ -481,8 +493,7 @@ def _rekey(arm_obj, person: dict, frame_offset: int) -> None:
         for path, index, values in curves:
             fc = fcurves.find(path, index=index)
             if fc is None:
-                fc = fcurves.new(path, index=index, **({"group_name": name} if hasattr(action, "layers") and
-                                                       len(action.layers) else {"action_group": name}))
+                fc = _new_fcurve(fcurves, groups, path, index, name)
             if len(fc.keyframe_points) != len(frames):
                 fc.keyframe_points.clear()
                 fc.keyframe_points.add(len(frames))
@@ -529,7 +540,7 @@ def reshape_person(context, arm_obj, result_path: str) -> None:
             bpy.data.meshes.remove(old)
         _set_weights(mesh_obj, person)
         mesh_obj[TAG_RESULT] = me[TAG_RESULT] = result["path"]
-    action, _ = _action_curves(arm_obj)
+    action = _action_curves(arm_obj)[0]
     for idb in (arm_obj, arm_obj.data, action):
         if idb is not None:
             idb[TAG_RESULT] = result["path"]
