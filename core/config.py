@@ -55,6 +55,8 @@ class TrackerTuning:
     reacquire_size_range: tuple[float, float] = (0.5, 2.0)  # size ratio for giving a lost id back
     min_fragment: int = 3  # fragments with fewer observations neither join a person nor survive
     appearance_memory: float = 0.9  # running colour histogram: share of the old one kept per observation
+    identity_margin: float = 0.15  # an observation whose colours match another followed person's by this much
+    # more than its own track's (Bhattacharyya) was read on that other person: not taken
 
 
 @dataclass(frozen=True)

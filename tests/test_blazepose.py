@@ -8,7 +8,7 @@ import torch
 
 from core.detect.blazepose import ssd_anchors, weighted_nms
 from core.geometry.roi import alignment_rois, crop_rois
-from core.observe.landmarks import mask_to_frame, refine_from_heatmap
+from core.observe.landmarks import _appearance, mask_to_frame, refine_from_heatmap
 from core.track.similarity import (
     assign,
     boxes_from_keypoints,
@@ -71,6 +71,25 @@ def test_crop_and_mask_roundtrip():
     outside = (((xx - 90) ** 2 + (yy - 50) ** 2) > 20 ** 2) & (back > 0)
     assert back[inside].mean() > 0.95
     assert back[outside].max(initial=0) < 0.05
+
+
+def test_appearance_is_the_colours_of_the_person_the_landmarks_describe():
+    # Two people side by side in one region, both segmented (the segmentation is of people, not of
+    # one person): red on the left, blue on the right. The landmarks are on the left one.
+    S = 256
+    crop = torch.zeros(1, 3, S, S)
+    crop[0, 0, :, : S // 2] = 0.9  # red half
+    crop[0, 2, :, S // 2:] = 0.9  # blue half
+    mask = torch.ones(1, S, S)
+    xy = torch.zeros(1, 33, 2)
+    xy[0, :, 0], xy[0, :, 1] = 0.25, torch.linspace(0.1, 0.9, 33)  # a skeleton down the left half
+    xy[0, [11, 23, 25, 27, 13], 0] = 0.30  # left side of the body a little to the right ...
+    xy[0, [12, 24, 26, 28, 14], 0] = 0.20  # ... right side a little to the left
+    red = (7 * 8 + 0) * 8 + 0  # bin of (0.9, 0, 0)
+    blue = (0 * 8 + 0) * 8 + 7
+    whole, own = _appearance(crop, mask)[0], _appearance(crop, mask, xy)[0]
+    assert abs(float(whole[red]) - 0.5) < 0.05 and abs(float(whole[blue]) - 0.5) < 0.05
+    assert float(own[red]) > 0.95 and float(own[blue]) < 0.05
 
 
 def test_similarities_and_assignment():

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import PerceptionConfig
+from core.config import PerceptionConfig, TrackerTuning
 from core.track.similarity import assign, hip_similarity, roi_off, same_person
 from core.track.stitch import merge, stitch_tracks
 from core.track.tracker import Tracker
@@ -143,6 +143,47 @@ def test_two_people_walking_past_each_other_keep_their_ids():
         assert len(set(who)) == 1, f"track {tr.track_id} switched people: {who}"
         assert len(tr.frames) >= 66  # followed through the crossing, a few frames lost at most
     assert {owner(tr, [a, b])[0] for tr in tracks} == {0, 1}
+
+
+class NearerWinsLandmarker(FakeLandmarker):
+    """Like the BlazePose landmark model where two people share a region: it reads the nearer (taller)
+    one, with a confident score, whoever the region was meant for."""
+
+    def __call__(self, frames, frame_index, rois, with_masks: bool = True) -> LandmarkBatch:
+        lb = super().__call__(frames, frame_index, rois, with_masks)
+        kp, aux, app = lb.keypoints_px.copy(), lb.aux_px.copy(), lb.appearance.copy()
+        for j, (row, roi) in enumerate(zip(frame_index, rois)):
+            t = int(frames[int(row), 0, 0, 0])
+            inside = [p for p in self.people if p.visible(t) and np.hypot(*(p.hip(t) - roi[:2])) < 0.5 * roi[2]]
+            if inside:
+                p = max(inside, key=lambda q: q.height)
+                kp[j], aux[j], app[j] = p.keypoints(t), [p.hip(t), p.scale_point(t)], p.hist
+        return replace(lb, keypoints_px=kp, aux_px=aux, appearance=app)
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_a_person_passed_in_front_of_keeps_their_track(guard):
+    # B stands a little farther (A is 1.1x taller); A comes in at frame 8 and walks past in front of B.
+    # While A covers B, the landmark model in B's region reads A, and B's track, the older one, wins
+    # the duplicate: taken, B's region would go off with A. A's colours show it is not B: a miss for B.
+    a = Person(lambda t: (60 + 7 * t, 250), 200, colour=10, visible=lambda t: t >= 8)
+    b = Person(lambda t: (330, 245), 180, colour=300)
+    tune = TrackerTuning() if guard else TrackerTuning(identity_margin=10.0)
+    tracker = Tracker(FakeDetector([a, b]), NearerWinsLandmarker([a, b]), PerceptionConfig(tuning=tune), FPS)
+    for s in range(0, 80, 8):
+        idx = list(range(s, s + 8))
+        frames = torch.zeros(len(idx), 3, H, W)
+        frames[:, 0, 0, 0] = torch.tensor(idx, dtype=torch.float32)
+        tracker.process_chunk(idx, frames)
+    tracks = tracker.finish((0, 80))
+    switched = [tr for tr in tracks if len(set(owner(tr, [a, b]))) > 1]
+    if not guard:
+        assert switched  # without the colours B's track went off with A
+        return
+    assert len(tracks) == 2 and not switched
+    on_a, on_b = sorted(tracks, key=lambda tr: owner(tr, [a, b])[0])
+    assert on_b.frames[0] == 0 and on_b.frames[-1] == 79  # B followed from start to end ...
+    assert on_a.frames[0] <= 16 and on_a.frames[-1] == 79  # ... and A from soon after they came in
 
 
 class UpsideDownDetector(FakeDetector):

@@ -86,7 +86,7 @@ class PoseLandmarker:
         c, s = torch.cos(rot), torch.sin(rot)  # the world landmarks turn with the region, about the camera axis
         wl = world.reshape(N, 39, 3)
         world_rot = torch.stack([c * wl[..., 0] - s * wl[..., 1], s * wl[..., 0] + c * wl[..., 1], wl[..., 2]], -1)
-        appearance = _appearance(x, torch.sigmoid(seg[..., 0]))
+        appearance = _appearance(x, torch.sigmoid(seg[..., 0]), xy[:, :33])
         masks = None
         if with_masks:
             m = torch.sigmoid(seg[..., 0])[:, None]
@@ -108,10 +108,30 @@ class PoseLandmarker:
         )
 
 
-def _appearance(crops01: torch.Tensor, mask: torch.Tensor, bins: int = 8) -> torch.Tensor:
-    """Mask-weighted RGB colour histograms ``(N, bins^3)`` of crops ``(N, 3, S, S)`` in [0, 1]."""
+# Segments of the skeleton whose surroundings are the person the landmarks describe: the torso (with
+# its diagonals, to fill it), upper arms, thighs and shins.
+_APPEARANCE_BONES = ((11, 12), (23, 24), (11, 23), (12, 24), (11, 24), (12, 23), (11, 13), (12, 14),
+                     (23, 25), (24, 26), (25, 27), (26, 28))
+APPEARANCE_RADIUS = 0.05  # share of the region size around those segments whose colours count
+
+
+def _appearance(crops01: torch.Tensor, mask: torch.Tensor, xy: torch.Tensor | None = None, bins: int = 8) -> torch.Tensor:
+    """Mask-weighted RGB colour histograms ``(N, bins^3)`` of crops ``(N, 3, S, S)`` in [0, 1]. With the
+    landmarks ``xy (N, L, 2)`` (crop coordinates in [0, 1]) only the segmented pixels near that person's
+    torso and limbs count: a region two people share is segmented as both, and its colours then belong to
+    the one the landmarks were read on (Gaussian fall-off, ``APPEARANCE_RADIUS``)."""
     small = F.avg_pool2d(crops01, 4)
     m = F.avg_pool2d(mask[:, None], 4)[:, 0]
+    if xy is not None and len(xy):
+        G = m.shape[-1]
+        g = (torch.arange(G, device=m.device, dtype=torch.float32) + 0.5) / G
+        gy, gx = torch.meshgrid(g, g, indexing="ij")
+        P = torch.stack([gx, gy], -1).reshape(1, -1, 1, 2)
+        a = xy[:, [i for i, _ in _APPEARANCE_BONES]][:, None]
+        ab = xy[:, [k for _, k in _APPEARANCE_BONES]][:, None] - a
+        t = (((P - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-9)).clamp(0.0, 1.0)
+        d2 = ((P - a - t[..., None] * ab) ** 2).sum(-1).amin(-1)
+        m = m * torch.exp(-0.5 * d2 / APPEARANCE_RADIUS ** 2).reshape(m.shape)
     q = (small * bins).long().clamp_(0, bins - 1)
     code = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
     N = code.shape[0]

@@ -145,6 +145,7 @@ class Tracker:
             items = [(tr, j) for j, (tr, bb, _) in enumerate(plan) if bb == b]
             good = [(tr, j) for tr, j in items if self._accept(tr, lb, lb_rois[j], j, t)]
             good = self._drop_duplicates(good, lb)
+            good = [(tr, j) for tr, j in good if not self._someone_else(tr, lb.appearance[j])]
             good_tracks = {id(tr) for tr, _ in good}
             for tr, j in good:
                 obs = Observation.from_batch(t, lb, j)
@@ -289,6 +290,20 @@ class Tracker:
                 dst.append(j)
                 src.append(cand[k])
         return _replace_rows(lb, np.asarray(dst, int), lb2, np.asarray(src, int))
+
+    def _someone_else(self, tr: Tracklet, appearance: np.ndarray) -> bool:
+        """Were these landmarks, read in ``tr``'s region, read on another person followed now? Their
+        colours (around the skeleton they describe) match that person's running histogram by
+        ``identity_margin`` more than ``tr``'s own. When two people cross, the landmark model in the
+        farther one's region often reads the nearer one (with a high pose score), and the region then
+        follows the wrong person; such a frame is a miss for ``tr`` instead."""
+        if tr.hist is None or not self._established(tr):
+            return False
+        others = [o.hist for o in self.active if o is not tr and o.hist is not None and self._established(o)]
+        if not others:
+            return False
+        sim = histogram_similarity(appearance[None], np.stack([tr.hist] + others))[0]
+        return bool(sim[1:].max() > sim[0] + self.tune.identity_margin)
 
     def _drop_duplicates(self, good, lb):
         """Two tracks on the same person in one frame: keep the longer-lived one."""
