@@ -65,6 +65,9 @@ class PerceptionConfig:
     detect_score: float = 0.5  # detector score threshold
     presence_threshold: float = 0.5  # landmark-model pose score below which a region holds nobody
     detect_every: int = DEFAULTS["detect_every"]  # frames between detector runs while tracking is confident
+    # Besides the whole frame, sweep square tiles across the long side (people up to twice as large to the
+    # detector), on one detector frame in every detect_every: people far away or with their faces turned.
+    detect_tiles: bool = True
     chunk: int = 8  # frames per batch
     max_missed_s: float = 0.5  # a track survives this long without a confident observation
     reacquire_s: float = DEFAULTS["reacquire_s"]  # a person who comes back within this window keeps their id

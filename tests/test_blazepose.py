@@ -155,3 +155,35 @@ def test_single_person_pipeline_matches_mediapipe(video, pose_models):
     # heatmap boundary may flip between neighbouring cells).
     assert np.median(errors) < 0.02 and np.percentile(errors, 95) < 0.02, (
         f"median {np.median(errors):.4f}, p95 {np.percentile(errors, 95):.4f}, max {errors.max():.4f}")
+
+
+def test_tiles_cover_the_long_side_with_overlap():
+    from core.detect.blazepose import tiles
+
+    t = tiles(994, 1768)  # sports2d_demo's frame
+    assert len(t) == 3 and np.all(t[:, 2] == 994) and np.all(t[:, 1] == 497)
+    assert t[0, 0] - 497 == 0 and t[-1, 0] + 497 == 1768  # from edge to edge
+    assert np.all(np.diff(t[:, 0]) <= 0.75 * 994)  # neighbours share at least a quarter
+    p = tiles(1920, 1080)  # portrait: tiles stacked down the frame
+    assert np.all(p[:, 0] == 540) and p[0, 1] == 540 and p[-1, 1] == 1920 - 540
+    assert len(tiles(512, 512)) == 0
+
+
+@needs_videos
+def test_tiled_sweep_finds_the_man_on_the_wall(pose_models):
+    # sports2d_demo, frame 60: the woman walking on the grass is found on the whole frame; the man doing
+    # jumping jacks on the wall, against the sun, is found only in the tiles (his face twice as large).
+    import cv2
+
+    det, _ = pose_models
+    cap = cv2.VideoCapture(str(VIDEOS / "sports2d_demo.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 60)
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None].float()
+    whole, swept = det(x)[0], det(x, [True])[0]
+    on_wall = lambda d: [h for h in d.keypoints[:, 0] if h[1] < 0.45 * bgr.shape[0]]  # noqa: E731
+    assert len(whole.scores) == 1 and not on_wall(whole)
+    assert len(swept.scores) == 2 and len(on_wall(swept)) == 1
+    assert np.hypot(*(on_wall(swept)[0] - [630, 301])) < 60  # his hips (checked on the frame by eye)

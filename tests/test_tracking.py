@@ -61,7 +61,7 @@ class FakeDetector:
     def __init__(self, people, doubles=()):
         self.people, self.doubles, self.score_thresh = people, set(doubles), 0.5
 
-    def __call__(self, frames: torch.Tensor) -> list[Detections]:
+    def __call__(self, frames: torch.Tensor, tiled=None) -> list[Detections]:
         out = []
         for b in range(frames.shape[0]):
             t = int(frames[b, 0, 0, 0])
@@ -193,8 +193,8 @@ class UpsideDownDetector(FakeDetector):
         super().__init__(people)
         self.until = until
 
-    def __call__(self, frames: torch.Tensor) -> list[Detections]:
-        out = super().__call__(frames)
+    def __call__(self, frames: torch.Tensor, tiled=None) -> list[Detections]:
+        out = super().__call__(frames, tiled)
         for b, d in enumerate(out):
             if int(frames[b, 0, 0, 0]) < self.until:
                 hip = d.keypoints[:, 0]

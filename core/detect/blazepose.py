@@ -8,6 +8,7 @@ detector's outputs become landmark regions through ``Detections.rois`` (core.typ
 from __future__ import annotations
 
 import math
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from ..geometry.roi import crop_rois, letterbox_roi
 from ..types import Detections
 
 DET_SIZE = 224
+TILE_EDGE = 0.02  # a face box this close to a tile's edge (share of its side) may be cut: left to the next tile
 
 
 def ssd_anchors() -> np.ndarray:
@@ -81,13 +83,19 @@ class PoseDetector:
         self.anchors = torch.from_numpy(ssd_anchors()).to(device)
 
     @torch.no_grad()
-    def __call__(self, frames: torch.Tensor) -> list[Detections]:
-        """``frames (B, 3, H, W)`` float RGB in [0, 255] on the device -> detections per frame."""
+    def __call__(self, frames: torch.Tensor, tiled: Optional[Sequence[bool]] = None) -> list[Detections]:
+        """``frames (B, 3, H, W)`` float RGB in [0, 255] on the device -> detections per frame.
+
+        The whole frame is letterboxed to the graph's 224 px, where a person a quarter of a 1080p
+        frame's height is 60 px and the face the detector keys on a few pixels. Frames flagged in
+        ``tiled`` are also swept in square tiles across their long side (``tiles``): the people in them
+        at up to twice the size. Detections of all the views are merged by weighted NMS."""
         B, _, H, W = frames.shape
-        roi, (pl, pt, pr, pb) = letterbox_roi(H, W)
-        rois = torch.as_tensor(roi, dtype=torch.float32, device=frames.device).expand(B, 4)
-        idx = torch.arange(B, device=frames.device)
-        # BORDER_ZERO: padding is black before the [-1, 1] range transform.
+        views = [(b, r) for b in range(B) for r in [letterbox_roi(H, W)[0][0]]
+                 + (list(tiles(H, W)) if tiled is not None and tiled[b] else [])]
+        rois = torch.as_tensor(np.array([r for _, r in views]), dtype=torch.float32, device=frames.device)
+        idx = torch.as_tensor([b for b, _ in views], device=frames.device)
+        # BORDER_ZERO: padding (the letterbox) is black before the [-1, 1] range transform.
         x = crop_rois(frames, idx, rois, DET_SIZE, padding_mode="zeros") * (2.0 / 255.0) - 1.0
         raw_boxes, raw_scores = self.graph(x.permute(0, 2, 3, 1).contiguous())[:2]
         raw_boxes = raw_boxes.float()
@@ -98,21 +106,56 @@ class PoseDetector:
         w = raw_boxes[..., 2] / DET_SIZE
         h = raw_boxes[..., 3] / DET_SIZE
         boxes = torch.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], -1)
-        kps = raw_boxes[..., 4:12].reshape(B, -1, 4, 2) / DET_SIZE + a[:, None, :]
+        kps = raw_boxes[..., 4:12].reshape(len(views), -1, 4, 2) / DET_SIZE + a[:, None, :]
         scores_np = scores.cpu().numpy()
         boxes_np = boxes.cpu().numpy()
         kps_np = kps.cpu().numpy()
+        found = [[] for _ in range(B)]
+        for v, (b, (cx, cy, side, _)) in enumerate(views):
+            keep = scores_np[v] >= self.score_thresh
+            # The view's unit square to pixels (for the letterbox this also removes the padding).
+            x0, y0 = cx - side / 2.0, cy - side / 2.0
+            bx, kp = boxes_np[v][keep], kps_np[v][keep]
+            sc = scores_np[v][keep]
+            if found[b]:  # a tile: only faces well inside it (one cut by its edge is whole in the next)
+                inner = np.all((bx > TILE_EDGE) & (bx < 1.0 - TILE_EDGE), axis=1)
+                sc, bx, kp = sc[inner], bx[inner], kp[inner]
+            found[b].append((sc, bx * side + [x0, y0, x0, y0], kp * side + [x0, y0]))
         out = []
-        sx, sy = 1.0 - pl - pr, 1.0 - pt - pb
-        for b in range(B):
-            keep = scores_np[b] >= self.score_thresh
-            s, bx, kp = weighted_nms(scores_np[b][keep], boxes_np[b][keep], kps_np[b][keep], self.nms_iou)
-            # Letterbox removal, then to pixels.
-            bx = (bx - [pl, pt, pl, pt]) / [sx, sy, sx, sy] * [W, H, W, H]
-            kp = (kp - [pl, pt]) / [sx, sy] * [W, H]
-            out.append(Detections(scores=np.asarray(s, np.float32), boxes_xyxy=np.asarray(bx, np.float32),
-                                  keypoints=np.asarray(kp, np.float32)))
+        for views_b in found:
+            s, bx, kp = weighted_nms(*views_b[0], self.nms_iou)  # the whole frame, as MediaPipe reads it
+            if len(views_b) > 1:
+                # The tiles add the people the whole frame missed; those it found stay as it found them.
+                ts, tb, tk = weighted_nms(*(np.concatenate(a) for a in zip(*views_b[1:])), self.nms_iou)
+                new = ~_overlaps(tb, bx.reshape(-1, 4))
+                s, bx, kp = (np.concatenate([s, ts[new]]), np.concatenate([bx.reshape(-1, 4), tb[new]]),
+                             np.concatenate([kp.reshape(-1, 4, 2), tk[new]]))
+            out.append(Detections(scores=np.asarray(s, np.float32), boxes_xyxy=np.asarray(bx, np.float32).reshape(-1, 4),
+                                  keypoints=np.asarray(kp, np.float32).reshape(-1, 4, 2)))
         return out
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For each box of ``a`` (xyxy), whether it intersects any box of ``b``."""
+    if not len(a) or not len(b):
+        return np.zeros(len(a), bool)
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return ((w > 0) & (h > 0)).any(1)
+
+
+def tiles(height: int, width: int, overlap: float = 0.25) -> np.ndarray:
+    """Square regions ``(n, 4)`` (centre, side, no turn) as tall as the frame's short side, spread along
+    its long side with at least ``overlap`` of a side shared between neighbours; none for a square
+    frame (the whole frame is already one)."""
+    side, long = float(min(height, width)), float(max(height, width))
+    if long - side < 1.0:
+        return np.zeros((0, 4))
+    n = int(np.ceil((long - side) / ((1.0 - overlap) * side))) + 1
+    centres = np.linspace(side / 2.0, long - side / 2.0, n)
+    if width >= height:
+        return np.array([[c, height / 2.0, side, 0.0] for c in centres])
+    return np.array([[width / 2.0, c, side, 0.0] for c in centres])
 
 
 def load_detector(device: torch.device | str = "cpu") -> PoseDetector:

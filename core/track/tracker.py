@@ -50,6 +50,7 @@ class Tracker:
         self.finished: list[Tracklet] = []
         self.next_id = 0
         self.last_detect = -10 ** 9
+        self.last_sweep = -10 ** 9
         self.force_detect = True
         self.max_missed = max(1, int(round(config.max_missed_s * fps)))
         self.reacquire = max(1, int(round(config.reacquire_s * fps)))
@@ -71,7 +72,12 @@ class Tracker:
         dets = {}
         if det_rows:
             sel = torch.as_tensor(det_rows, device=frames.device)
-            for b, d in zip(det_rows, self.det(frames.index_select(0, sel))):
+            tiled = []
+            for b in det_rows:  # the tiled sweep: at most one frame in every detect_every
+                tiled.append(cfg.detect_tiles and indices[b] - self.last_sweep >= cfg.detect_every)
+                self.last_sweep = indices[b] if tiled[-1] else self.last_sweep
+            self.stats["tiled_frames"] = self.stats.get("tiled_frames", 0) + sum(tiled)
+            for b, d in zip(det_rows, self.det(frames.index_select(0, sel), tiled)):
                 dets[b] = d
             self.last_detect = indices[det_rows[-1]]
             self.stats["detector_frames"] += len(det_rows)
