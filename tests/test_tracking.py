@@ -110,16 +110,20 @@ class FakeLandmarker:
                              rois=np.asarray(rois, np.float32), appearance=app)
 
 
-def track(people, n_frames: int, doubles=(), **config) -> list:
-    """Run the real tracker over the scene in chunks of 8 frames; the finished tracks."""
-    cfg = PerceptionConfig(**config)
-    tracker = Tracker(FakeDetector(people, doubles), FakeLandmarker(people), cfg, FPS)
-    for s in range(0, n_frames, cfg.chunk):
-        idx = list(range(s, min(s + cfg.chunk, n_frames)))
+def feed(tracker: Tracker, n_frames: int) -> list:
+    """Run ``tracker`` over ``n_frames`` frames of a fake scene in its chunks; the finished tracks."""
+    chunk = tracker.cfg.chunk
+    for s in range(0, n_frames, chunk):
+        idx = list(range(s, min(s + chunk, n_frames)))
         frames = torch.zeros(len(idx), 3, H, W)
         frames[:, 0, 0, 0] = torch.tensor(idx, dtype=torch.float32)  # the fakes read the frame index here
         tracker.process_chunk(idx, frames)
     return tracker.finish((0, n_frames))
+
+
+def track(people, n_frames: int, doubles=(), **config) -> list:
+    """Run the real tracker over the scene in chunks of 8 frames; the finished tracks."""
+    return feed(Tracker(FakeDetector(people, doubles), FakeLandmarker(people), PerceptionConfig(**config), FPS), n_frames)
 
 
 def owner(tr, people) -> list[int]:
@@ -170,12 +174,7 @@ def test_a_person_passed_in_front_of_keeps_their_track(guard):
     b = Person(lambda t: (330, 245), 180, colour=300)
     tune = TrackerTuning() if guard else TrackerTuning(identity_margin=10.0)
     tracker = Tracker(FakeDetector([a, b]), NearerWinsLandmarker([a, b]), PerceptionConfig(tuning=tune), FPS)
-    for s in range(0, 80, 8):
-        idx = list(range(s, s + 8))
-        frames = torch.zeros(len(idx), 3, H, W)
-        frames[:, 0, 0, 0] = torch.tensor(idx, dtype=torch.float32)
-        tracker.process_chunk(idx, frames)
-    tracks = tracker.finish((0, 80))
+    tracks = feed(tracker, 80)
     switched = [tr for tr in tracks if len(set(owner(tr, [a, b]))) > 1]
     if not guard:
         assert switched  # without the colours B's track went off with A
@@ -225,12 +224,7 @@ def test_a_track_that_starts_upside_down_is_upright_on_every_frame(until):
     cfg = PerceptionConfig()
     assert cfg.chunk == until == cfg.detect_every or until == 1
     tracker = Tracker(UpsideDownDetector([a], until), OrientationFollowingLandmarker([a]), cfg, FPS)
-    for s in range(0, 48, cfg.chunk):
-        idx = list(range(s, s + cfg.chunk))
-        frames = torch.zeros(len(idx), 3, H, W)
-        frames[:, 0, 0, 0] = torch.tensor(idx, dtype=torch.float32)
-        tracker.process_chunk(idx, frames)
-    (tr,) = tracker.finish((0, 48))
+    (tr,) = feed(tracker, 48)
     assert tracker.stats["righted_regions"] == 1
     nose_above_hips = tr.keypoints[:, 0, 1] < 0.5 * (tr.keypoints[:, 23, 1] + tr.keypoints[:, 24, 1])
     assert len(tr.frames) == 48 and nose_above_hips.all(), tr.frames[~nose_above_hips]
@@ -254,12 +248,7 @@ def test_a_new_person_is_read_from_their_own_regions_not_the_first_detection():
     a = Person(lambda t: (100 + 4.5 * t, 250), 200, colour=10)
     cfg = PerceptionConfig()
     tracker = Tracker(FakeDetector([a]), CentrePullingLandmarker([a]), cfg, FPS)
-    for s in range(0, 24, cfg.chunk):
-        idx = list(range(s, s + cfg.chunk))
-        frames = torch.zeros(len(idx), 3, H, W)
-        frames[:, 0, 0, 0] = torch.tensor(idx, dtype=torch.float32)
-        tracker.process_chunk(idx, frames)
-    (tr,) = tracker.finish((0, 24))
+    (tr,) = feed(tracker, 24)
     hips = 0.5 * (tr.keypoints[:, 23, :2] + tr.keypoints[:, 24, :2])
     err = np.hypot(*(hips - np.array([a.hip(int(f)) for f in tr.frames])).T)
     first = tr.frames < cfg.chunk
