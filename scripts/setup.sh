@@ -16,3 +16,8 @@ fi
 # Ray for `core batch --ray` and its test; pinned, so the test runs against a known version.
 "$VPY" -c "import ray" >/dev/null 2>&1 || "$VPY" -m pip install -q "ray==2.60.0"
 "$VPY" weights/fetch_mediapipe_models.py --check
+# The Khronos glTF validator for the GLB test (skipped without it); optional, needs npm.
+if command -v npm >/dev/null 2>&1 && [ ! -d .cache/node/node_modules/gltf-validator ]; then
+  npm install --silent --no-audit --no-fund --prefix .cache/node "gltf-validator@2.0.0-dev.3.10" >/dev/null 2>&1 \
+    || echo "setup: gltf-validator not installed (npm failed); the GLB validator test will skip"
+fi

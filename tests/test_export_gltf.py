@@ -73,6 +73,9 @@ def test_glb_structure(exported):
         np.testing.assert_allclose(pos, person.rest_vertices @ R_YUP_FROM_ZUP.T, atol=1e-6)
         w = _accessor(doc, binary, prim["attributes"]["WEIGHTS_0"])
         np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-6)
+        j = _accessor(doc, binary, prim["attributes"]["JOINTS_0"])
+        assert not j[w == 0].any()  # an unused slot names joint 0 (glTF validators warn otherwise)
+        np.testing.assert_array_equal(j[w > 0], np.asarray(person.skin_indices)[w > 0])
         idx = _accessor(doc, binary, prim["indices"]).reshape(-1, 3)
         np.testing.assert_array_equal(idx, result.faces)
         anim = doc["animations"][i]
@@ -157,3 +160,41 @@ def test_blender_gltf_importer_matches_joints(exported):
         want = np.einsum("vk,vki->vi", person.skin_weights, per_bone[np.arange(len(got))[:, None], person.skin_indices])
         worst = max(worst, float(np.abs(got - want).max()))
     assert worst < 0.01, f"{worst * 1000:.2f} mm"
+
+
+_VALIDATE_JS = """
+const v = require('gltf-validator');
+const fs = require('fs');
+v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[1])))
+  .then(r => console.log(JSON.stringify({errors: r.issues.numErrors, warnings: r.issues.numWarnings,
+                                         codes: [...new Set(r.issues.messages.map(m => m.code))]})))
+  .catch(e => { console.error(String(e)); process.exit(1); });
+"""
+_NODE_MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "node", "node_modules")
+
+
+def test_glb_passes_the_khronos_validator(tmp_path):
+    # The Khronos glTF-Validator (npm gltf-validator; scripts/setup.sh puts it in .cache/node when npm is
+    # there): no errors and no warnings. Anny's skin has up to 4 influences a vertex, many of them unused,
+    # with a joint index beside the zero weight; the toy body gets the same layout here.
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (the glTF validator runs on Node.js)")
+    env = {**os.environ, "NODE_PATH": os.pathsep.join(p for p in (_NODE_MODULES, os.environ.get("NODE_PATH", "")) if p)}
+    if subprocess.run([node, "-e", "require.resolve('gltf-validator')"], env=env, capture_output=True).returncode:
+        pytest.skip("the npm package gltf-validator is not installed: npm install --prefix .cache/node gltf-validator")
+    result = toy_result(n_people=2, n_frames=6, fps=FPS)
+    for person in result.people:
+        w = np.array(person.skin_weights, np.float32)
+        w[:, 2:] = 0.0  # two slots unused ...
+        person.skin_weights[...] = w / w.sum(1, keepdims=True)
+        person.skin_indices[:, 2:] = 1  # ... naming a joint all the same
+    path = tmp_path / "toy.glb"
+    write_glb(result, path)
+    out = subprocess.run([node, "-e", _VALIDATE_JS, str(path)], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["errors"] == 0 and report["warnings"] == 0, report

@@ -175,10 +175,13 @@ def gltf_document(result: Result) -> tuple[dict, bytes]:
         pos_acc = buf.accessor(verts.astype(np.float32), "VEC3", _ARRAY_BUFFER, minmax=True)
         nrm_acc = buf.accessor(vertex_normals(verts, faces, unused=(0.0, 1.0, 0.0)).astype(np.float32), "VEC3", _ARRAY_BUFFER)
         jtype = np.uint8 if B <= 256 else np.uint16
-        j_acc = buf.accessor(np.asarray(person.skin_indices).astype(jtype), "VEC4", _ARRAY_BUFFER)
         w = np.clip(np.asarray(person.skin_weights, np.float64), 0.0, None)
-        w = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
-        w_acc = buf.accessor(w.astype(np.float32), "VEC4", _ARRAY_BUFFER)
+        w = (w / np.maximum(w.sum(1, keepdims=True), 1e-12)).astype(np.float32)
+        # glTF: a joint slot whose weight is zero names joint 0 (the validator warns otherwise,
+        # ACCESSOR_JOINTS_USED_ZERO_WEIGHT, once per such slot).
+        j = np.where(w > 0.0, np.asarray(person.skin_indices), 0).astype(jtype)
+        j_acc = buf.accessor(j, "VEC4", _ARRAY_BUFFER)
+        w_acc = buf.accessor(w, "VEC4", _ARRAY_BUFFER)
         itype = np.uint16 if len(verts) < 65535 else np.uint32
         idx_acc = buf.accessor(faces.reshape(-1).astype(itype), "SCALAR", _ELEMENT_ARRAY_BUFFER)
         materials.append({"name": f"{label}_Material", "pbrMetallicRoughness": {
