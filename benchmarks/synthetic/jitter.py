@@ -50,8 +50,8 @@ def frame_noise(seed: int):
 
 
 def capture_scores(video: str, gt: str, seed: int, body) -> dict:
-    """One capture of ``video`` under ``seed``'s noise: PA-MPJPE on the 13 shared joints and W-MPJPE,
-    averaged over the matched people."""
+    """One capture of ``video`` under ``seed``'s noise: PA-MPJPE on the 13 shared joints, W-MPJPE and
+    foot skate (each person's median on ground-truth planted steps), averaged over the matched people."""
     from core.config import CaptureConfig
     from core.pipeline import run_capture
     from core.video import probe_video
@@ -62,7 +62,7 @@ def capture_scores(video: str, gt: str, seed: int, body) -> dict:
     pred = ev.result_people(cap.result)
     s13 = ev.evaluate_13(pred, gt_people)["overall"]
     s = ev.evaluate(pred, gt_people)["overall"]
-    return {"pa13": s13["pa_mpjpe"], "w": s["w_mpjpe"]}
+    return {"pa13": s13["pa_mpjpe"], "w": s["w_mpjpe"], "skate": s["foot_skate_median"]}
 
 
 def main(argv=None) -> int:
@@ -87,16 +87,18 @@ def main(argv=None) -> int:
         rows = [capture_scores(video, gt, seed, body) for seed in args.seeds]
         table[spec.name] = rows
         pa = np.array([r["pa13"] for r in rows], float)
-        w = np.array([r["w"] if r["w"] is not None else np.nan for r in rows], float)
+        w, sk = (np.array([r[k] if r[k] is not None else np.nan for r in rows], float) for k in ("w", "skate"))
         print(f"{spec.name:28s} PA13 " + " ".join(f"{v:6.1f}" for v in pa)
               + f"  (spread {np.nanmax(pa) - np.nanmin(pa):5.1f}; MediaPipe {mp13:.1f})"
-              + "  W " + " ".join(f"{v:5.0f}" for v in w) + f"  (spread {np.nanmax(w) - np.nanmin(w):4.0f})", flush=True)
-    pa_all = np.array([[r["pa13"] for r in rows] for rows in table.values()], float)
-    w_all = np.array([[r["w"] if r["w"] is not None else np.nan for r in rows] for rows in table.values()], float)
+              + "  W " + " ".join(f"{v:5.0f}" for v in w) + f"  (spread {np.nanmax(w) - np.nanmin(w):4.0f})"
+              + "  skate " + " ".join(f"{v:5.1f}" for v in sk), flush=True)
+    pa_all, w_all, sk_all = (np.array([[r[k] if r[k] is not None else np.nan for r in rows] for rows in table.values()], float)
+                             for k in ("pa13", "w", "skate"))
     print("mean over clips, per seed: PA13 " + " ".join(f"{v:.1f}" for v in np.nanmean(pa_all, 0))
-          + "  W " + " ".join(f"{v:.0f}" for v in np.nanmean(w_all, 0)))
+          + "  W " + " ".join(f"{v:.0f}" for v in np.nanmean(w_all, 0))
+          + "  skate " + " ".join(f"{v:.1f}" for v in np.nanmean(sk_all, 0)))
     print(f"mean over seeds: PA13 {np.nanmean(pa_all):.1f} (seed-to-seed sd {np.nanstd(np.nanmean(pa_all, 0)):.1f}), "
-          f"W {np.nanmean(w_all):.0f} (sd {np.nanstd(np.nanmean(w_all, 0)):.0f})")
+          f"W {np.nanmean(w_all):.0f} (sd {np.nanstd(np.nanmean(w_all, 0)):.0f}), skate {np.nanmean(sk_all):.1f} mm/frame")
     return 0
 
 
