@@ -89,10 +89,11 @@ class PoseDetector:
         The whole frame is letterboxed to the graph's 224 px, where a person a quarter of a 1080p
         frame's height is 60 px and the face the detector keys on a few pixels. Frames flagged in
         ``tiled`` are also swept in square tiles across their long side (``tiles``): the people in them
-        at up to twice the size. Detections of all the views are merged by weighted NMS."""
+        at up to twice the size. The tiles only add people: a face the whole frame found is kept as it
+        found it (MediaPipe's reading), a tile's face that overlaps it is dropped."""
         B, _, H, W = frames.shape
-        views = [(b, r) for b in range(B) for r in [letterbox_roi(H, W)[0][0]]
-                 + (list(tiles(H, W)) if tiled is not None and tiled[b] else [])]
+        whole, parts = letterbox_roi(H, W)[0][0], list(tiles(H, W)) if tiled is not None and any(tiled) else []
+        views = [(b, r) for b in range(B) for r in [whole] + (parts if tiled is not None and tiled[b] else [])]
         rois = torch.as_tensor(np.array([r for _, r in views]), dtype=torch.float32, device=frames.device)
         idx = torch.as_tensor([b for b, _ in views], device=frames.device)
         # BORDER_ZERO: padding (the letterbox) is black before the [-1, 1] range transform.

@@ -112,6 +112,7 @@ class PoseLandmarker:
 # its diagonals, to fill it), upper arms, thighs and shins.
 _APPEARANCE_BONES = ((11, 12), (23, 24), (11, 23), (12, 24), (11, 24), (12, 23), (11, 13), (12, 14),
                      (23, 25), (24, 26), (25, 27), (26, 28))
+_BONE_FROM, _BONE_TO = ([b[k] for b in _APPEARANCE_BONES] for k in (0, 1))
 APPEARANCE_RADIUS = 0.05  # share of the region size around those segments whose colours count
 
 
@@ -127,8 +128,8 @@ def _appearance(crops01: torch.Tensor, mask: torch.Tensor, xy: torch.Tensor | No
         g = (torch.arange(G, device=m.device, dtype=torch.float32) + 0.5) / G
         gy, gx = torch.meshgrid(g, g, indexing="ij")
         P = torch.stack([gx, gy], -1).reshape(1, -1, 1, 2)
-        a = xy[:, [i for i, _ in _APPEARANCE_BONES]][:, None]
-        ab = xy[:, [k for _, k in _APPEARANCE_BONES]][:, None] - a
+        a = xy[:, _BONE_FROM][:, None]
+        ab = xy[:, _BONE_TO][:, None] - a
         t = (((P - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-9)).clamp(0.0, 1.0)
         d2 = ((P - a - t[..., None] * ab) ** 2).sum(-1).amin(-1)
         m = m * torch.exp(-0.5 * d2 / APPEARANCE_RADIUS ** 2).reshape(m.shape)

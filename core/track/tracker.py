@@ -56,8 +56,9 @@ class Tracker:
         self.reacquire = max(1, int(round(config.reacquire_s * fps)))
         self.frame_hw = (0, 0)
         self.stats = {"detector_frames": 0, "landmark_regions": 0, "rerun_regions": 0, "frames": 0}
-        # The last chunks' frame indices and frames (8-bit), kept to read frames again once a region is
-        # turned upright (_reread_righted): enough to reach back two detections.
+        # The last chunks' frame indices and frames (8-bit; None for a chunk where nobody was read turned
+        # over), kept to read frames again once a region is turned upright (_reread_righted): enough to
+        # reach back two detections.
         self._recent: deque = deque(maxlen=max(1, -(-2 * config.detect_every // config.chunk)))
 
     # -- one chunk -------------------------------------------------------------------------------
@@ -75,7 +76,8 @@ class Tracker:
             tiled = []
             for b in det_rows:  # the tiled sweep: at most one frame in every detect_every
                 tiled.append(cfg.detect_tiles and indices[b] - self.last_sweep >= cfg.detect_every)
-                self.last_sweep = indices[b] if tiled[-1] else self.last_sweep
+                if tiled[-1]:
+                    self.last_sweep = indices[b]
             self.stats["tiled_frames"] = self.stats.get("tiled_frames", 0) + sum(tiled)
             for b, d in zip(det_rows, self.det(frames.index_select(0, sel), tiled)):
                 dets[b] = d
@@ -126,6 +128,7 @@ class Tracker:
                 plan.append((tr, b, roi))
 
         lb: Optional[LandmarkBatch] = None
+        lb_rois: Optional[np.ndarray] = None  # the regions each reading's landmarks give
         reread: dict = {}
         if plan:
             rows = np.array([b for _, b, _ in plan])
@@ -143,10 +146,10 @@ class Tracker:
                 lb = _replace_rows(lb, redo[keep], lb2, np.flatnonzero(keep))
             if cfg.recover:
                 lb = self._recover(frames, rows, plan, lb)
-            reread = self._reread_new(frames, rows, plan, lb, cand_start, redo)
+            lb_rois = lb.rois_from_landmarks()
+            reread = self._reread_new(frames, rows, plan, lb, lb_rois, cand_start, redo)
 
         # Update the tracks frame by frame.
-        lb_rois = lb.rois_from_landmarks() if lb is not None else None
         for b, t in enumerate(indices):
             items = [(tr, j) for j, (tr, bb, _) in enumerate(plan) if bb == b]
             good = [(tr, j) for tr, j in items if self._accept(tr, lb, lb_rois[j], j, t)]
@@ -166,10 +169,14 @@ class Tracker:
         self._retire(indices[-1])
         self._admit(candidates)
         self._reread_righted(indices, frames)
-        self._recent.append((list(indices), frames.to(torch.uint8)))
+        # Frames are kept (8-bit) only from a chunk that read someone turned over (more than 45 degrees
+        # from upright): the only ones _reread_righted may read again; the others cost nothing to keep.
+        turned = lb is not None and bool((np.abs(np.remainder(lb.rois[:, 3] + np.pi, 2 * np.pi) - np.pi) > 0.25 * np.pi).any())
+        self._recent.append((list(indices), frames.to(torch.uint8) if turned else None))
         self.force_detect = any(tr.missed > 0 for tr in self.active) or not self.active
 
-    def _reread_new(self, frames, rows, plan, lb: LandmarkBatch, cand_start: dict, done: np.ndarray) -> dict:
+    def _reread_new(self, frames, rows, plan, lb: LandmarkBatch, lb_rois: np.ndarray, cand_start: dict,
+                    done: np.ndarray) -> dict:
         """Second readings ``{row: (batch, index)}`` for a new person's frames after the one that found
         them. All their regions in this chunk are the detector's region of that first frame, so a
         person who moves reads off-centre (measured on the synthetic development clips: the body's
@@ -183,7 +190,7 @@ class Tracker:
         todo = np.flatnonzero(new & ok & ~np.isin(np.arange(len(plan)), done))
         if not todo.size:
             return {}
-        better = lb.rois_from_landmarks()[todo].astype(np.float32)
+        better = lb_rois[todo].astype(np.float32)
         lb2 = self.lmk(frames, rows[todo], better)
         self.stats["reread_regions"] = self.stats.get("reread_regions", 0) + int(todo.size)
         moved = np.hypot(*(lb2.aux_px[:, 0] - lb.aux_px[todo, 0]).T) / np.maximum(better[:, 2], 1.0)
@@ -198,7 +205,7 @@ class Tracker:
         those frames' landmarks are a person standing on their head. The tracker's decisions stay as
         they were made; the track reports the new readings (``Observation.reread``). Each turned region
         is read once more from the region its landmarks give, as ``roi_off`` would."""
-        sources = list(self._recent) + [(indices, frames)]
+        sources = [src for src in self._recent if src[1] is not None] + [(indices, frames)]
         where = {t: (s, b) for s, (idx, _) in enumerate(sources) for b, t in enumerate(idx)}
         jobs: dict[int, list] = {s: [] for s in range(len(sources))}
         for tr in self.active:
