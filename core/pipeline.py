@@ -22,7 +22,7 @@ from .fit.pose_prior import load_pose_prior
 from .geometry.axes import world_from_ground
 from .calibrate import find_camera
 from .geometry.camera import Camera, camera_for_video
-from .ground.people import ground_people
+from .ground.people import ground_people, still_feet
 from .observe.densepose.stage import DenseStage
 from .progress import ProgressFn, null_progress
 from .result import Result, ResultMeta
@@ -103,9 +103,10 @@ def run_capture(
                                     progress, check_cancel, normal=up, height=config.camera_height)
     T = world_from_ground(ground.n, ground.d)
     people = []
-    for fit in fits:
+    for tr, fit in zip(tracks, fits):
         check_cancel()
-        people.append(world_person(body, fit, T, info.fps, device, plant=config.plant_feet))
+        people.append(world_person(body, fit, T, info.fps, device, plant=config.plant_feet,
+                                   still=still_feet(tr, fit, info.fps)))
     progress("result", 1, 1)
 
     meta = ResultMeta(

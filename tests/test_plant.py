@@ -132,6 +132,25 @@ def test_a_standing_foot_that_slides_along_the_viewing_ray_is_still_found_standi
     assert not foot_contacts(across, FPS, eye=eye)[20:31].all()  # broken where it moves fastest
 
 
+def test_a_foot_still_in_the_image_is_planted_though_the_fit_carries_it_with_the_hips():
+    """Walking towards the camera, the fit reads the legs' swing along the viewing ray poorly: its
+    standing foot travels with the hips at walking speed. The image says the foot stands still, and
+    the foot is then found planted, on the ground only (a foot held still in the air never is)."""
+    T = 50
+    feet = np.zeros((T, 4, 3))
+    feet[..., 0] = np.array([-0.1, 0.1, -0.1, 0.1])
+    feet[..., 2] = 0.03
+    feet[..., 1] = -1.2 * np.arange(T)[:, None] / FPS  # 1.2 m/s towards a camera on -Y, every frame
+    still = np.zeros((T, 4), bool)
+    still[10:25, [0, 2]] = True  # the left foot stands still in the image on frames 10-24
+    assert not foot_contacts(feet, FPS).any()
+    c = foot_contacts(feet, FPS, still=still)
+    assert c[10:25, [0, 2]].all() and not c[:, [1, 3]].any() and not c[:10].any() and not c[25:].any()
+    raised = feet.copy()
+    raised[:, [0, 2], 2] = 0.35
+    assert not foot_contacts(raised, FPS, still=still).any()
+
+
 def test_image_contacts_find_the_planted_foot_of_a_walker():
     lm, truth = walker(60, FPS, (-1.0, 5.0), 90.0)
     cam, T = look_at_camera([0.0, 0.0, 1.6], [0.0, 6.0, 0.9], 55.0)

@@ -20,13 +20,21 @@ def foot_points(body, fit: TrackFit, device) -> np.ndarray:
     return lms[:, list(FOOT_LANDMARKS)].double().cpu().numpy()
 
 
-def _image_planted(obs, fit: TrackFit, fps: float) -> np.ndarray:
-    """Foot points ``(T, 4)`` planted in the image (core.ground.contacts.image_contacts) on the fit's frames."""
+def image_planted(obs, fit: TrackFit, fps: float) -> np.ndarray:
+    """Foot points ``(T, 4)`` planted in the image (core.ground.contacts.image_contacts) on the fit's frames,
+    in ``FOOT_LANDMARKS`` order (left heel, right heel, left toe, right toe)."""
     from .contacts import image_contacts
 
     c = np.zeros((len(fit.frames), 4))
     c[np.asarray(obs.frames) - int(fit.frames[0])] = image_contacts(obs.keypoints, obs.world, obs.frames, fps)
     return c
+
+
+def still_feet(obs, fit: TrackFit, fps: float) -> np.ndarray:
+    """Foot points standing still in the image, ``(T, 2, 2)`` bool [frame, side (left, right), point
+    (heel, toe)] on the fit's frames: what core.ground.plant takes as ``still``."""
+    c = image_planted(obs, fit, fps) > 0.0
+    return c.reshape(len(c), 2, 2).transpose(0, 2, 1)
 
 
 def _planted(obs, fit: TrackFit, feet_cam: np.ndarray, fps: float, ground: GroundEstimate) -> np.ndarray:
@@ -35,7 +43,7 @@ def _planted(obs, fit: TrackFit, feet_cam: np.ndarray, fps: float, ground: Groun
     or found from the fitted feet themselves."""
     from .contacts import PLANE_TOL
 
-    c = _image_planted(obs, fit, fps)
+    c = image_planted(obs, fit, fps)
     n, d = ground.plane
     height = feet_cam @ n + d
     near = height < np.percentile(height, 10) + 3 * PLANE_TOL
@@ -67,7 +75,7 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     from ..fit.optimize import fit_track
 
     feet = [foot_points(body, f, device) for f in fits]
-    planted = [_image_planted(tr, f, fps) for tr, f in zip(tracks, fits)]
+    planted = [image_planted(tr, f, fps) for tr, f in zip(tracks, fits)]
     ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=height)
     if height is not None and normal is not None and progress is not None:  # a ground fixed in full
         _check_given_height(estimate_ground(feet, fps, planted=planted, normal=normal), height, progress)

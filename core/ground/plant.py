@@ -68,10 +68,15 @@ def foot_points(G: np.ndarray, P: np.ndarray, foot_offsets: np.ndarray) -> np.nd
 
 
 def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
-                  ray_weight: float = RAY_WEIGHT) -> np.ndarray:
+                  ray_weight: float = RAY_WEIGHT, still: np.ndarray | None = None) -> np.ndarray:
     """Contacts ``(T, P)`` bool of foot points ``(T, P, 3)`` in the world (Z up, ground z = 0): slow
-    horizontally and within ``PLANT_TOL`` of the person's foot-on-ground level, which must itself be
-    within ``MAX_GROUND_GAP`` of the ground.
+    horizontally, or standing still in the image (``still (T, P)`` bool, when given), and within
+    ``PLANT_TOL`` of the person's foot-on-ground level, which must itself be within ``MAX_GROUND_GAP``
+    of the ground.
+
+    ``still`` is what finds the steps of someone walking towards or away from the camera: a single
+    camera reads the legs' swing along the viewing ray poorly (the fit's feet travel with the hips
+    there, at walking speed), but a planted foot stands still in the image whatever its depth.
 
     ``eye``: the camera centre in the world. With it, motion along each point's viewing ray counts
     ``ray_weight`` times its length: one camera measures depth far worse than the image position, so a
@@ -99,7 +104,10 @@ def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
     thr = min(max(PLANT_SPEED, 3.0 * noise), 0.6)
     min_len = max(1, int(math.ceil(MIN_PLANT_S * fps - 1e-9)))
     for p in range(P):
-        slow = (speed[:, p] < thr) & (z[:, p] < level + PLANT_TOL) & (z[:, p] < MAX_GROUND_GAP + PLANT_TOL)
+        slow = speed[:, p] < thr
+        if still is not None:
+            slow = slow | np.asarray(still[:, p], bool)
+        slow &= (z[:, p] < level + PLANT_TOL) & (z[:, p] < MAX_GROUND_GAP + PLANT_TOL)
         out[:, p] = clean_runs(slow, min_len)
     return out
 
@@ -139,7 +147,8 @@ def _two_bone(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.n
 
 def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndarray, J_rest: np.ndarray,
                foot_offsets: np.ndarray, fps: float, foot_heights: np.ndarray | None = None,
-               contacts: np.ndarray | None = None, eye: np.ndarray | None = None) -> PlantedFeet:
+               contacts: np.ndarray | None = None, eye: np.ndarray | None = None,
+               still: np.ndarray | None = None) -> PlantedFeet:
     """Plant the feet of one person (see the module docstring).
 
     Args:
@@ -151,6 +160,7 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
             height); 0 by default.
         contacts: optional ``(T, 2, 2)`` bool to use instead of detecting them.
         eye: the camera centre in the world, for detecting them (see ``foot_contacts``).
+        still: optional ``(T, 2, 2)`` bool, points standing still in the image (see ``foot_contacts``).
     """
     go = np.asarray(global_orient, np.float64)
     bp = np.asarray(body_pose, np.float64)
@@ -162,7 +172,8 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
 
     pts = foot_points(G, P, foot_offsets)
     if contacts is None:
-        contacts = foot_contacts(pts.reshape(T, 4, 3), fps, eye).reshape(T, 2, 2)
+        contacts = foot_contacts(pts.reshape(T, 4, 3), fps, eye,
+                                 still=None if still is None else np.asarray(still, bool).reshape(T, 4)).reshape(T, 2, 2)
     contacts = np.asarray(contacts, bool)
 
     # Anchors: one place on the ground per contact run of each point.

@@ -13,9 +13,11 @@ from ..types import TrackFit
 from .schema import PersonResult
 
 
-def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, device, plant: bool = True) -> PersonResult:
+def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, device, plant: bool = True,
+                 still: np.ndarray | None = None) -> PersonResult:
     """One person in the world (Z up, metres): SMPL parameters, joints, rig, skinned mesh and keys, with
-    planted feet (core.ground.plant) unless ``plant`` is False. Extras: ``contacts (T, 2)`` (left, right
+    planted feet (core.ground.plant) unless ``plant`` is False. ``still``: foot points standing still in
+    the image, ``(T, 2, 2)`` (core.ground.people.still_feet), which count as contacts near the ground. Extras: ``contacts (T, 2)`` (left, right
     foot planted), ``observed (T,)`` (frames with observations) and, planted, ``root_shift (T, 3)``."""
     shape = torch.as_tensor(fit.shape, dtype=torch.float32, device=device)
     with torch.no_grad():
@@ -26,7 +28,8 @@ def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, 
     extras = {"observed": fit.observed}
     if plant:
         offsets, heights = body.foot_geometry(shape)
-        planted = plant_feet(go, bp, transl, J0, offsets, fps, heights, eye=np.asarray(T_world_from_cam)[:3, 3])
+        planted = plant_feet(go, bp, transl, J0, offsets, fps, heights, eye=np.asarray(T_world_from_cam)[:3, 3],
+                             still=still)
         go, bp, transl = planted.global_orient, planted.body_pose, planted.transl
         extras.update(contacts=planted.contacts.any(axis=2), root_shift=planted.root_shift.astype(np.float32))
     person = body.person_result(fit.track_id, fit.frames, go, bp, transl, fit.shape)
