@@ -45,6 +45,8 @@ class TrackerTuning:
     recover_variants: tuple[tuple[float, float], ...] = ((0.0, 1.3), (45.0, 1.15), (-45.0, 1.15))  # (turn, scale)
     recover_hip_radius: float = 0.35  # a recovered pose's hips must stay within this share of the region
     duplicate_mask_iou: float = 0.6  # two observations whose masks overlap more are one person
+    part_mask_inside: float = 0.75  # a reading whose mask lies this much inside another's ...
+    part_region_inside: float = 0.9  # ... and whose region lies this much inside the other's is part of that person
     shoulder_hip_coincide: float = 0.25  # hips and shoulders this close (share of the torso) are one person
     stitch_mask_iou: float = 0.5  # offline: overlapping tracklets whose masks overlap more are one person
     stitch_shared_frames: float = 0.6  # offline: share of shared frames on which they must be one person

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from core.config import PerceptionConfig, TrackerTuning
-from core.track.similarity import assign, hip_similarity, roi_off, same_person
+from core.track.similarity import assign, hip_similarity, region_inside, roi_off, same_person
 from core.track.stitch import merge, stitch_tracks
 from core.track.tracker import Tracker
 from core.track.tracklet import Observation, Tracklet
@@ -344,6 +344,9 @@ def test_similarities_on_hand_made_cases():
     q = Person(lambda t: (420, 200), 200, colour=1).keypoints(0)
     same = same_person(np.stack([p, flipped, q]), np.full((3, 33), 0.9), 0.6)
     assert same[0, 1] and not same[0, 2] and not same[1, 2]
+    # A region inside another: its share covered; a region beside it: none.
+    inside = region_inside(np.array([[500.0, 500.0, 400.0, 0.0], [500.0, 600.0, 200.0, 0.0], [900.0, 500.0, 200.0, 0.0]]))
+    assert inside[1, 0] == pytest.approx(1.0) and inside[0, 1] == pytest.approx(0.25) and inside[2, 0] == 0.0
 
 
 def test_a_region_is_never_predicted_smaller_and_one_too_small_is_read_again():

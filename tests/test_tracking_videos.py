@@ -95,6 +95,19 @@ def test_sports2d_man_on_wall_and_walking_woman_keep_their_ids(pose_models):
         assert close.sum() <= 3, f"id {t.track_id} duplicates the woman on {int(close.sum())} frames"
 
 
+def test_mmhuman3d_two_people_no_part_of_one_read_as_a_third(pose_models):
+    """A man and a woman face each other (portrait). The tiled sweep once found the woman's legs as a
+    small third body, every frame: a part of someone (region and mask inside theirs) is them."""
+    res = _perceive("mmhuman3d_multi_person_demo.mp4", pose_models)
+    n = res.video.n_frames
+    assert len(res.tracks) == 2, f"{len(res.tracks)} people tracked: " + ", ".join(
+        f"id {t.track_id} on {len(t.frames)} frames" for t in res.tracks)
+    man, woman = sorted(res.tracks, key=lambda t: float(np.median(_hips(t)[:, 0])))
+    for t in (man, woman):
+        assert len(t.frames) >= 0.9 * n, f"id {t.track_id} seen on {len(t.frames)} of {n} frames"
+    _never_swap(man, woman, min_common=30)
+
+
 def test_person_who_leaves_and_comes_back_keeps_their_id(pose_models, tmp_path):
     """Blank out the dancer for about a second: when he is back, he has his old id."""
     import cv2

@@ -90,9 +90,10 @@ def same_person(kp: np.ndarray, vis: np.ndarray, threshold: float, coincide: flo
     return (sim >= threshold) | ((d_hip < coincide) & (d_sh < coincide))
 
 
-def mask_iou(masks: np.ndarray, rois: np.ndarray, frame_hw: tuple[int, int], step: int = 8) -> np.ndarray:
-    """``(N, N)`` IoU of segmentation masks (region coordinates, values in [0, 1]) once mapped into the
-    frame at 1/step scale."""
+def mask_overlap(masks: np.ndarray, rois: np.ndarray, frame_hw: tuple[int, int], step: int = 8):
+    """How segmentation masks (region coordinates, values in [0, 1]) overlap once mapped into the frame
+    at 1/step scale: ``(iou, inside)``, both ``(N, N)``; ``inside[i, k]`` is the share of mask ``i``
+    that mask ``k`` covers."""
     from ..observe.landmarks import mask_to_frame
 
     H, W = max(1, frame_hw[0] // step), max(1, frame_hw[1] // step)
@@ -105,7 +106,24 @@ def mask_iou(masks: np.ndarray, rois: np.ndarray, frame_hw: tuple[int, int], ste
     inter = F @ F.T
     area = F.sum(1)
     union = area[:, None] + area[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
+    iou = np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
+    inside = np.where(area[:, None] > 0, inter / np.maximum(area[:, None], 1.0), 0.0)
+    return iou, inside
+
+
+def region_inside(rois: np.ndarray) -> np.ndarray:
+    """``(N, N)``: the share of region ``i``'s square (``rois (N, 4)``: centre, side, turn; the turn is
+    ignored) that region ``k``'s square covers."""
+    r = np.asarray(rois, np.float64)
+    lo, hi = r[:, :2] - r[:, 2:3] / 2.0, r[:, :2] + r[:, 2:3] / 2.0
+    ext = np.clip(np.minimum(hi[:, None], hi[None]) - np.maximum(lo[:, None], lo[None]), 0.0, None)
+    return ext[..., 0] * ext[..., 1] / np.maximum(r[:, 2] ** 2, 1e-9)[:, None]
+
+
+def mask_iou(masks: np.ndarray, rois: np.ndarray, frame_hw: tuple[int, int], step: int = 8) -> np.ndarray:
+    """``(N, N)`` IoU of segmentation masks (region coordinates, values in [0, 1]) once mapped into the
+    frame at 1/step scale."""
+    return mask_overlap(masks, rois, frame_hw, step)[0]
 
 
 def hip_similarity(det_hips: np.ndarray, det_sizes: np.ndarray, hips: np.ndarray, sizes: np.ndarray,

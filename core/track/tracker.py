@@ -28,7 +28,8 @@ from .similarity import (
     hip_similarity,
     histogram_similarity,
     keypoint_similarity,
-    mask_iou,
+    mask_overlap,
+    region_inside,
     roi_off,
     same_person,
 )
@@ -319,15 +320,20 @@ class Tracker:
         return bool(sim[1:].max() > sim[0] + self.tune.identity_margin)
 
     def _drop_duplicates(self, good, lb):
-        """Two tracks on the same person in one frame: keep the longer-lived one."""
+        """Two tracks on the same person in one frame: keep the longer-lived one (the larger region when
+        neither has a past). A reading of part of someone (their legs read as a whole small body, its
+        region and mask inside theirs) is that person too."""
         if len(good) < 2:
             return good
         idx = [j for _, j in good]
         dup = same_person(lb.keypoints_px[idx], lb.visibility[idx], self.cfg.duplicate_similarity,
                           self.tune.shoulder_hip_coincide)
         if lb.masks is not None:
-            dup |= mask_iou(lb.masks[idx], lb.rois[idx], self.frame_hw) > self.tune.duplicate_mask_iou
-        order = sorted(range(len(good)), key=lambda i: (-(good[i][0].n_obs), good[i][0].id if good[i][0].id >= 0 else 10 ** 9))
+            iou, inside = mask_overlap(lb.masks[idx], lb.rois[idx], self.frame_hw)
+            dup |= iou > self.tune.duplicate_mask_iou
+            dup |= (inside > self.tune.part_mask_inside) & (region_inside(lb.rois[idx]) > self.tune.part_region_inside)
+        order = sorted(range(len(good)), key=lambda i: (-(good[i][0].n_obs), good[i][0].id if good[i][0].id >= 0 else 10 ** 9,
+                                                        -float(lb.rois[good[i][1], 2])))
         kept: list[int] = []
         for i in order:
             if not any(dup[i, k] for k in kept):
