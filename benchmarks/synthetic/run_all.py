@@ -245,6 +245,15 @@ def overall(clips: dict) -> dict:
 
 # --- report -----------------------------------------------------------------------------------
 
+def same_people_pa(clip: dict) -> tuple[list, list]:
+    """PA-MPJPE (13 joints) of Doppel and of MediaPipe on the people both were matched to, one entry
+    per such person (MediaPipe follows one person; Doppel's other people are left out)."""
+    d = {p["gt_index"]: p["pa_mpjpe"] for p in ((clip.get("doppel13") or {}).get("people") or [])}
+    m = {p["gt_index"]: p["pa_mpjpe"] for p in ((clip.get("mediapipe") or {}).get("people") or [])}
+    both = [k for k in m if k in d and d[k] is not None and m[k] is not None]
+    return [d[k] for k in both], [m[k] for k in both]
+
+
 def write_section(path: str, text: str, key: str = "synthetic-suite") -> None:
     """Write one generated section (``key``: its marker name) into the report, leaving any other sections
     of the file alone."""
@@ -312,23 +321,33 @@ def make_report(command: str, clips: dict, ov: dict, ehash: str, has_capture: bo
               "Millimetres; accel in mm/frame²; PCK: % of 2-D joints within 5% of the ground-truth box diagonal. MPJPE "
               "pelvis-aligned in the camera frame, PA-MPJPE after a per-frame similarity Procrustes. MediaPipe (legacy "
               "Pose, `mediapipe==0.10.21`, world landmarks) finds one person per frame. People: matched / in the clip "
-              "(by 2-D box IoU, Hungarian). Overall: means over all matched people of all clips.", "",
-              "| clip | people D | people MP | PA-MPJPE D | PA-MPJPE MP | D/MP | MPJPE D | MPJPE MP | accel D | accel MP "
-              "| PCK D | PCK MP |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "(by 2-D box IoU, Hungarian). Overall: means over all matched people of all clips. MediaPipe follows "
+              "one person, so on clips with several people the two PA-MPJPE columns average different people: "
+              "*PA D, MP's people* is Doppel's on the people MediaPipe was matched to (the like-for-like ratio "
+              "beside it).", "",
+              "| clip | people D | people MP | PA-MPJPE D | PA-MPJPE MP | D/MP | PA D, MP's people | D/MP same people "
+              "| MPJPE D | MPJPE MP | accel D | accel MP | PCK D | PCK MP |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
-    def row13(label, d, m, n_gt):
+    def row13(label, d, m, n_gt, same):
         pd, pm = (d or {}).get("pa_mpjpe"), (m or {}).get("pa_mpjpe")
         md = "-" if d is None else f"{d['people_matched']}/{n_gt}"
         mm = "-" if m is None else f"{m['people_matched']}/{n_gt}"
-        return (f"| {label} | {md} | {mm} | {_f(pd)} | {_f(pm)} | {_f(_ratio(pd, pm), 2)} | "
+        sd, sm = (float(np.mean(v)) if v else None for v in same)
+        return (f"| {label} | {md} | {mm} | {_f(pd)} | {_f(pm)} | {_f(_ratio(pd, pm), 2)} | {_f(sd)} | "
+                f"{_f(_ratio(sd, sm), 2)} | "
                 f"{_f((d or {}).get('mpjpe'))} | {_f((m or {}).get('mpjpe'))} | {_f((d or {}).get('accel'))} | "
                 f"{_f((m or {}).get('accel'))} | {_f((d or {}).get('pck'), 1, 100)} | {_f((m or {}).get('pck'), 1, 100)} |")
 
+    all_same = ([], [])
     for name, c in clips.items():
         d = c["doppel13"]["overall"] if c.get("doppel13") else None
         m = c["mediapipe"]["overall"] if c.get("mediapipe") else None
-        lines.append(row13(name, d, m, c["people"]))
-    lines.append(row13(f"**all {split} clips**", ov.get("doppel13"), ov.get("mediapipe"), n_people))
+        same = same_people_pa(c)
+        all_same[0].extend(same[0])
+        all_same[1].extend(same[1])
+        lines.append(row13(name, d, m, c["people"], same))
+    lines.append(row13(f"**all {split} clips**", ov.get("doppel13"), ov.get("mediapipe"), n_people, all_same))
 
     lines += ["", "### Doppel in the world and the camera (24 joints)", "",
               "W-MPJPE: world joints after one rigid alignment on the first frame (which foot skate also uses); "
