@@ -59,6 +59,7 @@ def main() -> int:
     from core.body import load_body_model
     from core.config import CaptureConfig
     from core.pipeline import run_capture
+    from core.progress import StageClock
     from core.track.perception import load_pose_models
 
     t0 = time.perf_counter()
@@ -75,19 +76,22 @@ def main() -> int:
         path = VIDEOS / name
         mp_fps, _ = mediapipe_fps(path, args.frames)
         t = time.perf_counter()
+        clock = StageClock(first="decode")
         cap = run_capture(str(path), CaptureConfig(), device=args.device, stop=args.frames, pose_models=models,
-                          body_model=body)
+                          body_model=body, progress=clock)
         dt = time.perf_counter() - t
+        stages = clock.seconds()
         n = cap.perception.frame_range[1] - cap.perception.frame_range[0]
         e, d = reprojection(cap)
         pck = float(np.mean(e <= 0.05 * d)) if e.size else float("nan")
         rows.append((name, len(cap.result.people), n / dt, mp_fps, float(np.median(e)) if e.size else float("nan"), pck,
-                     cap.ground.get("method")))
+                     cap.ground.method, stages))
     print()
     print(f"{'clip':36s} {'people':>6s} {'capture fps':>11s} {'mediapipe fps':>13s} {'ratio':>6s} "
-          f"{'median px':>9s} {'PCK@5%':>7s}  ground")
-    for name, people, fps, mp, med, pck, ground in rows:
-        print(f"{name:36s} {people:6d} {fps:11.2f} {mp:13.2f} {fps / mp:6.3f} {med:9.1f} {pck:7.3f}  {ground}")
+          f"{'median px':>9s} {'PCK@5%':>7s}  {'ground':14s} seconds per stage")
+    for name, people, fps, mp, med, pck, ground, stages in rows:
+        print(f"{name:36s} {people:6d} {fps:11.2f} {mp:13.2f} {fps / mp:6.3f} {med:9.1f} {pck:7.3f}  {ground:14s} "
+              + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
     return 0
 
 

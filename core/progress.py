@@ -13,6 +13,31 @@ from typing import Callable, Optional, TextIO
 ProgressFn = Callable[[str, int, int], None]
 
 
+class StageClock:
+    """Where the time goes: seconds per stage, from the first report of a stage to the first report of
+    the next (a stage that comes back adds to its total); the time before the first report is
+    ``first`` (loading models). Call it like a progress function."""
+
+    def __init__(self, first: str = "load"):
+        self._totals: dict[str, float] = {}
+        self._stage: Optional[str] = first
+        self._since = time.monotonic()
+
+    def __call__(self, stage: str, done: int = 0, total: int = 0, current: str = "") -> None:
+        if stage != self._stage:
+            now = time.monotonic()
+            if self._stage is not None:
+                self._totals[self._stage] = self._totals.get(self._stage, 0.0) + now - self._since
+            self._stage, self._since = stage, now
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds per stage so far (the current stage up to now), in the order the stages came."""
+        out = dict(self._totals)
+        if self._stage is not None:
+            out[self._stage] = out.get(self._stage, 0.0) + time.monotonic() - self._since
+        return {k: round(v, 2) for k, v in out.items()}
+
+
 class Progress:
     """Callable ``progress(stage, done, total)``; rate-limited so hot loops can call it freely."""
 
@@ -27,10 +52,12 @@ class Progress:
         self._last = 0.0
         self._stage = None
         self._t0 = time.monotonic()
+        self.clock = StageClock()  # seconds per stage (the capture's final JSON event reports them)
 
     def __call__(self, stage: str, done: int, total: int, current: str = "") -> None:
         """``current``: what is being worked on (a batch's running clips): after the bar, and as
         ``"current"`` in JSON mode."""
+        self.clock(stage)
         now = time.monotonic()
         new_stage = stage != self._stage
         final = done >= total

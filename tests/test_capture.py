@@ -112,6 +112,12 @@ def test_capture_progress_lines_and_exports(captured):
     stages = {e["stage"] for e in events}
     assert {"landmarks", "fit", "done"} <= stages
     assert events[-1]["stage"] == "done" and events[-1]["people"] == 2
+    # Where the time went, stage by stage: the stages that ran, none of them negative, adding up to
+    # about the whole run (the preview and the writing come after the capture's own clock).
+    per_stage = events[-1]["stage_seconds"]
+    assert {"load", "landmarks", "fit", "ground"} <= set(per_stage) and min(per_stage.values()) >= 0
+    assert sum(per_stage.values()) >= 0.9 * events[-1]["seconds"]
+    assert "time per stage: load" in proc.stderr
     assert len(list(d.glob("*.bvh"))) == 2
     assert (d / "people.glb").read_bytes()[:4] == b"glTF"
     cap = cv2.VideoCapture(str(d / "overlay.mp4"))

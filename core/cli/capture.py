@@ -141,8 +141,10 @@ def run(args) -> int:
         outputs.commit()
     progress.close()
     n = cap.perception.frame_range[1] - cap.perception.frame_range[0]
+    stages = progress.clock.seconds()
     progress.message(stage="done", output=out, people=len(cap.result.people), frames=n, seconds=round(elapsed, 2),
-                     fps=round(n / max(elapsed, 1e-9), 2))
+                     fps=round(n / max(elapsed, 1e-9), 2), stage_seconds=stages)
     print(f"{len(cap.result.people)} people captured over {n} frames in {elapsed:.1f} s "
           f"({n / max(elapsed, 1e-9):.2f} fps, ground by {cap.ground.method}) -> {out}", file=sys.stderr)
+    print("time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()), file=sys.stderr)
     return 0
