@@ -1,5 +1,6 @@
 """Benchmark metrics on hand-made arrays with known answers."""
 import numpy as np
+import pytest
 
 from benchmarks.synthetic.evaluate import (
     accel_error,
@@ -12,6 +13,7 @@ from benchmarks.synthetic.evaluate import (
     pa_mpjpe,
     pck_2d,
     project,
+    summarise,
     w_mpjpe,
 )
 from core.geometry.rotations import rotvec_to_rotmat
@@ -100,6 +102,13 @@ def test_foot_skate_median_ignores_a_few_bad_frames():
     np.testing.assert_allclose(foot_skate(world, planted, reduce="median"), 2.0, rtol=1e-9)
     np.testing.assert_allclose(foot_skate(world, planted), (8 * 2.0 + 2 * 100.0) / 10, rtol=1e-9)
     assert np.isnan(foot_skate(world, np.zeros((T - 1, 4), bool), reduce="median"))  # nothing planted: undefined
+    # Pooled over people: the median of every planted step, not the mean of each person's median.
+    steps = foot_skate(world, planted, reduce="all")
+    assert steps.shape == (10,)
+    quiet = {"foot_skate_steps": [1.0] * 30, "foot_skate_median": 1.0}
+    loud = {"foot_skate_steps": list(steps), "foot_skate_median": 2.0}
+    s = summarise([dict(quiet, frames=T, gt_frames=T), dict(loud, frames=T, gt_frames=T)], 2)
+    assert s["foot_skate_median"] == pytest.approx(1.5) and s["foot_skate_pooled_median"] == pytest.approx(1.0)
 
 
 def test_camera_errors_relative_focal_and_height():

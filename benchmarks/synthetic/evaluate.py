@@ -131,10 +131,11 @@ def planted_steps(gt_world: np.ndarray, fps: float, up_axis: int = 2) -> np.ndar
     return np.stack(out, 1)
 
 
-def foot_skate(pred_world: np.ndarray, planted: np.ndarray, up_axis: int = 2, reduce: str = "mean") -> float:
-    """Mean (``reduce="median"``: median) horizontal speed (mm/frame) of the predicted foot joints on the
-    steps where the ground truth has that joint planted (``planted (T-1, 4)``, see ``planted_steps``).
-    ``pred_world (T, 24, 3)``, world frame after the first-frame alignment."""
+def foot_skate(pred_world: np.ndarray, planted: np.ndarray, up_axis: int = 2, reduce: str = "mean"):
+    """Mean (``reduce="median"``: median; ``"all"``: every step's, an array) horizontal speed (mm/frame)
+    of the predicted foot joints on the steps where the ground truth has that joint planted
+    (``planted (T-1, 4)``, see ``planted_steps``). ``pred_world (T, 24, 3)``, world frame after the
+    first-frame alignment."""
     horiz = [a for a in range(3) if a != up_axis]
     speeds = []
     for k, j in enumerate((7, 10, 8, 11)):
@@ -142,8 +143,10 @@ def foot_skate(pred_world: np.ndarray, planted: np.ndarray, up_axis: int = 2, re
             v = np.linalg.norm(np.diff(pred_world[:, j][:, horiz], axis=0), axis=-1)
             speeds.append(v[planted[:, k]])
     if not speeds:
-        return float("nan")
+        return np.zeros(0) if reduce == "all" else float("nan")
     v = np.concatenate(speeds)
+    if reduce == "all":
+        return v * 1000.0
     return float((np.median(v) if reduce == "median" else v.mean()) * 1000.0)
 
 
@@ -224,6 +227,7 @@ def score_person(p: dict, g: dict, joints=None) -> dict:
             planted = planted_steps(gw, g.get("fps", 25.0))
             out["foot_skate"] = foot_skate(aligned, planted)
             out["foot_skate_median"] = foot_skate(aligned, planted, reduce="median")
+            out["foot_skate_steps"] = [round(float(v), 2) for v in foot_skate(aligned, planted, reduce="all")]
         else:
             out["foot_skate"] = out["foot_skate_median"] = None
     else:
@@ -238,6 +242,8 @@ def summarise(per_person: list[dict], n_gt: int) -> dict:
     for k in keys:
         vals = [d[k] for d in per_person if d.get(k) is not None and np.isfinite(d[k])]
         out[k] = float(np.mean(vals)) if vals else None
+    steps = [v for d in per_person for v in (d.get("foot_skate_steps") or [])]
+    out["foot_skate_pooled_median"] = float(np.median(steps)) if steps else None  # over every planted step
     frames = sum(d["frames"] for d in per_person)
     total = sum(d["gt_frames"] for d in per_person)
     out["coverage"] = frames / total if total else 0.0

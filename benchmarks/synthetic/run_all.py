@@ -353,7 +353,8 @@ def make_report(command: str, clips: dict, ov: dict, ehash: str, has_capture: bo
               "W-MPJPE: world joints after one rigid alignment on the first frame (which foot skate also uses); "
               "W clip: after one rigid alignment over the whole clip (a diagnostic, not a target). Foot "
               "skate: horizontal speed of the ankle and toe joints on ground-truth contact frames, mm/frame, median "
-              "(mean). Focal error |f_est / f_true - 1| (f_est: the result's `camera.fx`); height error |h_est / h_true - 1| "
+              "(mean); overall: the mean of the people's medians (and means), then the median over every planted "
+              "step of everyone pooled (*pooled*). Focal error |f_est / f_true - 1| (f_est: the result's `camera.fx`); height error |h_est / h_true - 1| "
               "(h_est: z of the result's `T_world_from_cam`). Capture: wall-clock seconds of the engine's command "
               "(2 shared CPUs). Overall: joint metrics averaged over matched people, camera errors the median over "
               "clips, capture seconds summed.", "",
@@ -374,7 +375,8 @@ def make_report(command: str, clips: dict, ov: dict, ehash: str, has_capture: bo
         f"| **all {split} clips** | {'-' if d is None else str(d['people_matched']) + '/' + str(n_people)} | "
         f"{_f((d or {}).get('mpjpe'))} | {_f((d or {}).get('pa_mpjpe'))} | {_f((d or {}).get('w_mpjpe'))} | "
         f"{_f((d or {}).get('w_mpjpe_clip'))} | "
-        f"{_f((d or {}).get('accel'))} | {_f((d or {}).get('foot_skate_median'))} ({_f((d or {}).get('foot_skate'))}) | "
+        f"{_f((d or {}).get('accel'))} | {_f((d or {}).get('foot_skate_median'))} ({_f((d or {}).get('foot_skate'))}); "
+        f"pooled {_f((d or {}).get('foot_skate_pooled_median'))} | "
         f"{_f((d or {}).get('pck'), 1, 100)} | {_pct(ov.get('focal_err_median'))} | "
         f"{_pct(ov.get('height_err_median'))} | {_f(ov.get('capture_seconds_total'), 0)} |")
     sh = ov.get("shape")
