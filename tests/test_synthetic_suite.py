@@ -251,9 +251,12 @@ def test_render_config_of_the_suite():
 
 # --- run_all's summary and report -------------------------------------------------------------
 
-def _person(pa, skate_med=None):
-    return {"frames": 10, "gt_frames": 10, "mpjpe": 2 * pa, "pa_mpjpe": pa, "w_mpjpe": 3 * pa, "accel": 1.0,
-            "foot_skate": skate_med, "foot_skate_median": skate_med, "pck": 0.5}
+def _person(pa, skate_med=None, gt_index=None):
+    out = {"frames": 10, "gt_frames": 10, "mpjpe": 2 * pa, "pa_mpjpe": pa, "w_mpjpe": 3 * pa, "accel": 1.0,
+           "foot_skate": skate_med, "foot_skate_median": skate_med, "pck": 0.5}
+    if gt_index is not None:
+        out["gt_index"] = gt_index
+    return out
 
 
 def _scores(people, n_gt):
@@ -286,6 +289,10 @@ def test_overall_means_people_and_medians_clips(tmp_path):
     assert ov["capture_seconds_total"] == 30.0 and ov["render_seconds_total"] == 180.0
     text = make_report("cmd", clips, ov, "abc", True)
     assert "| c1 | 1/1 | 1/1 | 50.0 | 100.0 | 0.50 |" in text and "**all eval clips**" in text
+    # Like for like: Doppel on the person MediaPipe follows (the second person of c0 left out).
+    clips["c0"]["doppel13"] = _scores([_person(100.0, gt_index=1), _person(60.0, gt_index=0)], 2)
+    clips["c0"]["mediapipe"] = _scores([_person(200.0, gt_index=0)], 2)
+    assert "| c0 | 2/2 | 1/2 | 80.0 | 200.0 | 0.40 | 60.0 | 0.30 |" in make_report("cmd", clips, ov, "abc", True)
     report = tmp_path / "B.md"
     report.write_text(f"# B\n\nbefore\n\n{START}\nold\n{END}\nafter\n")
     write_section(str(report), text)

@@ -248,8 +248,10 @@ def overall(clips: dict) -> dict:
 def same_people_pa(clip: dict) -> tuple[list, list]:
     """PA-MPJPE (13 joints) of Doppel and of MediaPipe on the people both were matched to, one entry
     per such person (MediaPipe follows one person; Doppel's other people are left out)."""
-    d = {p["gt_index"]: p["pa_mpjpe"] for p in ((clip.get("doppel13") or {}).get("people") or [])}
-    m = {p["gt_index"]: p["pa_mpjpe"] for p in ((clip.get("mediapipe") or {}).get("people") or [])}
+    d = {p.get("gt_index"): p.get("pa_mpjpe") for p in ((clip.get("doppel13") or {}).get("people") or [])}
+    m = {p.get("gt_index"): p.get("pa_mpjpe") for p in ((clip.get("mediapipe") or {}).get("people") or [])}
+    d.pop(None, None)
+    m.pop(None, None)
     both = [k for k in m if k in d and d[k] is not None and m[k] is not None]
     return [d[k] for k in both], [m[k] for k in both]
 
