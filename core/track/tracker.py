@@ -321,8 +321,8 @@ class Tracker:
 
     def _drop_duplicates(self, good, lb):
         """Two tracks on the same person in one frame: keep the longer-lived one (the larger region when
-        neither has a past). A reading of part of someone (their legs read as a whole small body, its
-        region and mask inside theirs) is that person too."""
+        neither has a past). A newcomer that reads part of someone (their legs read as a whole small
+        body, its region and mask inside theirs) is that person too."""
         if len(good) < 2:
             return good
         idx = [j for _, j in good]
@@ -331,7 +331,12 @@ class Tracker:
         if lb.masks is not None:
             iou, inside = mask_overlap(lb.masks[idx], lb.rois[idx], self.frame_hw)
             dup |= iou > self.tune.duplicate_mask_iou
-            dup |= (inside > self.tune.part_mask_inside) & (region_inside(lb.rois[idx]) > self.tune.part_region_inside)
+            # A reading of part of someone: a newcomer whose region and mask lie inside theirs and whose
+            # shoulders sit below their hips (their legs read as a small body). Someone standing behind
+            # them, or followed for a while and now half hidden, reads otherwise and stays.
+            part = (inside > self.tune.part_mask_inside) & (region_inside(lb.rois[idx]) > self.tune.part_region_inside)
+            newcomer = np.array([not self._established(tr) for tr, _ in good])
+            dup |= part & newcomer[:, None] & _shoulders_below_hips(lb.keypoints_px[idx])
         order = sorted(range(len(good)), key=lambda i: (-(good[i][0].n_obs), good[i][0].id if good[i][0].id >= 0 else 10 ** 9,
                                                         -float(lb.rois[good[i][1], 2])))
         kept: list[int] = []
@@ -413,6 +418,16 @@ class Tracker:
         out = sorted(out, key=salience, reverse=True)[: self.cfg.max_people]
         out = sorted(out, key=lambda o: (int(o.frames[0]), o.track_id))
         return [TrackObservations(**{**o.__dict__, "track_id": i}) for i, o in enumerate(out)]
+
+
+def _shoulders_below_hips(kp: np.ndarray) -> np.ndarray:
+    """``(N, N)`` bool: reading ``i``'s mid-shoulder lies below reading ``k``'s mid-hip along ``k``'s body
+    axis (mid-hip -> mid-shoulder); ``kp (N, 33, 2)`` pixels."""
+    hip = 0.5 * (kp[:, LM.L_HIP] + kp[:, LM.R_HIP])
+    sh = 0.5 * (kp[:, LM.L_SHOULDER] + kp[:, LM.R_SHOULDER])
+    up = sh - hip
+    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
+    return np.einsum("ikc,kc->ik", sh[:, None] - hip[None], up) < 0.0
 
 
 def rights(track_rot: float, det_rot: float) -> bool:
