@@ -99,14 +99,13 @@ def run_capture(
     up = lens.up
     fits = fit_people(body, tracks, cam, config, info.fps, device, dense.uv_data, progress, check_cancel, up,
                       overrides)
-    ground, fits, _ = ground_people(body, tracks, fits, cam, config, info.fps, device, dense.uv_data,
+    ground, fits, planted = ground_people(body, tracks, fits, cam, config, info.fps, device, dense.uv_data,
                                     progress, check_cancel, normal=up, height=config.camera_height)
     T = world_from_ground(ground.n, ground.d)
     people = []
-    for tr, fit in zip(tracks, fits):
+    for fit, c in zip(fits, planted):
         check_cancel()
-        people.append(world_person(body, fit, T, info.fps, device, plant=config.plant_feet,
-                                   still=still_feet(tr, fit, info.fps)))
+        people.append(world_person(body, fit, T, info.fps, device, plant=config.plant_feet, still=still_feet(c)))
     progress("result", 1, 1)
 
     meta = ResultMeta(

@@ -30,20 +30,19 @@ def image_planted(obs, fit: TrackFit, fps: float) -> np.ndarray:
     return c
 
 
-def still_feet(obs, fit: TrackFit, fps: float) -> np.ndarray:
-    """Foot points standing still in the image, ``(T, 2, 2)`` bool [frame, side (left, right), point
-    (heel, toe)] on the fit's frames: what core.ground.plant takes as ``still``."""
-    c = image_planted(obs, fit, fps) > 0.0
+def still_feet(planted: np.ndarray) -> np.ndarray:
+    """Foot points standing still in the image (``image_planted``'s ``(T, 4)``) as ``(T, 2, 2)`` bool
+    [frame, side (left, right), point (heel, toe)]: what core.ground.plant takes as ``still``."""
+    c = np.asarray(planted) > 0.0
     return c.reshape(len(c), 2, 2).transpose(0, 2, 1)
 
 
-def _planted(obs, fit: TrackFit, feet_cam: np.ndarray, fps: float, ground: GroundEstimate) -> np.ndarray:
-    """Foot contacts ``(T, 4)`` on the fit's frames for the ground refit: still in the image (whatever the
-    fit made of their depth) and, as fitted, within reach of the ground (a held-up foot does not count),
-    or found from the fitted feet themselves."""
+def _planted(c: np.ndarray, feet_cam: np.ndarray, fps: float, ground: GroundEstimate) -> np.ndarray:
+    """Foot contacts ``(T, 4)`` on the fit's frames for the ground refit: still in the image (``c``, from
+    ``image_planted``: whatever the fit made of their depth) and, as fitted, within reach of the ground
+    (a held-up foot does not count), or found from the fitted feet themselves."""
     from .contacts import PLANE_TOL
 
-    c = image_planted(obs, fit, fps)
     n, d = ground.plane
     height = feet_cam @ n + d
     near = height < np.percentile(height, 10) + 3 * PLANE_TOL
@@ -71,7 +70,9 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     """The ground plane from everyone's feet (its tilt from ``normal`` when the camera estimate gives one),
     and the fits refined so that feet in contact stay on it
     (``config.ground_iterations`` optimiser steps per person; 0 = no refit). Returns the ground, the
-    fits and their foot points (camera frame). ``height``: the camera's height when the user gave it. Progress: stage "ground", 100 steps per person."""
+    fits and each person's foot points standing still in the image (``image_planted``, ``(T, 4)``; the
+    refit keeps the frames). ``height``: the camera's height when the user gave it. Progress: stage
+    "ground", 100 steps per person."""
     from ..fit.optimize import fit_track
 
     feet = [foot_points(body, f, device) for f in fits]
@@ -85,13 +86,12 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
         for k, (tr, f) in enumerate(zip(tracks, fits)):
             if check_cancel is not None:
                 check_cancel()
-            contacts = _planted(tr, f, feet[k], fps, ground)
+            contacts = _planted(planted[k], feet[k], fps, ground)
             report = None if progress is None else (
                 lambda d, tot, k=k: progress("ground", k * 100 + int(100 * d / tot), n * 100))
             refined.append(fit_track(body, tr, cam, config.fit, device, init=f, ground=ground.plane, contacts=contacts,
                                      iterations=config.ground_iterations, dense_uv=dense_uv, progress=report))
         fits = refined
-        feet = [foot_points(body, f, device) for f in fits]
     if progress is not None:
         progress("ground", n * 100, n * 100)
-    return ground, fits, feet
+    return ground, fits, planted

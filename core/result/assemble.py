@@ -17,8 +17,9 @@ def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, 
                  still: np.ndarray | None = None) -> PersonResult:
     """One person in the world (Z up, metres): SMPL parameters, joints, rig, skinned mesh and keys, with
     planted feet (core.ground.plant) unless ``plant`` is False. ``still``: foot points standing still in
-    the image, ``(T, 2, 2)`` (core.ground.people.still_feet), which count as contacts near the ground. Extras: ``contacts (T, 2)`` (left, right
-    foot planted), ``observed (T,)`` (frames with observations) and, planted, ``root_shift (T, 3)``."""
+    the image, ``(T, 2, 2)`` (core.ground.people.still_feet), which count as contacts near the ground.
+    Extras: ``contacts (T, 2)`` (left, right foot planted), ``observed (T,)`` (frames with observations)
+    and, planted, ``root_shift (T, 3)``."""
     shape = torch.as_tensor(fit.shape, dtype=torch.float32, device=device)
     with torch.no_grad():
         J0 = body.rest_joints(shape).double().cpu().numpy()
