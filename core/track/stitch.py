@@ -52,6 +52,11 @@ def merge(a: Tracklet, b: Tracklet) -> Tracklet:
     return a
 
 
+def reach(tune, gap: int) -> float:
+    """How far (in region sizes) a person may have gone in ``gap`` frames unseen."""
+    return min(tune.stitch_base_distance + tune.stitch_distance_per_frame * gap, tune.stitch_max_distance)
+
+
 def link_score(a: Tracklet, b: Tracklet, cfg: PerceptionConfig, window: int, frame_hw=(0, 0)) -> float:
     """How surely two tracklets are one person (higher is surer), or -inf. ``a`` starts first."""
     tune = cfg.tuning
@@ -94,9 +99,8 @@ def link_score(a: Tracklet, b: Tracklet, cfg: PerceptionConfig, window: int, fra
     ratio = sb[j] / max(sa[i], 1.0)
     # The longer the gap, the farther the person may have gone and the more their look must agree.
     need_app = tune.stitch_appearance[0] + tune.stitch_appearance[1] * min(1.0, g / max(window, 1))
-    reach = min(tune.stitch_base_distance + tune.stitch_distance_per_frame * g, tune.stitch_max_distance)
     lo, hi = tune.reacquire_size_range
-    if d <= reach and lo < ratio < hi and app >= need_app:
+    if d <= reach(tune, g) and lo < ratio < hi and app >= need_app:
         return 1.0 + app - d
     return -np.inf
 

@@ -84,7 +84,10 @@ class Tracklet:
         if self.prev_roi is not None and self.last_frame > self.prev_frame >= 0:
             gap = self.last_frame - self.prev_frame
             vel = (self.last_roi - self.prev_roi) / gap
-            vel[3] = math.remainder(self.last_roi[3] - self.prev_roi[3], 2 * math.pi) / gap
+            # The region's turn is not carried on: between two readings it is mostly the landmark model's
+            # noise (a spinning dancer's misread arm turned the region 31 degrees a frame, and the regions
+            # extrapolated from it read her lying on her side); a real turn is followed frame by frame.
+            vel[3] = 0.0
             steps = min(t - self.last_frame, tuning.predict_max_steps)
             # A region is never extrapolated smaller: one too small cuts the person off (a jump's
             # crouch read as a shrinking body left the landmark model a quarter of the legs).
