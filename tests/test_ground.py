@@ -306,3 +306,40 @@ def test_a_given_height_far_from_the_peoples_ground_gets_a_warning(scene):
     assert log.lines == []
     _check_given_height(own, 2.5, log)
     assert len(log.lines) == 1 and log.lines[0].startswith("warning: the people's feet put the ground 1.6")
+
+
+def test_a_planted_person_stands_on_the_floor_and_stays_on_their_image():
+    # The feet are found and fitted on the plane of their heel and toe landmarks, which sit about 2 cm
+    # above the soles. The result's floor (z = 0) must be under the soles: with the landmarks' plane as
+    # the floor, planting lifted every person by that much, and through the capture camera their body
+    # sat above its image (measured: 1-2 % of the person's height on the synthetic clips).
+    import torch
+
+    from core.body import load_body_model
+    from core.ground.people import foot_point_height, foot_points, soles
+    from core.result.assemble import world_person
+    from core.types import TrackFit
+
+    body = load_body_model("anny")
+    T = 12
+    rot = np.zeros((T, 24, 3, 3)) + np.eye(3)
+    rot[:, 0] = np.diag([1.0, -1.0, -1.0])  # upright (canonical y up -> camera -y), facing the camera
+    shape = body.default_shape.double().cpu().numpy().reshape(-1)
+    transl = np.tile([0.2, 0.3, 4.0], (T, 1))
+    with torch.no_grad():
+        out = body(torch.as_tensor(rot, dtype=torch.float32), torch.as_tensor(transl, dtype=torch.float32),
+                   torch.as_tensor(shape, dtype=torch.float32))
+    fit = TrackFit(track_id=0, frames=np.arange(T), observed=np.ones(T, bool), rotmats=rot, transl=transl,
+                   shape=shape, joints=out.joints.double().numpy())
+    feet = foot_points(body, fit, "cpu")  # (T, 4, 3) camera frame
+    ground = estimate_ground([feet], FPS, normal=np.array([0.0, -1.0, 0.0]))  # the landmarks' plane
+    lift = foot_point_height(body, [fit], "cpu")
+    assert 0.01 < lift < 0.04
+    floor = soles(ground, lift)
+    assert floor.camera_height >= ground.camera_height
+    T_wc = world_from_ground(floor.n, floor.d)
+    person = world_person(body, fit, T_wc, FPS, "cpu", plant=True)
+    assert person.extras["contacts"].all()  # standing: both feet planted on every frame
+    assert np.abs(person.extras["root_shift"]).max() < 0.004  # planting moved nobody off their image
+    soles_z = to_world_points(out.vertices.double().numpy(), T_wc)[..., 2]
+    assert np.abs(soles_z.min(1)).max() < 0.004  # ... and the soles are on the floor
