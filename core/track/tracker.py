@@ -1,8 +1,10 @@
 """The tracker: a per-chunk state machine that detects, follows and observes every person.
 
 Inside a chunk of frames every followed person's region is predicted from their previous landmarks,
-so all (frame, person) regions of the chunk go through the landmark model in one batch; a region the
-landmarks show was off is re-run with the region the landmarks give. The whole-frame detector runs
+so all (frame, person) regions of the chunk go through the landmark model in one batch; a frame whose
+region was off from the one the frame before's landmarks give is read again in that one (round after
+round through the chunk, as MediaPipe follows a person frame by frame), and a region its own landmarks
+show was off is re-run with the region they give. The whole-frame detector runs
 only every ``detect_every`` frames while tracking is confident (to find newcomers), and on every frame
 while nobody is followed or someone was just lost. Identities are kept by Hungarian assignment on hip
 distance and region size; lost people who come back within ``reacquire_s`` get their old id back
