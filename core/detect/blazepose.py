@@ -90,7 +90,7 @@ class PoseDetector:
         frame's height is 60 px and the face the detector keys on a few pixels. Frames flagged in
         ``tiled`` are also swept in square tiles across their long side (``tiles``): the people in them
         at up to twice the size. The tiles only add people: a face the whole frame found is kept as it
-        found it (MediaPipe's reading), a tile's face that overlaps it is dropped."""
+        found it (MediaPipe's reading), a tile's detection with its hips (``same_hips``) is dropped."""
         B, _, H, W = frames.shape
         whole, parts = letterbox_roi(H, W)[0][0], list(tiles(H, W)) if tiled is not None and any(tiled) else []
         views = [(b, r) for b in range(B) for r in [whole] + (parts if tiled is not None and tiled[b] else [])]
@@ -118,31 +118,42 @@ class PoseDetector:
             x0, y0 = cx - side / 2.0, cy - side / 2.0
             bx, kp = boxes_np[v][keep], kps_np[v][keep]
             sc = scores_np[v][keep]
-            if found[b]:  # a tile: only faces well inside it (one cut by its edge is whole in the next)
-                inner = np.all((bx > TILE_EDGE) & (bx < 1.0 - TILE_EDGE), axis=1)
-                sc, bx, kp = sc[inner], bx[inner], kp[inner]
-            found[b].append((sc, bx * side + [x0, y0, x0, y0], kp * side + [x0, y0]))
+            # In a tile, a face box at its edge may be cut (and whole in the next tile).
+            inner = np.all((bx > TILE_EDGE) & (bx < 1.0 - TILE_EDGE), axis=1) if found[b] else np.ones(len(sc), bool)
+            found[b].append((sc, bx * side + [x0, y0, x0, y0], kp * side + [x0, y0], inner))
         out = []
         for views_b in found:
-            s, bx, kp = weighted_nms(*views_b[0], self.nms_iou)  # the whole frame, as MediaPipe reads it
+            s, bx, kp = weighted_nms(*views_b[0][:3], self.nms_iou)  # the whole frame, as MediaPipe reads it
+            s, bx, kp = np.asarray(s).reshape(-1), np.asarray(bx).reshape(-1, 4), np.asarray(kp).reshape(-1, 4, 2)
             if len(views_b) > 1:
                 # The tiles add the people the whole frame missed; those it found stay as it found them.
-                ts, tb, tk = weighted_nms(*(np.concatenate(a) for a in zip(*views_b[1:])), self.nms_iou)
-                new = ~_overlaps(tb, bx.reshape(-1, 4))
-                s, bx, kp = (np.concatenate([s, ts[new]]), np.concatenate([bx.reshape(-1, 4), tb[new]]),
-                             np.concatenate([kp.reshape(-1, 4, 2), tk[new]]))
+                # Faces well inside a tile first, then those at a tile's edge that no view found whole.
+                ts, tb, tk, ti = (np.concatenate(a) for a in zip(*views_b[1:]))
+                for group in (ti, ~ti):
+                    if not group.any():
+                        continue
+                    gs, gb, gk = weighted_nms(ts[group], tb[group], tk[group], self.nms_iou)
+                    new = ~same_hips(gk, kp).any(1)
+                    s, bx, kp = np.concatenate([s, gs[new]]), np.concatenate([bx, gb[new]]), np.concatenate([kp, gk[new]])
             out.append(Detections(scores=np.asarray(s, np.float32), boxes_xyxy=np.asarray(bx, np.float32).reshape(-1, 4),
                                   keypoints=np.asarray(kp, np.float32).reshape(-1, 4, 2)))
         return out
 
 
-def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """For each box of ``a`` (xyxy), whether it intersects any box of ``b``."""
+SAME_HIPS = 0.3  # two detections whose hips are closer than this share of the body's scale are one person
+
+
+def same_hips(a: np.ndarray, b: np.ndarray, frac: float = SAME_HIPS) -> np.ndarray:
+    """``(len(a), len(b))``: whether detections ``a`` and ``b`` (keypoints ``(N, 4, 2)``: hips' centre and
+    full-body scale point first, pixels) describe one person: their hips closer than ``frac`` of the
+    larger hips-to-scale-point distance. Face boxes do not tell: one view reads a face box twice the size
+    of another's, and a whole frame's box for one person may cover the face of the person beside them."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4, 2), np.asarray(b, np.float64).reshape(-1, 4, 2)
     if not len(a) or not len(b):
-        return np.zeros(len(a), bool)
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return ((w > 0) & (h > 0)).any(1)
+        return np.zeros((len(a), len(b)), bool)
+    d = np.linalg.norm(a[:, None, 0] - b[None, :, 0], axis=-1)
+    scale = np.maximum(np.linalg.norm(a[:, 1] - a[:, 0], axis=-1)[:, None], np.linalg.norm(b[:, 1] - b[:, 0], axis=-1)[None])
+    return d < frac * np.maximum(scale, 1e-6)
 
 
 def tiles(height: int, width: int, overlap: float = 0.25) -> np.ndarray:
