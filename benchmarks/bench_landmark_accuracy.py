@@ -20,8 +20,6 @@ The landmarks here are the tracker's raw readings, before the fit. Renders come 
 from __future__ import annotations
 
 import argparse
-import glob
-import os
 import sys
 from pathlib import Path
 
@@ -76,25 +74,16 @@ HEADER = ("| clip | people D | frames D | error D % | within 5 % D | people MP |
 
 def main(argv=None) -> int:
     from benchmarks.synthetic import evaluate as ev
-    from benchmarks.synthetic import suite
     from benchmarks.synthetic.evaluate import COMMON13
-    from benchmarks.synthetic.run_all import DEFAULT_CACHE
+    from benchmarks.synthetic.run_all import cached_renders
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", default="all", choices=("eval", "dev", "all"))
     ap.add_argument("--clips", nargs="*", help="only these clips")
     args = ap.parse_args(argv)
     lines, total_d, total_m, n_gt, n_frames = [], [], [], 0, 0
-    for spec in suite.clips(args.split):
-        if args.clips and spec.name not in args.clips:
-            continue
-        found = sorted(glob.glob(os.path.join(DEFAULT_CACHE, f"{spec.name}-*", f"{spec.name}.mp4")), key=os.path.getmtime)
-        if not found:
-            print(f"bench_landmark_accuracy: no cached render of {spec.name} (run benchmarks.synthetic.run_all): skipped",
-                  file=sys.stderr)
-            continue
-        video = found[-1]
-        _, gt = ev.load_gt(video[:-4] + "_gt.npz")
+    want = lambda name: not args.clips or name in args.clips  # noqa: E731
+    for spec, video, gt in cached_renders(args.split, want, "bench_landmark_accuracy"):
         for g in gt:
             g["joints_2d"] = g["joints_2d"][:, list(COMMON13)]
         d, m = score(doppel_people(video), gt), score(ev.mediapipe_baseline(video), gt)

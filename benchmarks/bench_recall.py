@@ -25,7 +25,6 @@ Compare counts and ratios; nothing here is timed.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -254,19 +253,10 @@ def main(argv=None) -> int:
         print(_totals("real footage", rows))
         all_rows += rows
     if args.only != "real":
-        from benchmarks.synthetic import evaluate as ev
-        from benchmarks.synthetic import suite
-        from benchmarks.synthetic.run_all import DEFAULT_CACHE
+        from benchmarks.synthetic.run_all import cached_renders
 
         rows = []
-        for spec in [c for c in suite.clips(args.split) if want(c.name)]:
-            found = sorted(glob.glob(os.path.join(DEFAULT_CACHE, f"{spec.name}-*", f"{spec.name}.mp4")), key=os.path.getmtime)
-            if not found:
-                print(f"bench_recall: no cached render of {spec.name} (run benchmarks.synthetic.run_all): skipped",
-                      file=sys.stderr)
-                continue
-            video = found[-1]
-            _, gt = ev.load_gt(video[:-4] + "_gt.npz")
+        for spec, video, gt in cached_renders(args.split, want, "bench_recall"):
             fps = _fps(video)
             rows.append((score_synthetic(spec.name, gt, doppel_tracks(video), fps),
                          score_synthetic(spec.name, gt, mediapipe_tracks(video), fps)))

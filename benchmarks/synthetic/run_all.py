@@ -118,6 +118,22 @@ def git_head() -> str:
 CAMERA_KEYS = ("fov_deg", "focal_px", "camera_height_m", "pitch_deg", "roll_deg", "distance_m", "view")
 
 
+def cached_renders(split: str, want, tool: str, cache: str = DEFAULT_CACHE):
+    """``(spec, video, ground-truth people)`` for the clips of ``split`` that ``want(name)`` and that have a
+    render in ``cache`` (the newest); a missing one is skipped with a note naming ``tool``."""
+    import glob
+
+    for spec in suite.clips(split):
+        if not want(spec.name):
+            continue
+        found = sorted(glob.glob(os.path.join(cache, f"{spec.name}-*", f"{spec.name}.mp4")), key=os.path.getmtime)
+        if not found:
+            print(f"{tool}: no cached render of {spec.name} (run benchmarks.synthetic.run_all): skipped", file=sys.stderr)
+            continue
+        _, gt = ev.load_gt(found[-1][:-4] + "_gt.npz")
+        yield spec, found[-1], gt
+
+
 def ensure_render(spec: suite.ClipSpec, data: str, cache: str, quick: bool) -> tuple[str, str, dict]:
     """Render the clip unless cached; returns (video, gt, render info)."""
     paths = suite.source_paths(spec, data)
