@@ -1,7 +1,6 @@
 """One person followed through the video while tracking runs: their observations and motion state."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
