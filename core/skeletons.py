@@ -50,6 +50,11 @@ class LM:
     L_HEEL, R_HEEL, L_TOE, R_TOE = 29, 30, 31, 32
 
 
+def mid_hip(kp):
+    """The point between the hip landmarks of ``kp (..., 33, C)`` (pixels or metres): ``(..., C)``."""
+    return 0.5 * (kp[..., LM.L_HIP, :] + kp[..., LM.R_HIP, :])
+
+
 # Foot landmarks used for contacts and the ground: left heel, right heel, left toe, right toe.
 FOOT_LANDMARKS = (LM.L_HEEL, LM.R_HEEL, LM.L_TOE, LM.R_TOE)
 

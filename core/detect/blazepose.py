@@ -124,7 +124,6 @@ class PoseDetector:
         out = []
         for views_b in found:
             s, bx, kp = weighted_nms(*views_b[0][:3], self.nms_iou)  # the whole frame, as MediaPipe reads it
-            s, bx, kp = np.asarray(s).reshape(-1), np.asarray(bx).reshape(-1, 4), np.asarray(kp).reshape(-1, 4, 2)
             if len(views_b) > 1:
                 # The tiles add the people the whole frame missed; those it found stay as it found them.
                 # Faces well inside a tile first, then those at a tile's edge that no view found whole.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import PerceptionConfig
-from ..skeletons import LM
+from ..skeletons import mid_hip
 from .similarity import histogram_similarity, mask_iou, same_person
 from .tracklet import Tracklet
 
@@ -92,8 +92,7 @@ def link_score(a: Tracklet, b: Tracklet, cfg: PerceptionConfig, window: int, fra
     g, i, j = best
     if g > window:
         return -np.inf
-    hip_a = 0.5 * (kpa[i, LM.L_HIP] + kpa[i, LM.R_HIP])
-    hip_b = 0.5 * (kpb[j, LM.L_HIP] + kpb[j, LM.R_HIP])
+    hip_a, hip_b = mid_hip(kpa[i]), mid_hip(kpb[j])
     size = max(sa[i], sb[j], 1.0)
     d = float(np.hypot(*(hip_a - hip_b))) / size
     ratio = sb[j] / max(sa[i], 1.0)

@@ -23,7 +23,7 @@ import torch
 from ..config import PerceptionConfig
 from ..detect.blazepose import PoseDetector
 from ..observe.landmarks import PoseLandmarker
-from ..skeletons import LM
+from ..skeletons import LM, mid_hip
 from ..types import LandmarkBatch, TrackObservations
 from .similarity import (
     assign,
@@ -334,7 +334,7 @@ class Tracker:
         for j in miss:
             cand = np.flatnonzero(owner == j)
             base = lb.rois[j]
-            hips = 0.5 * (lb2.keypoints_px[cand, LM.L_HIP] + lb2.keypoints_px[cand, LM.R_HIP])
+            hips = mid_hip(lb2.keypoints_px[cand])
             near = np.hypot(*(hips - base[:2]).T) < tune.recover_hip_radius * base[2]
             tr, b, _ = plan[j]
             plausible = np.array([self._consistent(tr, lb2, rois2[c], int(c), tr.last_frame + 1) for c in cand])
@@ -421,7 +421,7 @@ class Tracker:
                     app = float(histogram_similarity(c.hist[None], tr.hist[None])[0, 0])
                     size_ratio = c.last_roi[2] / max(tr.last_roi[2], 1.0)
                     first = c.observations[int(c.order()[0])]
-                    gone = np.hypot(*(_hips(first.keypoints) - _hips(tr.last_kp))) / max(c.last_roi[2], tr.last_roi[2], 1.0)
+                    gone = np.hypot(*(mid_hip(first.keypoints) - mid_hip(tr.last_kp))) / max(c.last_roi[2], tr.last_roi[2], 1.0)
                     near = gone <= reach(self.tune, first.frame - tr.last_frame)
                     if app >= self.cfg.reacquire_similarity and lo < size_ratio < hi and near:
                         sim[i, k] = app
@@ -468,7 +468,7 @@ class Tracker:
 def _shoulders_below_hips(kp: np.ndarray) -> np.ndarray:
     """``(N, N)`` bool: reading ``i``'s mid-shoulder lies below reading ``k``'s mid-hip along ``k``'s body
     axis (mid-hip -> mid-shoulder); ``kp (N, 33, 2)`` pixels."""
-    hip = 0.5 * (kp[:, LM.L_HIP] + kp[:, LM.R_HIP])
+    hip = mid_hip(kp)
     sh = 0.5 * (kp[:, LM.L_SHOULDER] + kp[:, LM.R_SHOULDER])
     up = sh - hip
     up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
@@ -483,10 +483,6 @@ def rights(track_rot: float, det_rot: float) -> bool:
     apart = abs(math.remainder(float(det_rot) - float(track_rot), 2 * math.pi))
     return apart > 0.5 * math.pi and abs(math.remainder(float(det_rot), 2 * math.pi)) < abs(
         math.remainder(float(track_rot), 2 * math.pi))
-
-
-def _hips(kp: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.asarray(kp[LM.L_HIP], np.float64)[:2] + np.asarray(kp[LM.R_HIP], np.float64)[:2])
 
 
 def _replace_rows(lb: LandmarkBatch, dst: np.ndarray, src_lb: LandmarkBatch, src: np.ndarray) -> LandmarkBatch:

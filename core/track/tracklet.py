@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from ..config import TrackerTuning
-from ..skeletons import LM
+from ..skeletons import mid_hip
 from ..types import LandmarkBatch, TrackObservations
 from .similarity import boxes_from_keypoints
 
@@ -98,7 +98,7 @@ class Tracklet:
     def hip_prediction(self, roi: np.ndarray) -> np.ndarray:
         """Where the mid-hip point should be in a predicted region ``roi`` (the last hips moved along)."""
         if self.last_kp is not None and self.last_roi is not None:
-            return 0.5 * (self.last_kp[LM.L_HIP] + self.last_kp[LM.R_HIP]) + (roi[:2] - self.last_roi[:2])
+            return mid_hip(self.last_kp) + (roi[:2] - self.last_roi[:2])
         return roi[:2]
 
     def add(self, obs: Observation, roi_next: np.ndarray, appearance: np.ndarray, memory: float) -> None:
