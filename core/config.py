@@ -41,6 +41,10 @@ class TrackerTuning:
     max_turn_deg: float = 35.0  # a person's up direction may turn this much between frames ...
     max_turn_deg_per_frame: float = 20.0  # ... plus this much per frame of gap (flips, cartwheels)
     max_scale_step: float = 1.35  # region size may change by this factor per frame (up to 3 frames of gap)
+    # A person's size in the image (pixels per metre, core.observe.scale) against their last few
+    # readings may change by this factor, and by max_size_drift more per frame of gap (up to 10)
+    max_size_change: float = 1.25
+    max_size_drift: float = 1.05
     continuity_similarity: float = 0.25  # landmarks must resemble the last ones this much (OKS, k = 0.3)
     recover_variants: tuple[tuple[float, float], ...] = ((0.0, 1.3), (45.0, 1.15), (-45.0, 1.15))  # (turn, scale)
     recover_hip_radius: float = 0.35  # a recovered pose's hips must stay within this share of the region

@@ -437,3 +437,38 @@ def test_someone_far_from_where_a_person_was_lost_does_not_get_their_id():
     tracks = track([a, b], 64)
     assert len(tracks) == 2 and all(len(set(owner(tr, [a, b]))) == 1 for tr in tracks), \
         [(tr.frames.tolist(), owner(tr, [a, b])) for tr in tracks]
+
+
+class SprawlingLandmarker(FakeLandmarker):
+    """Reports metric world landmarks (a 1.7 m body), and from frame ``start`` to ``stop`` reads the person
+    as one body growing 1.2 times a frame (up to 2.4 times their size): what the BlazePose landmark model
+    does when a region has grown over two people who overlap (measured on a rendered scene of two walkers
+    and a dribbler: the region doubled in 6 frames, the body read across both lay on its side)."""
+
+    def __init__(self, people, start: int, stop: int):
+        super().__init__(people)
+        self.start, self.stop = start, stop
+
+    def __call__(self, frames, frame_index, rois, with_masks: bool = True) -> LandmarkBatch:
+        lb = super().__call__(frames, frame_index, rois, with_masks)
+        kp, aux = lb.keypoints_px.copy(), lb.aux_px.copy()
+        world = np.tile((np.c_[TEMPLATE, np.zeros(33)] * 1.7).astype(np.float32), (len(rois), 1, 1))
+        for j, row in enumerate(frame_index):
+            t = int(frames[int(row), 0, 0, 0])
+            if self.start <= t < self.stop and lb.pose_score[j] > 0.5:
+                grow = min(1.2 ** (t - self.start + 1), 2.4)
+                hip = aux[j, 0]
+                kp[j], aux[j] = hip + (kp[j] - hip) * grow, hip + (aux[j] - hip) * grow
+        return replace(lb, keypoints_px=kp, aux_px=aux, world=world)
+
+
+def test_a_body_read_across_two_people_is_not_taken():
+    # A stands; from frame 12 to 23 the landmark model reads a body that grows 1.2 times a frame around
+    # A's hips, each step small enough to pass as a region growing, twice A's size within four frames.
+    # A person cannot come twice as close in a few frames: those readings are misses, not A.
+    a = Person(lambda t: (320, 250), 150, colour=10)
+    tracker = Tracker(FakeDetector([a]), SprawlingLandmarker([a], 12, 24), PerceptionConfig(), FPS)
+    tracks = feed(tracker, 40)
+    span = {int(f): float(np.ptp(kp[:, 1])) for tr in tracks for f, kp in zip(tr.frames, tr.keypoints)}
+    assert max(span.values()) < 1.3 * 1.04 * 150, span  # (the template spans 1.04 body heights)
+    assert set(range(24, 40)) <= set(span), sorted(span)  # A is read again once the readings are right

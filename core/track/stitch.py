@@ -46,6 +46,7 @@ def merge(a: Tracklet, b: Tracklet) -> Tracklet:
             if o.frame not in best or o.score > best[o.frame][0]:
                 best[o.frame] = (o.score, tr, i)
     a.observations = [best[f][1].observations[best[f][2]] for f in sorted(best)]
+    a.sizes = [best[f][1].sizes[best[f][2]] for f in sorted(best)]
     if b.hist is not None:
         a.hist = b.hist if a.hist is None else 0.5 * (a.hist + b.hist)
     a.id = min(a.id, b.id) if a.id >= 0 and b.id >= 0 else max(a.id, b.id)

@@ -23,6 +23,7 @@ import torch
 from ..config import PerceptionConfig
 from ..detect.blazepose import PoseDetector
 from ..observe.landmarks import PoseLandmarker
+from ..observe.scale import pixel_scale
 from ..skeletons import LM, mid_hip
 from ..types import LandmarkBatch, TrackObservations
 from .similarity import (
@@ -297,6 +298,13 @@ class Tracker:
             return False
         if abs(math.log(max(roi[2], 1.0) / max(tr.last_roi[2], 1.0))) > math.log(tune.max_scale_step) * min(gap, 3):
             return False
+        # A person cannot come twice as close in a few frames: landmarks read across two people who
+        # overlap give a body twice the size (a region that grew over both, read as one sprawled body).
+        size = tr.size()
+        if np.isfinite(size):
+            s = float(pixel_scale(lb.keypoints_px[j:j + 1], lb.visibility[j:j + 1], lb.world[j:j + 1])[0])
+            if np.isfinite(s) and abs(math.log(s / size)) > math.log(tune.max_size_change) + math.log(tune.max_size_drift) * min(gap, 10):
+                return False
         sim = keypoint_similarity(lb.keypoints_px[j:j + 1], lb.visibility[j:j + 1], tr.last_kp[None], tr.last_vis[None], k=0.3)
         return float(sim[0, 0]) >= tune.continuity_similarity
 

@@ -9,6 +9,7 @@ import numpy as np
 from ..config import TrackerTuning
 from ..skeletons import mid_hip
 from ..types import LandmarkBatch, TrackObservations
+from ..observe.scale import pixel_scale
 from .similarity import boxes_from_keypoints
 
 
@@ -60,6 +61,7 @@ class Tracklet:
         self.lost_at = -1
         self.righted_at = -1  # the frame at which the detector turned this track's region upright
         self.righted_rot = 0.0  # the rotation of that upright region (radians)
+        self.sizes: list[float] = []  # pixels per metre of the observations, in the order they came
 
     @property
     def n_obs(self) -> int:
@@ -95,6 +97,12 @@ class Tracklet:
             roi[2] = max(roi[2], 8.0)
         return roi
 
+    def size(self, recent: int = 5) -> float:
+        """How big the person has looked lately: the median pixels per metre of their last ``recent``
+        readings (NaN before any reading gave one)."""
+        s = [v for v in self.sizes[-recent:] if np.isfinite(v)]
+        return float(np.median(s)) if s else float("nan")
+
     def hip_prediction(self, roi: np.ndarray) -> np.ndarray:
         """Where the mid-hip point should be in a predicted region ``roi`` (the last hips moved along)."""
         if self.last_kp is not None and self.last_roi is not None:
@@ -104,6 +112,7 @@ class Tracklet:
     def add(self, obs: Observation, roi_next: np.ndarray, appearance: np.ndarray, memory: float) -> None:
         """Take an observation; ``roi_next`` is the region its landmarks give for the next frame."""
         self.observations.append(obs)
+        self.sizes.append(float(pixel_scale(obs.keypoints[None], obs.visibility[None], obs.world[None])[0]))
         self.prev_roi, self.prev_frame = self.last_roi, self.last_frame
         self.last_roi, self.last_frame = roi_next, obs.frame
         self.missed = 0
@@ -113,6 +122,7 @@ class Tracklet:
     def absorb(self, other: "Tracklet") -> None:
         """Append a re-acquired tracklet's observations (they come later in time) and its motion state."""
         self.observations.extend(other.observations)
+        self.sizes.extend(other.sizes)
         for name in ("last_roi", "prev_roi", "prev_frame", "last_frame", "missed", "last_kp", "last_vis"):
             setattr(self, name, getattr(other, name))
         if other.hist is not None:
@@ -121,6 +131,7 @@ class Tracklet:
     def keep(self, indices) -> None:
         """Keep only the observations at ``indices`` (in that order)."""
         self.observations = [self.observations[i] for i in indices]
+        self.sizes = [self.sizes[i] for i in indices]
 
     def finish(self, mask_size: int) -> TrackObservations:
         """The observations as arrays, in frame order."""
