@@ -683,6 +683,7 @@ class SetupJob:
                 self.index, self.last_line = i, ""
             log.write(f"\n== Step {i + 1}/{n}: {step.label}\n$ {command_line(step.argv)}\n")
             log.flush()
+            t0 = time.monotonic()
             try:
                 proc = subprocess.Popen(
                     list(step.argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -702,7 +703,7 @@ class SetupJob:
                     self.last_line = line.strip()
             rc = proc.wait()
             proc.stdout.close()
-            log.write(f"(exit code {rc})\n")
+            log.write(f"(exit code {rc}, {time.monotonic() - t0:.1f} s)\n")
             if self._cancelled:
                 if os.name == "posix":  # stragglers in the step's process group
                     stop_process_tree(proc, hard=True)
