@@ -32,6 +32,11 @@ import tomllib
 RUNNING, SUCCEEDED, FAILED, CANCELLED = "running", "succeeded", "failed", "cancelled"
 
 
+# Where the engine's Python writes its bytecode cache (PYTHONPYCACHEPREFIX), so that nothing is written
+# into the engine folder the extension carries; the add-on sets it to a folder in its user folder.
+PYCACHE_PREFIX: str | None = None
+
+
 def engine_env(source_dir: str | None) -> dict:
     """The environment for the engine: the source folder first on PYTHONPATH, unbuffered output."""
     env = dict(os.environ)
@@ -41,6 +46,8 @@ def engine_env(source_dir: str | None) -> dict:
     if source_dir:
         old = env.get("PYTHONPATH")
         env["PYTHONPATH"] = source_dir + (os.pathsep + old if old else "")
+        if PYCACHE_PREFIX:
+            env["PYTHONPYCACHEPREFIX"] = PYCACHE_PREFIX
     return env
 
 

@@ -63,9 +63,13 @@ def bundled_engine() -> str:
 
 
 def engine_source(prefs) -> str:
-    """Engine Source when set (a developer's override), else the engine the add-on comes with."""
+    """Engine Source when set (a developer's override), else the engine the add-on comes with (whose
+    bytecode cache then goes to the user folder: nothing is written into the extension's folder)."""
     path = bpy.path.abspath(prefs.engine_source) if prefs is not None and prefs.engine_source else ""
-    return os.path.normpath(path) if path else bundled_engine()
+    if path:
+        return os.path.normpath(path)
+    engine.PYCACHE_PREFIX = os.path.join(user_dir(), "pycache")
+    return bundled_engine()
 
 
 def env_status(prefs=None) -> tuple[str, str]:

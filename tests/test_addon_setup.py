@@ -357,6 +357,12 @@ def test_from_the_zip_to_a_capture_with_no_engine_settings(tmp_path):
     assert state["job_python"] == state["env_python"] and state["env_python"].startswith(str(tmp_path / "blender user"))
     assert state["env_state"] == "ready" and "Step 3/3: Preparing the Anny body model" in state["setup_log"]
     assert "Anny body model ready" in state["setup_log"]
+    # Nothing was written into the installed extension (the engine's bytecode goes to the user folder).
+    with zipfile.ZipFile(zip_path) as zf:
+        packed = {n for n in zf.namelist()}
+    written = {os.path.relpath(os.path.join(d, f), installed).replace(os.sep, "/")
+               for d, _, files in os.walk(installed) for f in files}
+    assert {w for w in written if not w.startswith("__pycache__/")} == packed  # Blender's own import of the add-on aside
     r = read_result(str(out / "sample_two_people.npz"))
     n = len(r.people)
     assert n >= 1 and state["status"].startswith(f"Captured {n} ")
