@@ -672,6 +672,9 @@ class SetupJob:
                 self._run_steps(log)
         except OSError as exc:  # the log or the environment folder cannot be written or removed
             self.state, self.message = FAILED, f"Engine setup failed: {exc}"
+        except Exception as exc:  # never leave the UI waiting on a thread that died
+            self.state, self.message = FAILED, f"Engine setup failed: {type(exc).__name__}: {exc}"
+            raise
 
     def _run_steps(self, log) -> None:
         n = self.n_steps

@@ -255,6 +255,26 @@ def test_cancel_retry_and_update(addon, tmp_path, monkeypatch):
         engine.requirements_hash(["numpy>=1.24", "anny>=0.7"])
 
 
+def test_switching_pytorch_build_or_a_lost_python_rebuilds_from_scratch(addon, tmp_path):
+    engine, prefs = addon.engine, addon.prefs
+    p = _prefs()
+    p.engine_source = str(_engine_folder(tmp_path))
+    env = prefs.env_dir()
+    assert prefs.setup_plan(p)[1] is False  # nothing there yet: nothing to remove
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", env], check=True)
+    marker = {"engine_version": "0.1.0", "torch": "cuda", "requirements_sha256": "x"}
+    open(os.path.join(env, engine.MARKER), "w").write(json.dumps(marker))
+    steps, fresh, new_marker = prefs.setup_plan(p)
+    assert fresh is True and new_marker["torch"] == "cpu"  # Use CUDA is off: CPU, so the CUDA build goes
+    assert new_marker["requirements_sha256"] == engine.requirements_hash(["numpy>=1.24"])
+    assert steps[1].label == "Installing PyTorch (CPU)" and steps[0].argv[0] == engine.blender_python()
+    open(os.path.join(env, engine.MARKER), "w").write(json.dumps(dict(marker, torch="cpu")))
+    assert prefs.env_status(p)[0] == "outdated" and prefs.setup_plan(p)[1] is False  # an update keeps it
+    with open(os.path.join(env, "pyvenv.cfg"), "w") as fh:
+        fh.write(f"home = {tmp_path / 'Blender 4.2 that was removed' / 'bin'}\n")
+    assert prefs.env_status(p)[0] == "broken" and prefs.setup_plan(p)[1] is True
+
+
 def test_disabling_the_addon_stops_a_running_setup(addon, tmp_path, monkeypatch):
     engine = addon.engine
     p = _prefs()
