@@ -354,9 +354,9 @@ print("OK")
 
 @pytest.mark.slow
 def test_from_the_zip_to_a_capture_with_no_engine_settings(tmp_path):
-    """Install the built zip into a Blender with its own user folder, run Set Up Engine (pip replaced by a
-    link to this Python's packages: offline), then Capture from Video on 20 frames of the shipped sample,
-    with Engine Source and Engine Python empty."""
+    """Install the built zip into a Blender with its own user folder (a path with a space and a non-ASCII
+    character), run Set Up Engine (pip replaced by a link to this Python's packages: offline), then
+    Capture from Video on 20 frames of the shipped sample, with Engine Source and Engine Python empty."""
     import site
     from core.geometry.rig import Rig, posed_bone_frames
     from core.result import read_result
@@ -365,16 +365,16 @@ def test_from_the_zip_to_a_capture_with_no_engine_settings(tmp_path):
     zip_path = build_addon.build(str(tmp_path / "dist"))
     out = tmp_path / "out dö"
     out.mkdir()
-    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender user"))
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "Blender Zoë user"))
     env.pop("PYTHONPATH", None)
     proc = subprocess.run([sys.executable, "-c", E2E_SCRIPT, zip_path, SAMPLE, str(out), site.getsitepackages()[0]],
                           env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0 and "OK" in proc.stdout, (proc.stdout + proc.stderr)[-5000:]
     state = json.load(open(out / "blender_state.json"))
     # The engine that ran is the one in the installed extension, in the environment Set Up Engine made.
-    installed = tmp_path / "blender user" / "extensions" / "user_default" / "doppel"
+    installed = tmp_path / "Blender Zoë user" / "extensions" / "user_default" / "doppel"
     assert state["bundled"] == str(installed / "doppel_engine") == state["job_source"]
-    assert state["job_python"] == state["env_python"] and state["env_python"].startswith(str(tmp_path / "blender user"))
+    assert state["job_python"] == state["env_python"] and state["env_python"].startswith(str(tmp_path / "Blender Zoë user"))
     assert state["env_state"] == "ready" and "Step 3/3: Preparing the Anny body model" in state["setup_log"]
     assert "Anny body model ready" in state["setup_log"]
     # Nothing was written into the installed extension (the engine's bytecode goes to the user folder).
