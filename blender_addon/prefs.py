@@ -289,6 +289,11 @@ class DOPPEL_OT_setup_engine(bpy.types.Operator):
         if setup_running():
             self.report({"WARNING"}, "The engine setup is already running")
             return {"CANCELLED"}
+        from . import ops  # (ops imports this module)
+        if ops.SESSION is not None and ops.SESSION.state == engine.RUNNING:
+            self.report({"ERROR"}, "A capture is running with the engine: let it finish or cancel it, then set up "
+                                   "the engine")
+            return {"CANCELLED"}
         prefs = get_prefs(context)
         local = wheel_dir(prefs)
         if not local and not bpy.app.online_access:

@@ -229,6 +229,10 @@ def test_cancel_retry_and_update(addon, tmp_path, monkeypatch):
     assert ("operator", "doppel.cancel_setup", "") in panel and ("operator", "doppel.setup_engine", "Set Up Engine") not in panel
     with pytest.raises(RuntimeError):  # one setup at a time
         bpy.ops.doppel.setup_engine()
+    s = bpy.context.scene.doppel
+    s.video_path = SAMPLE
+    with pytest.raises(RuntimeError, match="The engine is not set up"):  # nor a capture while it runs
+        bpy.ops.doppel.capture()
     assert bpy.ops.doppel.cancel_setup() == {"FINISHED"}
     assert job.wait(60) == "cancelled"
     assert "cancelled at step 2/3" in job.message and os.path.isfile(job.log_path)
@@ -273,6 +277,14 @@ def test_switching_pytorch_build_or_a_lost_python_rebuilds_from_scratch(addon, t
     with open(os.path.join(env, "pyvenv.cfg"), "w") as fh:
         fh.write(f"home = {tmp_path / 'Blender 4.2 that was removed' / 'bin'}\n")
     assert prefs.env_status(p)[0] == "broken" and prefs.setup_plan(p)[1] is True
+
+
+def test_no_setup_while_a_capture_runs(addon, tmp_path, monkeypatch):
+    monkeypatch.setattr(addon.ops, "SESSION", type("Session", (), {"state": "running", "cancel": lambda self: None})())
+    _prefs().wheel_dir = str(tmp_path)
+    with pytest.raises(RuntimeError, match="A capture is running with the engine"):
+        bpy.ops.doppel.setup_engine()
+    assert addon.prefs.SETUP["job"] is None
 
 
 def test_disabling_the_addon_stops_a_running_setup(addon, tmp_path, monkeypatch):
