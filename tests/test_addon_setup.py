@@ -302,6 +302,87 @@ def test_disabling_the_addon_stops_a_running_setup(addon, tmp_path, monkeypatch)
         os.kill(pid, 0)
 
 
+# ---------------------------------------------------------------- update and removal of the installed zip
+
+LIFECYCLE_SCRIPT = r"""
+import json, os, sys, time, bpy
+zip1, zip2, wheels = sys.argv[1:4]
+MOD = "bl_ext.user_default.doppel"
+out = {}
+
+def install(path):
+    assert bpy.ops.extensions.package_install_files(filepath=path, repo="user_default",
+                                                     enable_on_install=True) == {"FINISHED"}
+    engine, prefs = sys.modules[MOD + ".engine"], sys.modules[MOD + ".prefs"]
+    def steps(env_dir, engine_dir, base_python, variant="cpu", wheel_dir="", os_name=None):
+        code = ("import time\nfor i in range(100000):\n    print('Downloading', i, flush=True)\n    time.sleep(0.05)"
+                if os.environ.get("SLOW") else "print('installed')")
+        return [engine.SetupStep("Creating the Python environment", [base_python, "-m", "venv", "--without-pip", env_dir]),
+                engine.SetupStep("Installing PyTorch (CPU)", [sys.executable, "-c", code])]
+    engine.setup_steps = steps  # offline stand-in for the pip steps
+    p = bpy.context.preferences.addons[MOD].preferences
+    p.wheel_dir = wheels
+    return engine, prefs, p
+
+def setup(prefs):
+    assert bpy.ops.doppel.setup_engine() == {"FINISHED"}
+    return prefs.SETUP["job"]
+
+engine, prefs, p = install(zip1)
+assert setup(prefs).wait(120) == "succeeded"
+env_python = engine.venv_python(prefs.env_dir())
+out["first"] = prefs.env_status(p)[0]
+engine, prefs, p = install(zip2)  # an update of the extension whose engine needs another package
+out["after_update"] = prefs.env_status(p)
+out["python_kept"] = prefs.engine_python(p) == env_python and os.path.isfile(env_python)
+assert setup(prefs).wait(120) == "succeeded"
+out["after_setup"] = prefs.env_status(p)[0]
+user = prefs.user_dir()
+os.environ["SLOW"] = "1"
+job = setup(prefs)
+t0 = time.monotonic()
+while not (job.index == 1 and job.proc is not None and job.last_line) and time.monotonic() - t0 < 60:
+    time.sleep(0.05)
+pid = job.proc.pid
+repo = [r.module for r in bpy.context.preferences.extensions.repos].index("user_default")
+assert bpy.ops.extensions.package_uninstall(repo_index=repo, pkg_id="doppel") == {"FINISHED"}
+try:
+    os.kill(pid, 0)
+    out["step_running_after_removal"] = True
+except ProcessLookupError:
+    out["step_running_after_removal"] = False
+out["job_after_removal"] = job.state
+out["user_folder_after_removal"] = os.path.exists(user)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_update_keeps_or_updates_the_environment_and_removal_stops_it(tmp_path):
+    """The real install, update and removal of the zip (Blender's own operators): an update with other
+    requirements marks the environment for update but keeps it usable; removing the extension while a
+    setup runs stops the setup's process."""
+    zip1 = build_addon.build(str(tmp_path / "dist"))
+    zip2 = str(tmp_path / "doppel-0.1.0-update.zip")
+    with zipfile.ZipFile(zip1) as src, zipfile.ZipFile(zip2, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "doppel_engine/requirements.txt":
+                data += b"trimesh>=4\n"
+            dst.writestr(info, data)
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender user"))
+    proc = subprocess.run([sys.executable, "-c", LIFECYCLE_SCRIPT, zip1, zip2, str(tmp_path)], env=env,
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+    assert proc.returncode == 0 and line, (proc.stdout + proc.stderr)[-5000:]
+    out = json.loads(line[len("RESULT "):])
+    assert out["first"] == "ready"
+    state, text = out["after_update"]
+    assert state == "outdated" and "Set Up Engine updates it" in text and out["python_kept"]
+    assert out["after_setup"] == "ready"
+    assert out["step_running_after_removal"] is False and out["job_after_removal"] == "cancelled"
+    assert out["user_folder_after_removal"] is False  # Blender removes the extension's user folder with it
+
+
 # ---------------------------------------------------------------- from the zip to a capture
 
 E2E_SCRIPT = r"""
