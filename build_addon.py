@@ -28,9 +28,6 @@ ADDON_DIR = os.path.join(ROOT, "blender_addon")
 # The engine's defaults: the panel shows the same defaults as the command line.
 EXTRA_FILES = ((os.path.join(ROOT, "core", "defaults.json"), "engine_defaults.json"),)
 INCLUDE_EXT = (".py", ".toml", ".md", ".txt")
-ENGINE_DIR = "doppel_engine"  # in the zip; blender_addon/prefs.py looks for it beside itself
-CORE_EXT = (".py", ".json")  # the engine's code and the data files it reads at run time
-WEIGHTS_DOCS = ("MANIFEST.json", "README.md", "LICENSE-mediapipe.txt")
 REQUIRED = ("schema_version", "id", "version", "name", "tagline", "maintainer", "type", "blender_version_min", "license")
 
 
@@ -50,6 +47,12 @@ def read_manifest(path: str = os.path.join(ADDON_DIR, "blender_manifest.toml")) 
 
 def addon_files() -> list[str]:
     return _walk(ADDON_DIR, INCLUDE_EXT)
+
+
+# The engine the extension carries.
+ENGINE_DIR = "doppel_engine"  # in the zip; blender_addon/prefs.py looks for it beside itself
+CORE_EXT = (".py", ".json")  # the engine's code and the data files it reads at run time
+WEIGHTS_DOCS = ("MANIFEST.json", "README.md", "LICENSE-mediapipe.txt")
 
 
 def _walk(folder: str, exts: tuple[str, ...]) -> list[str]:
