@@ -635,6 +635,7 @@ class SetupJob:
         self._lock = threading.Lock()
         self._cancelled = False
         self._thread: threading.Thread | None = None
+        self._kill_timer: threading.Timer | None = None
 
     @property
     def n_steps(self) -> int:
@@ -713,6 +714,8 @@ class SetupJob:
                     self.last_line = line.strip()
             rc = proc.wait()
             proc.stdout.close()
+            if self._kill_timer is not None:  # no thread is left waiting to kill what has ended
+                self._kill_timer.cancel()
             log.write(f"(exit code {rc}, {time.monotonic() - t0:.1f} s)\n")
             if self._cancelled:
                 if os.name == "posix":  # stragglers in the step's process group
@@ -750,10 +753,10 @@ class SetupJob:
             self._cancelled = True
             proc = self.proc
         if proc is not None:
+            self._kill_timer = threading.Timer(grace, lambda: stop_process_tree(proc, hard=True))
+            self._kill_timer.daemon = True
+            self._kill_timer.start()  # before the signal, so the step's end always finds it to cancel
             stop_process_tree(proc)
-            timer = threading.Timer(grace, lambda: stop_process_tree(proc, hard=True))
-            timer.daemon = True
-            timer.start()
 
     def cancel(self, grace: float = 3.0, timeout: float = 30.0) -> str:
         """Stop the setup and wait for its thread (unregister, scripts)."""
