@@ -19,7 +19,8 @@ def register():
 
 
 def unregister():
-    ops.cancel_running()
+    ops.cancel_running()  # a capture and an engine setup end with the add-on: nothing is left running
+    prefs.cancel_setup()
     del bpy.types.Scene.doppel
     del bpy.types.Object.doppel_body
     _unregister()

@@ -15,7 +15,7 @@ for v in "${VERSIONS[@]}"; do
   "$venv/bin/python" -c "import torch" >/dev/null 2>&1 || "$venv/bin/python" -m pip install -q "torch==2.13.0"
   "$venv/bin/python" -m pip install -q -e ".[smpl]" pytest "bpy==$v.*" "numpy<2" "opencv-python-headless<4.12"
   echo "== Blender $("$venv/bin/python" -c 'import bpy; print(bpy.app.version_string)')"
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_addon.py tests/test_addon_reshape.py || failed+=("$v")
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_addon.py tests/test_addon_reshape.py tests/test_addon_setup.py || failed+=("$v")
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "add-on tests failed on Blender ${failed[*]}" >&2

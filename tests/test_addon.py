@@ -613,6 +613,7 @@ def test_panels_and_preferences_draw(addon, tmp_path, toy_path):
         ops.SESSION.cancel()
     log = []
     prefs.DoppelPreferences.draw(type("P", (), {"layout": _Layout(log), "python_path": "", "engine_source": "",
+                                                "use_cuda": False, "wheel_dir": "", "show_advanced": True,
                                                 "bl_rna": _prefs().bl_rna})(), bpy.context)
     assert ("operator", "doppel.setup_engine") in log and ("operator", "doppel.check_engine") in log
     assert any(k == "label" and v.startswith("DensePose: ") for k, v in log)
