@@ -13,9 +13,13 @@ A preset file (``retarget_presets/*.json`` in the add-on; users put copies in th
 ``bones`` maps a TARGET bone name to the SOURCE bone (a Doppel person's bone: SMPL joint names such as
 ``left_shoulder``, Anny's fingers ``finger2-1.L``). Several target bones may follow one source bone (a
 five-bone spine on a three-bone one). ``root`` is the target bone that carries the root motion.
-``properties`` are custom properties keyed, constant, in the baked action (a Rigify rig's FK switches).
-A target bone name matches with or without a namespace prefix (``mixamorig:Hips`` is ``Hips``). The
-variant of a preset whose bones the armature has most of is used; AUTO takes the best preset.
+``facing_only`` lists control bones that do not lie along a joint segment (a Rigify rig's torso, hips
+and chest controls point backwards): they turn with their source bone from their own rest, only
+turned to face the capture's way. ``properties`` are custom properties keyed, constant, in the baked action (a Rigify rig's FK switches).
+Variants are listed by preference: the first one whose body bones the armature has as fully as the
+best one's is used (a generated Rigify rig has both its FK controls and its DEF bones).
+A target bone name matches with or without a namespace prefix (``mixamorig:Hips`` is ``Hips``). AUTO
+takes the preset whose body bones the armature has the largest share of.
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ class Resolved:
     missing: tuple
     properties: dict
     score: float
+    facing_only: tuple = ()
 
 
 def _bare(name: str) -> str:
@@ -128,13 +133,19 @@ def resolve_variant(preset: dict, variant: dict, bone_names) -> Resolved:
     found = {t for t, src in variant["bones"].items() if not _is_finger(src)
              and (t in names or _bare(t) in by_bare)}
     score = len(found) / max(len(body), 1)
-    return Resolved(preset["id"], variant.get("name", ""), tuple(pairs), root, missing, props, score)
+    real = dict(pairs)
+    facing_only = tuple(n for n in (by_bare.get(_bare(f), f if f in names else None)
+                                    for f in variant.get("facing_only", ())) if n in real)
+    return Resolved(preset["id"], variant.get("name", ""), tuple(pairs), root, missing, props, score, facing_only)
 
 
 def resolve(preset: dict, bone_names) -> Resolved:
     """The preset's best variant on an armature with ``bone_names``."""
-    return max((resolve_variant(preset, v, bone_names) for v in preset["variants"]),
-               key=lambda r: (r.score, len(r.pairs)))
+    found = [resolve_variant(preset, v, bone_names) for v in preset["variants"]]
+    # Variants are listed by preference (a rig's controls before its deform bones): the first that
+    # fits as well as the best one.
+    best = max(r.score for r in found)
+    return next(r for r in found if r.score >= best - 1e-9)
 
 
 def detect(presets: dict, bone_names) -> Resolved:

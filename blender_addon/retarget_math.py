@@ -195,6 +195,7 @@ class BoneMap:
     pairs: tuple
     root: str
     missing: tuple = ()
+    facing_only: tuple = ()  # target bones aligned by the facing alone (controls off the joint segments)
 
 
 def facing(skel: Skeleton, left: str, right: str, up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -262,8 +263,12 @@ def make_plan(source: Skeleton, target: Skeleton, bone_map: BoneMap, source_floo
         raise ValueError("the target's hips are not above its feet")
     order = sorted(src_of)
     C = np.empty((len(order), 3, 3))
+    facing_only = {target.index[n] for n in bone_map.facing_only}
     for m, t in enumerate(order):
         s = src_of[t]
+        if t in facing_only:
+            C[m] = yaw
+            continue
         g = _group_root(target, t, src_of)
         # The segment: from this bone's head to the head of its (primary) child on both sides.
         child_s = None
@@ -380,19 +385,27 @@ def plant_feet(plan: Plan, source: Skeleton, target: Skeleton, out: Retargeted, 
                contacts: np.ndarray, source_origin=(0.0, 0.0, 0.0), target_origin=(0.0, 0.0, 0.0)) -> Retargeted:
     """On the source's contact frames (``contacts (T, L)``, one column per leg in ``SOURCE_LEGS`` order),
     turn the target's thigh and shin so its ankle sits where the source's ankle is, scaled like the
-    root; the foot keeps its world orientation. Fades over a few frames around each contact."""
+    root; the foot keeps its world orientation. Fades over a few frames around each contact.
+
+    The leg is placed from the wanted orientations alone (hip centre, root bone's turn, thigh, shin),
+    not from any rig's bone hierarchy, so it holds for rigs whose controls are not the joints."""
     G = out.G.copy()
-    rot, loc, Gt, Xt = bases_from_world(target, dict(zip(out.bones, np.moveaxis(out.G, 1, 0))),
-                                        {out.root: out.root_head})
+    m_of = {t: m for m, t in enumerate(out.bones)}
     src_of = dict(zip(out.bones, plan.source_bones))
+    so, to = np.asarray(source_origin, float), np.asarray(target_origin, float)
+    sh = [source.index["left_hip"], source.index["right_hip"]]
+    centre = scale_about_floor(plan, X_source[:, sh].mean(1), so, to)
+    delta = lambda t: G[:, m_of[t]] @ target.matrices[t].T  # noqa: E731  (a bone's world turn from its rest)
     for (hip, knee, ankle), s_ankle, column in plan.legs:
         w = contact_weights(contacts[:, min(column, contacts.shape[1] - 1)])
         if not w.any():
             continue
-        goal_full = scale_about_floor(plan, X_source[:, s_ankle], np.asarray(source_origin, float),
-                                      np.asarray(target_origin, float))
-        goal = Xt[:, ankle] + w[:, None] * (goal_full - Xt[:, ankle])
-        R1, R2 = two_bone_ik(Xt[:, hip], Xt[:, knee], Xt[:, ankle], goal)
+        H = centre + (delta(plan.root) @ (target.heads[hip] - plan.target_hip_centre))
+        K = H + (delta(hip) @ (target.heads[knee] - target.heads[hip]))
+        A = K + (delta(knee) @ (target.heads[ankle] - target.heads[knee]))
+        goal_full = scale_about_floor(plan, X_source[:, s_ankle], so, to)
+        goal = A + w[:, None] * (goal_full - A)
+        R1, R2 = two_bone_ik(H, K, A, goal)
         for m, t in enumerate(out.bones):  # the thigh's and the shin's bones turn; the foot keeps its own
             if src_of[t] == src_of[hip]:
                 G[:, m] = R1 @ G[:, m]
