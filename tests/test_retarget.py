@@ -37,7 +37,7 @@ PKG = "blender_addon"
 JOINTS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_shoulder",
           "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "head")
 TOL = 0.03  # metres: the issue's criterion
-SCALES = {"RIGIFY": 1.05, "MIXAMO": 1.10, "UE5": 0.92}  # each test rig is the person times this
+SCALES = {"RIGIFY": 1.05, "MIXAMO": 1.10, "UE5": 0.92, "VRM": 0.95, "METARIG": 1.05}  # each test rig is the person times this
 
 
 def _raise(exc):
@@ -128,6 +128,23 @@ def _build(name: str, bones: list, M: Matrix, roll: float = 0.0):
     return obj
 
 
+def _chain(j: dict, name) -> list:
+    """A humanoid chain ``(bone, parent, head, tail)``; ``name(role, side)`` names the bones (side "" for the
+    spine), roles as Mixamo has them."""
+    spine = [("Hips", None, "pelvis", "spine1"), ("Spine", "Hips", "spine1", "spine2"),
+             ("Spine1", "Spine", "spine2", "spine3"), ("Spine2", "Spine1", "spine3", "neck"),
+             ("Neck", "Spine2", "neck", "head"), ("Head", "Neck", "head", "head_top")]
+    bones = [(name(r, ""), name(p, "") if p else None, j[h], j[t]) for r, p, h, t in spine]
+    for side in ("left", "right"):
+        for r, p, h, t in (("Shoulder", None, "collar", "shoulder"), ("Arm", "Shoulder", "shoulder", "elbow"),
+                           ("ForeArm", "Arm", "elbow", "wrist"), ("Hand", "ForeArm", "wrist", "hand"),
+                           ("UpLeg", None, "hip", "knee"), ("Leg", "UpLeg", "knee", "ankle"),
+                           ("Foot", "Leg", "ankle", "foot"), ("ToeBase", "Foot", "foot", "toe_tip")):
+            parent = name(p, side) if p else name("Spine2" if r == "Shoulder" else "Hips", "")
+            bones.append((name(r, side), parent, j[f"{side}_{h}"], j[f"{side}_{t}"]))
+    return bones
+
+
 def build_mixamo(person, scale=SCALES["MIXAMO"], name="Mixamo_Character", shin=1.0, thigh=1.0):
     """Mixamo: T-pose, centimetres, data Y-up (an FBX import: object rotated 90 degrees about X, scale 0.01)."""
     j = _joints(person, scale * 100.0, 0.0)
@@ -142,22 +159,29 @@ def build_mixamo(person, scale=SCALES["MIXAMO"], name="Mixamo_Character", shin=1
         drop = shift[2] / 100.0
     to_yup = np.asarray(Matrix.Rotation(-math.pi / 2, 3, "X"))  # data = R^-1 world
     j = {n: to_yup @ v for n, v in j.items()}
-    m = "mixamorig:"
-    bones = [(m + "Hips", None, j["pelvis"], j["spine1"]), (m + "Spine", m + "Hips", j["spine1"], j["spine2"]),
-             (m + "Spine1", m + "Spine", j["spine2"], j["spine3"]), (m + "Spine2", m + "Spine1", j["spine3"], j["neck"]),
-             (m + "Neck", m + "Spine2", j["neck"], j["head"]), (m + "Head", m + "Neck", j["head"], j["head_top"])]
-    for side, S in (("left", "Left"), ("right", "Right")):
-        bones += [(m + f"{S}Shoulder", m + "Spine2", j[f"{side}_collar"], j[f"{side}_shoulder"]),
-                  (m + f"{S}Arm", m + f"{S}Shoulder", j[f"{side}_shoulder"], j[f"{side}_elbow"]),
-                  (m + f"{S}ForeArm", m + f"{S}Arm", j[f"{side}_elbow"], j[f"{side}_wrist"]),
-                  (m + f"{S}Hand", m + f"{S}ForeArm", j[f"{side}_wrist"], j[f"{side}_hand"]),
-                  (m + f"{S}UpLeg", m + "Hips", j[f"{side}_hip"], j[f"{side}_knee"]),
-                  (m + f"{S}Leg", m + f"{S}UpLeg", j[f"{side}_knee"], j[f"{side}_ankle"]),
-                  (m + f"{S}Foot", m + f"{S}Leg", j[f"{side}_ankle"], j[f"{side}_foot"]),
-                  (m + f"{S}ToeBase", m + f"{S}Foot", j[f"{side}_foot"], j[f"{side}_toe_tip"])]
+    bones = _chain(j, lambda role, side: "mixamorig:" + {"left": "Left", "right": "Right", "": ""}[side] + role)
     M = Matrix.Translation((1.5, 0.5, 0.0)) @ Matrix.Rotation(math.pi / 2, 4, "X") @ Matrix.Scale(0.01, 4)
     obj = _build(name, bones, M)
     _body_mesh(person, obj, scale, Matrix.Translation((1.5, 0.5, drop)))
+    return obj
+
+
+VROID = {"Hips": "Hips", "Spine": "Spine", "Spine1": "Chest", "Spine2": "UpperChest", "Neck": "Neck", "Head": "Head",
+         "Shoulder": "Shoulder", "Arm": "UpperArm", "ForeArm": "LowerArm", "Hand": "Hand", "UpLeg": "UpperLeg",
+         "Leg": "LowerLeg", "Foot": "Foot", "ToeBase": "ToeBase"}
+
+
+def build_vroid(person, scale=SCALES["VRM"]):
+    """A VRoid Studio avatar's names (J_Bip_C_Hips, J_Bip_L_UpperArm ...): T-pose, facing +Y (VRM 0.x in
+    Blender), every bone rolled 45 degrees."""
+    j = _joints(person, scale, 0.0)
+    turn = np.asarray(Matrix.Rotation(math.pi, 3, "Z"))
+    j = {n: turn @ v for n, v in j.items()}
+    side_of = {"left": "L", "right": "R", "": "C"}
+    bones = _chain(j, lambda role, side: f"J_Bip_{side_of[side]}_{VROID[role]}")
+    M = Matrix.Translation((0.0, 2.0, 0.0))
+    obj = _build("VRoid_Avatar", bones, M, roll=math.pi / 4)
+    _body_mesh(person, obj, scale, M @ Matrix.Rotation(math.pi, 4, "Z"))
     return obj
 
 
@@ -218,9 +242,10 @@ def build_rigify(person, scale=SCALES["RIGIFY"]):
     bpy.ops.pose.rigify_generate()
     rig = bpy.context.view_layer.objects.active
     rig.name = "Rigify_Character"
-    meta.hide_set(True)
     _body_mesh(person, rig, scale, Matrix.Identity(4))
-    return rig
+    meta.location = (0.0, -2.0, 0.0)  # the Meta-Rig itself is a target too
+    _body_mesh(person, meta, scale, Matrix.Translation((0.0, -2.0, 0.0)))
+    return rig, meta
 
 
 # ---------------------------------------------------------------- the scene, built once
@@ -234,7 +259,9 @@ def scene(capture):
 
     summary = scene_build.build_from_result(bpy.context, capture)
     person = result_file.read_result_file(capture)["people"][0]
-    rigs = {"RIGIFY": build_rigify(person), "MIXAMO": build_mixamo(person), "UE5": build_ue5(person)}
+    rigify, meta = build_rigify(person)
+    rigs = {"RIGIFY": rigify, "METARIG": meta, "MIXAMO": build_mixamo(person), "UE5": build_ue5(person),
+            "VRM": build_vroid(person)}
     yield {"summary": summary, "person": person, "source": summary["armatures"][0], "rigs": rigs, "module": mod}
     mod.ops.cancel_running()
     addon_utils.disable(PKG, default_set=True, handle_error=_raise)
@@ -252,6 +279,11 @@ TARGET_JOINTS = {
     "MIXAMO": {"left_hip": "mixamorig:LeftUpLeg", "left_knee": "mixamorig:LeftLeg", "left_ankle": "mixamorig:LeftFoot",
                "left_shoulder": "mixamorig:LeftArm", "left_elbow": "mixamorig:LeftForeArm",
                "left_wrist": "mixamorig:LeftHand", "head": "mixamorig:Head"},
+    "METARIG": {"left_hip": "thigh.L", "left_knee": "shin.L", "left_ankle": "foot.L", "left_shoulder": "upper_arm.L",
+                "left_elbow": "forearm.L", "left_wrist": "hand.L", "head": "spine.006"},
+    "VRM": {"left_hip": "J_Bip_L_UpperLeg", "left_knee": "J_Bip_L_LowerLeg", "left_ankle": "J_Bip_L_Foot",
+            "left_shoulder": "J_Bip_L_UpperArm", "left_elbow": "J_Bip_L_LowerArm", "left_wrist": "J_Bip_L_Hand",
+            "head": "J_Bip_C_Head"},
     "UE5": {"left_hip": "thigh_l", "left_knee": "calf_l", "left_ankle": "foot_l", "left_shoulder": "upperarm_l",
             "left_elbow": "lowerarm_l", "left_wrist": "hand_l", "head": "head"},
 }
@@ -262,7 +294,7 @@ def _target_joint_names(preset: str) -> dict:
     for src, tgt in TARGET_JOINTS[preset].items():
         out[src] = tgt
         if src.startswith("left_"):
-            other = tgt.replace(".L", ".R").replace("Left", "Right").replace("_l", "_r")
+            other = tgt.replace(".L", ".R").replace("Left", "Right").replace("_l", "_r").replace("_L_", "_R_")
             out["right_" + src[5:]] = other
     return out
 
@@ -301,7 +333,7 @@ def _expected(scene, target, names, frames):
     return rm.scale_about_floor(plan, src, np.zeros(3), np.asarray(target.matrix_world.translation)), plan
 
 
-@pytest.mark.parametrize("preset", ["RIGIFY", "MIXAMO", "UE5"])
+@pytest.mark.parametrize("preset", ["RIGIFY", "MIXAMO", "UE5", "VRM", "METARIG"])
 def test_joints_follow_the_capture(scene, preset):
     target = scene["rigs"][preset]
     assert _retarget(scene, "AUTO", target) == {"FINISHED"}
@@ -507,3 +539,24 @@ def test_panel_map_edit_and_save_as_preset(scene, monkeypatch, tmp_path):
     paths = {fc.data_path for fc in _curves(action, s.retarget_target)}
     assert 'pose.bones["hand_r"].rotation_quaternion' in paths
     assert 'pose.bones["hand_l"].rotation_quaternion' not in paths
+
+
+def test_retarget_panel_draws(scene):
+    from blender_addon import retarget_ui
+    from tests.test_addon import _Layout
+
+    s = bpy.context.scene.doppel
+    s.retarget_source, s.retarget_target = scene["source"], scene["rigs"]["RIGIFY"]
+    s.retarget_map.clear()
+    log = []
+    retarget_ui.VIEW3D_PT_doppel_retarget.draw(type("Panel", (), {"layout": _Layout(log)})(), bpy.context)
+    assert {"retarget_source", "retarget_target", "retarget_preset", "retarget_plant_feet"} <= {v for k, v in log if k == "prop"}
+    assert ("operator", "doppel.retarget") in log and ("operator", "doppel.retarget_load_map") in log
+    assert bpy.ops.doppel.retarget_load_map() == {"FINISHED"}
+    log = []
+    retarget_ui.VIEW3D_PT_doppel_retarget.draw(type("Panel", (), {"layout": _Layout(log)})(), bpy.context)
+    searched = [v for k, v in log if k == "prop_search"]
+    assert "left_elbow" in searched and len(searched) == len(s.retarget_map) + 1  # the bones and the root
+    # the source picker offers captured people only, the target picker everything else that is an armature
+    assert retarget_ui._poll_source(s, scene["source"]) and not retarget_ui._poll_source(s, scene["rigs"]["UE5"])
+    assert retarget_ui._poll_target(s, scene["rigs"]["UE5"]) and not retarget_ui._poll_target(s, scene["source"])
