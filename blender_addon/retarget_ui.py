@@ -63,8 +63,11 @@ def settings_properties() -> dict:
     }
 
 
-def _set_status(context, text: str) -> None:
-    context.scene.doppel.status = text
+def _say(op, context, level: str, msg: str) -> set:
+    """Show ``msg`` in the panel's status line and the report; FINISHED for INFO, CANCELLED otherwise."""
+    context.scene.doppel.status = msg
+    op.report({level}, msg)
+    return {"FINISHED"} if level == "INFO" else {"CANCELLED"}
 
 
 class DOPPEL_OT_retarget(bpy.types.Operator):
@@ -94,10 +97,7 @@ class DOPPEL_OT_retarget(bpy.types.Operator):
         try:
             summary = retarget.retarget(context, self.source, self.target, self.preset, plant_feet=self.plant_feet)
         except (retarget.RetargetError, ResultFileError) as exc:
-            msg = f"Retarget: {exc}"
-            _set_status(context, msg)
-            self.report({"ERROR"}, msg)
-            return {"CANCELLED"}
+            return _say(self, context, "ERROR", f"Retarget: {exc}")
         parts = [f"Retargeted {self.source} onto {self.target} ({summary['preset']}, {summary['variant']}): "
                  f"{summary['bones']} bones, root motion x{summary['k']:.2f}"]
         if summary["planted"]:
@@ -106,10 +106,7 @@ class DOPPEL_OT_retarget(bpy.types.Operator):
             parts.append(summary["note"])
         if not summary["active"]:
             parts.append(f"your active action plays over track '{summary['track'].name}'")
-        msg = "; ".join(parts)
-        _set_status(context, msg)
-        self.report({"INFO"}, msg)
-        return {"FINISHED"}
+        return _say(self, context, "INFO", "; ".join(parts))
 
 
 class DOPPEL_OT_retarget_load_map(bpy.types.Operator):
@@ -167,13 +164,9 @@ class DOPPEL_OT_retarget_save_preset(bpy.types.Operator):
             preset = retarget_map.preset_from_pairs(preset_id, self.name, pairs, s.retarget_root, props)
             path = retarget_map.save_preset(preset, retarget.user_preset_dir())
         except (retarget_map.PresetError, OSError) as exc:
-            self.report({"ERROR"}, f"Could not save the preset: {exc}")
-            return {"CANCELLED"}
+            return _say(self, context, "ERROR", f"Could not save the preset: {exc}")
         s.retarget_preset = preset_id
-        msg = f"Saved bone map {preset_id} ({len(pairs)} bones) to {path}"
-        _set_status(context, msg)
-        self.report({"INFO"}, msg)
-        return {"FINISHED"}
+        return _say(self, context, "INFO", f"Saved bone map {preset_id} ({len(pairs)} bones) to {path}")
 
 
 class VIEW3D_PT_doppel_retarget(bpy.types.Panel):
