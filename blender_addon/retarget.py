@@ -271,6 +271,7 @@ def retarget(context, source_name: str, target_name: str, preset_id: str = "AUTO
         raise RetargetError(f"{target_name} is a captured person; pick your own character's armature")
     person, meta = source_person(src_obj)
     r = resolve_map(tgt_obj, preset_id)
+    scene_build._ensure_object_mode(context)  # an armature in Edit Mode has not written its rest bones yet
 
     # Both rests in world space, the source's motion in world space.
     src_arm = rm.person_skeleton(person)
@@ -282,6 +283,10 @@ def retarget(context, source_name: str, target_name: str, preset_id: str = "AUTO
     if floor_s is not None:
         floor_s = float((np.asarray(person["rest_vertices"]) @ M_s[:3, :3].T + M_s[:3, 3])[:, 2].min())
     pairs = tuple((t, s) for t, s in r.pairs if s in src.index)
+    absent = tuple(sorted({s for _, s in r.pairs if s not in src.index}))  # e.g. fingers of a body without them
+    if absent:
+        r = retarget_map.Resolved(r.preset, r.variant, pairs, r.root, tuple(sorted(set(r.missing) | set(absent))),
+                                  r.properties, r.score, r.facing_only)
     bone_map = rm.BoneMap(pairs=pairs, root=r.root, missing=r.missing, facing_only=r.facing_only)
     try:
         plan = rm.make_plan(src, tgt, bone_map, source_floor=floor_s, target_floor=_mesh_floor(tgt_obj))
@@ -303,7 +308,6 @@ def retarget(context, source_name: str, target_name: str, preset_id: str = "AUTO
     want_rot = {b: Rt.T @ out.G[:, m] for m, b in enumerate(out.bones)}
     want_head = {out.root: out.root_head @ M_inv[:3, :3].T + M_inv[:3, 3]}
     plain = _is_plain(tgt_obj, tgt_arm, out.bones)
-    scene_build._ensure_object_mode(context)
     if plain:
         rot, loc, _, _ = rm.bases_from_world(tgt_arm, want_rot, want_head)
         rot_of = {b: rot[:, b] for b in out.bones}

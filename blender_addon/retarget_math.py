@@ -198,11 +198,10 @@ class BoneMap:
     facing_only: tuple = ()  # target bones aligned by the facing alone (controls off the joint segments)
 
 
-def facing(skel: Skeleton, left: str, right: str, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """The horizontal direction a rest skeleton faces: from its right hip to its left hip, turned -90°
-    about up (a Blender character whose left is +X faces -Y)."""
-    lr = skel.heads[skel.index[left]] - skel.heads[skel.index[right]]
-    f = np.cross(lr, np.asarray(up))
+def facing(left_hip: np.ndarray, right_hip: np.ndarray) -> np.ndarray:
+    """The horizontal direction a rest body faces, from its hip joints: right to left hip turned -90°
+    about Z (a Blender character whose left is +X faces -Y)."""
+    f = np.cross(np.asarray(left_hip, float) - right_hip, [0.0, 0.0, 1.0])
     f[2] = 0.0
     return f / np.linalg.norm(f)
 
@@ -224,8 +223,7 @@ class Plan:
     floor_target: float
     root: int  # target index
     root_offset: np.ndarray  # (3,) target root head minus its hip centre, at rest (world)
-    source_hip_centre: np.ndarray  # (3,) at rest
-    target_hip_centre: np.ndarray
+    target_hip_centre: np.ndarray  # (3,) at rest (world)
     legs: list  # per leg mapped on both sides: ((target hip, knee, ankle), source ankle, column in SOURCE_LEGS)
 
 
@@ -251,11 +249,7 @@ def make_plan(source: Skeleton, target: Skeleton, bone_map: BoneMap, source_floo
     if None in th:
         raise ValueError("the map needs both thighs (left_hip, right_hip) to place the root")
     sc, tc = source.heads[sh].mean(0), target.heads[th].mean(0)
-    fs = facing(source, "left_hip", "right_hip")
-    ft = np.cross(target.heads[th[0]] - target.heads[th[1]], [0.0, 0.0, 1.0])
-    ft[2] = 0.0
-    ft /= np.linalg.norm(ft)
-    yaw = rotation_between(ft, fs)
+    yaw = rotation_between(facing(*target.heads[th]), facing(*source.heads[sh]))
     floor_s = floor_height(source) if source_floor is None else source_floor
     floor_t = floor_height(target) if target_floor is None else target_floor
     k = float((tc[2] - floor_t) / (sc[2] - floor_s))
@@ -296,7 +290,7 @@ def make_plan(source: Skeleton, target: Skeleton, bone_map: BoneMap, source_floo
         if None not in ids:
             legs.append((tuple(ids), source.index[ankle], column))
     return Plan(order, [src_of[t] for t in order], C, k, floor_s, floor_t, target.index[bone_map.root],
-                target.heads[target.index[bone_map.root]] - tc, sc, tc, legs)
+                target.heads[target.index[bone_map.root]] - tc, tc, legs)
 
 
 def _is_descendant(skel: Skeleton, b: int, ancestor: int) -> bool:

@@ -560,3 +560,4 @@ def test_retarget_panel_draws(scene):
     # the source picker offers captured people only, the target picker everything else that is an armature
     assert retarget_ui._poll_source(s, scene["source"]) and not retarget_ui._poll_source(s, scene["rigs"]["UE5"])
     assert retarget_ui._poll_target(s, scene["rigs"]["UE5"]) and not retarget_ui._poll_target(s, scene["source"])
+
