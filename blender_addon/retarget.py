@@ -289,7 +289,9 @@ def retarget(context, source_name: str, target_name: str, preset_id: str = "AUTO
                                   r.properties, r.score, r.facing_only)
     bone_map = rm.BoneMap(pairs=pairs, root=r.root, missing=r.missing, facing_only=r.facing_only)
     try:
-        plan = rm.make_plan(src, tgt, bone_map, source_floor=floor_s, target_floor=_mesh_floor(tgt_obj))
+        ground = float((M_s @ [0.0, 0.0, float((meta.get("world") or {}).get("ground_z", 0.0)), 1.0])[2])
+        plan = rm.make_plan(src, tgt, bone_map, source_floor=floor_s, target_floor=_mesh_floor(tgt_obj),
+                            source_ground=ground)
     except ValueError as exc:
         raise RetargetError(f"{target_name}: {exc}") from None
     G_a, X_a = rm.person_pose(src_arm, person)

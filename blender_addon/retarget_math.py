@@ -219,7 +219,8 @@ class Plan:
     source_bones: list  # source index per target bone
     C: np.ndarray  # (M, 3, 3)
     k: float
-    floor_source: float
+    floor_source: float  # the source's REST floor (world z under its rest soles): for k only
+    ground_source: float  # the world z the captured motion stands on: the root scales about it
     floor_target: float
     root: int  # target index
     root_offset: np.ndarray  # (3,) target root head minus its hip centre, at rest (world)
@@ -234,9 +235,12 @@ def _group_root(target: Skeleton, t: int, src_of: dict) -> int:
 
 
 def make_plan(source: Skeleton, target: Skeleton, bone_map: BoneMap, source_floor: float | None = None,
-              target_floor: float | None = None) -> Plan:
+              target_floor: float | None = None, source_ground: float = 0.0) -> Plan:
     """Everything ``retarget`` needs from the two rests. Both skeletons are in world space; the floors
-    (world z under each one's soles, e.g. its rest mesh's lowest point) default to the lowest bone end."""
+    (world z under each one's REST soles, e.g. its rest mesh's lowest point) default to the lowest bone
+    end and give the hip-height ratio. ``source_ground`` is where the captured motion's feet stand (the
+    result's ground, z = 0 in its world): the root motion scales about it onto the target's floor (a
+    character stands at rest where its object puts it, so its floor is where it walks)."""
     src_of = {target.index[t]: source.index[s] for t, s in bone_map.pairs}
     tgt_of_src: dict = {}
     for t in sorted(src_of):
@@ -289,7 +293,7 @@ def make_plan(source: Skeleton, target: Skeleton, bone_map: BoneMap, source_floo
         ids = [tgt_of_src.get(source.index.get(n, -1), [None])[0] for n in (hip, knee, ankle)]
         if None not in ids:
             legs.append((tuple(ids), source.index[ankle], column))
-    return Plan(order, [src_of[t] for t in order], C, k, floor_s, floor_t, target.index[bone_map.root],
+    return Plan(order, [src_of[t] for t in order], C, k, floor_s, float(source_ground), floor_t, target.index[bone_map.root],
                 target.heads[target.index[bone_map.root]] - tc, tc, legs)
 
 
@@ -312,9 +316,9 @@ class Retargeted:
 
 
 def scale_about_floor(plan: Plan, x_source: np.ndarray, source_origin: np.ndarray, target_origin: np.ndarray) -> np.ndarray:
-    """Source world points ``(..., 3)`` -> where the target puts them: scaled by ``k`` about the source's
-    floor point under ``source_origin``, moved to the target's floor point under ``target_origin``."""
-    fs = np.array([source_origin[0], source_origin[1], plan.floor_source])
+    """Source world points ``(..., 3)`` -> where the target puts them: scaled by ``k`` about the captured
+    ground under ``source_origin``, moved to the target's floor under ``target_origin``."""
+    fs = np.array([source_origin[0], source_origin[1], plan.ground_source])
     ft = np.array([target_origin[0], target_origin[1], plan.floor_target])
     return ft + plan.k * (np.asarray(x_source) - fs)
 

@@ -85,8 +85,13 @@ def _lower_arm(points: dict, side: str, angle: float) -> dict:
     return points
 
 
+def _floor(person) -> float:
+    return float(np.asarray(person["rest_vertices"])[:, 2].min())
+
+
 def _joints(person, scale: float, arm_angle: float) -> dict:
-    """The person's rest joints (and a few tips) times ``scale``, arms lowered by ``arm_angle``."""
+    """The person's rest joints (and a few tips) times ``scale``, arms lowered by ``arm_angle``, standing
+    on z = 0 (the rest mesh's soles), as a character stands on its object's origin."""
     rest = _rest(person)
     p = {n: h.copy() for n, (h, _) in rest.items() if not n.endswith((".L", ".R"))}
     p["head_top"] = rest["head"][1]
@@ -96,12 +101,13 @@ def _joints(person, scale: float, arm_angle: float) -> dict:
     p["neck_mid"] = rest["neck02"][1] if "neck02" in rest else (p["neck"] + p["head"]) / 2
     for side in ("left", "right"):
         _lower_arm(p, side, arm_angle)
-    return {n: v * scale for n, v in p.items()}
+    lift = np.array([0.0, 0.0, _floor(person)])
+    return {n: (v - lift) * scale for n, v in p.items()}
 
 
 def _body_mesh(person, arm_obj, scale: float, M: Matrix):
     """The person's rest mesh times ``scale`` as the rig's character mesh (its lowest point is the floor)."""
-    verts = np.asarray(person["rest_vertices"], float) * scale
+    verts = (np.asarray(person["rest_vertices"], float) - [0.0, 0.0, _floor(person)]) * scale
     me = bpy.data.meshes.new(arm_obj.name + "_Body")
     me.vertices.add(len(verts))
     me.vertices.foreach_set("co", verts.astype(np.float32).ravel())
@@ -156,13 +162,14 @@ def build_mixamo(person, scale=SCALES["MIXAMO"], name="Mixamo_Character", shin=1
         j[f"{side}_knee"] = k2
         for n in (f"{side}_ankle", f"{side}_foot", f"{side}_toe_tip"):
             j[n] = j[n] + shift
-        drop = shift[2] / 100.0
+        drop = min(drop, shift[2])
+    j = {n: v - [0.0, 0.0, drop] for n, v in j.items()}  # still standing on z = 0
     to_yup = np.asarray(Matrix.Rotation(-math.pi / 2, 3, "X"))  # data = R^-1 world
     j = {n: to_yup @ v for n, v in j.items()}
     bones = _chain(j, lambda role, side: "mixamorig:" + {"left": "Left", "right": "Right", "": ""}[side] + role)
     M = Matrix.Translation((1.5, 0.5, 0.0)) @ Matrix.Rotation(math.pi / 2, 4, "X") @ Matrix.Scale(0.01, 4)
     obj = _build(name, bones, M)
-    _body_mesh(person, obj, scale, Matrix.Translation((1.5, 0.5, drop)))
+    _body_mesh(person, obj, scale, Matrix.Translation((1.5, 0.5, 0.0)))
     return obj
 
 
@@ -192,7 +199,7 @@ def build_ue5(person, scale=SCALES["UE5"]):
     turn = np.asarray(Matrix.Rotation(math.pi, 3, "Z"))
     j = {n: turn @ v for n, v in j.items()}
     mid = lambda a, b: (j[a] + j[b]) / 2  # noqa: E731
-    floor = np.array([j["pelvis"][0], j["pelvis"][1], float(np.asarray(person["rest_vertices"])[:, 2].min() * scale)])
+    floor = np.array([j["pelvis"][0], j["pelvis"][1], 0.0])
     bones = [("root", None, floor, floor + [0, 0.2, 0]), ("pelvis", "root", j["pelvis"], j["spine1"]),
              ("spine_01", "pelvis", j["spine1"], mid("spine1", "spine2")),
              ("spine_02", "spine_01", mid("spine1", "spine2"), j["spine2"]),
@@ -236,8 +243,7 @@ def build_rigify(person, scale=SCALES["RIGIFY"]):
     for side, s in (("left", "L"), ("right", "R")):  # the heel under the ankle, on the floor
         heel = ebs[f"heel.02.{s}"]
         a = j[f"{side}_ankle"]
-        floor = float(np.asarray(person["rest_vertices"])[:, 2].min() * scale)
-        heel.head, heel.tail = Vector((a[0] - 0.04, a[1] + 0.05, floor)), Vector((a[0] + 0.04, a[1] + 0.05, floor))
+        heel.head, heel.tail = Vector((a[0] - 0.04, a[1] + 0.05, 0.0)), Vector((a[0] + 0.04, a[1] + 0.05, 0.0))
     _object_mode()
     bpy.ops.pose.rigify_generate()
     rig = bpy.context.view_layer.objects.active
@@ -317,8 +323,10 @@ def _world_heads(obj, names, frames):
     return out
 
 
-def _expected(scene, target, names, frames):
-    """The source's joints (Blender's evaluation of the captured armature) scaled about the floor."""
+def _expected(scene, target, names, frames, k=None):
+    """The source's joints (Blender's evaluation of the captured armature) scaled by ``k`` (default: the
+    plan's hip-height ratio) about the captured ground (z = 0) onto the target's floor: z = 0 under its
+    object's origin, where each test rig stands."""
     from blender_addon import retarget as rt
     from blender_addon import retarget_math as rm
 
@@ -330,7 +338,8 @@ def _expected(scene, target, names, frames):
     plan = rm.make_plan(skel, tgt, rm.BoneMap(tuple((t, s) for t, s in r.pairs if s in skel.index), r.root,
                                                 facing_only=r.facing_only),
                         source_floor=rm.source_floor(person), target_floor=rt._mesh_floor(target))
-    return rm.scale_about_floor(plan, src, np.zeros(3), np.asarray(target.matrix_world.translation)), plan
+    origin = np.array([target.matrix_world.translation.x, target.matrix_world.translation.y, 0.0])
+    return origin + (plan.k if k is None else k) * src, plan
 
 
 @pytest.mark.parametrize("preset", ["RIGIFY", "MIXAMO", "UE5", "VRM", "METARIG"])
@@ -342,7 +351,7 @@ def test_joints_follow_the_capture(scene, preset):
     joints = _target_joint_names(preset)
     frames = _frames(scene)
     got = _world_heads(target, list(joints.values()), frames)
-    want, plan = _expected(scene, target, list(joints), frames)
+    want, plan = _expected(scene, target, list(joints), frames, k=SCALES[preset])
     err = np.linalg.norm(got - want, axis=-1)
     worst = {n: float(err[:, k].max()) for k, n in enumerate(joints)}
     print(f"\n{preset}: k={plan.k:.4f}, worst joint error {1000 * max(worst.values()):.3f} mm "

@@ -46,7 +46,8 @@ def person():
 
 def _target_from_source(src: rm.Skeleton, scale=0.8, arm_angle=0.0, leg_stretch=1.0, rng_seed=0):
     """A Mixamo-named copy of ``src``: scaled, arms turned down by ``arm_angle`` about the forward axis
-    at the shoulders (A-pose), shins ``leg_stretch`` times as long, every bone rolled at random."""
+    at the shoulders (A-pose), shins ``leg_stretch`` times as long, every bone rolled at random, standing
+    on z = 0 (its lowest bone end), as a character stands on its object's origin."""
     rng = np.random.default_rng(rng_seed)
     names = [MIXAMO[n] for n in src.names]
     heads, tails = src.heads.copy(), src.tails.copy()
@@ -71,7 +72,8 @@ def _target_from_source(src: rm.Skeleton, scale=0.8, arm_angle=0.0, leg_stretch=
         x = np.cross(y, rng.normal(size=3))
         x /= np.linalg.norm(x)
         mats[b] = np.stack([x, y, np.cross(x, y)], 1)
-    return rm.Skeleton(tuple(names), src.parents.copy(), heads * scale, tails * scale, mats)
+    lift = np.array([0.0, 0.0, min(heads[:, 2].min(), tails[:, 2].min())])
+    return rm.Skeleton(tuple(names), src.parents.copy(), (heads - lift) * scale, (tails - lift) * scale, mats)
 
 
 def _bone_map(src: rm.Skeleton, tgt: rm.Skeleton) -> rm.BoneMap:
@@ -122,8 +124,8 @@ def test_forward_kinematics_reproduces_the_result_joints(person):
 @pytest.mark.parametrize("arm_angle", [0.0, np.radians(40), np.radians(-25)], ids=["T-pose", "A-pose", "arms-up"])
 def test_same_proportions_follow_the_source_joints_exactly(person, arm_angle):
     """Target = the source's rest scaled by 0.8, arms rotated at rest, random rolls, placed by an object
-    transform (scale 0.01 of a rig in centimetres, moved): every joint sits where the source's
-    joint is, scaled about the floor by the hip-height ratio, then moved to the target's object origin."""
+    transform (scale 0.01 of a rig in centimetres, moved): every joint sits where the source's joint is,
+    scaled by 0.8 about the captured ground (z = 0), then moved to the target's object origin."""
     src = rm.person_skeleton(person)
     tgt = _target_from_source(src, scale=80.0, arm_angle=arm_angle)  # centimetres, as Mixamo FBX files are
     M = np.eye(4)
@@ -131,7 +133,7 @@ def test_same_proportions_follow_the_source_joints_exactly(person, arm_angle):
     M[:3, 3] = [2.0, -1.0, 0.5]
     plan, X, X_s = _run(src, tgt, person, M)
     assert plan.k == pytest.approx(0.8, rel=1e-9)
-    want = rm.scale_about_floor(plan, X_s[:, :24], np.zeros(3), M[:3, 3])
+    want = M[:3, 3] + 0.8 * X_s[:, :24]
     err = np.linalg.norm(X[:, :24] - want, axis=-1)
     assert err.max() < 1e-6, f"{err.max() * 1000:.3f} mm"
 
@@ -171,7 +173,7 @@ def test_facing_the_other_way_is_turned_round(person):
     Rz = _axis_angle([0, 0, 1], np.pi)
     turned = rm.Skeleton(tgt.names, tgt.parents, tgt.heads @ Rz.T, tgt.tails @ Rz.T, Rz @ tgt.matrices)
     plan, X, X_s = _run(src, turned, person)
-    want = rm.scale_about_floor(plan, X_s[:, :24], np.zeros(3), np.zeros(3))
+    want = X_s[:, :24]
     assert np.linalg.norm(X[:, :24] - want, axis=-1).max() < 1e-6
 
 
@@ -202,7 +204,7 @@ def test_planted_feet_follow_the_scaled_source_ankle(person):
     _, X_ik, _ = _run(src, tgt, person, plant=contacts)
     for col, side in enumerate(("left", "right")):
         a = src.index[f"{side}_ankle"]
-        goal = rm.scale_about_floor(plan, X_s[:, a], np.zeros(3), np.zeros(3))
+        goal = plan.k * X_s[:, a]  # scaled about the captured ground (z = 0) onto the target's floor (z = 0)
         on = contacts[:, col]
         assert np.linalg.norm(X_ik[on, a] - goal[on], axis=-1).max() < 1e-6
         assert np.linalg.norm(X_plain[on, a] - goal[on], axis=-1).max() > 0.005
