@@ -570,3 +570,47 @@ def test_retarget_panel_draws(scene):
     assert retarget_ui._poll_source(s, scene["source"]) and not retarget_ui._poll_source(s, scene["rigs"]["UE5"])
     assert retarget_ui._poll_target(s, scene["rigs"]["UE5"]) and not retarget_ui._poll_target(s, scene["source"])
 
+
+
+def test_rigify_with_its_own_proportions_follows_the_limb_directions(scene):
+    """A Rigify rig generated from the Human Meta-Rig as it comes (its own proportions, about 2 m tall,
+    its own A-pose and rolls), no leg solve: its hips follow the capture's, scaled by the hip-height
+    ratio, within 3 cm, and every limb segment (upper arm, forearm, thigh, shin) and the spine from hips
+    to neck point the way the person's do, within 2 degrees, on every frame."""
+    bpy.ops.object.armature_human_metarig_add()
+    meta = bpy.context.object
+    meta.location = (3.0, 3.0, 0.0)
+    bpy.ops.pose.rigify_generate()
+    rig = bpy.context.view_layer.objects.active
+    rig.name = "Rigify_Own_Proportions"
+    bpy.data.objects.remove(meta)
+    assert _retarget(scene, "AUTO", rig, plant_feet=False) == {"FINISHED"}
+    frames = _frames(scene)
+    segments = [("left_shoulder", "left_elbow", "DEF-upper_arm.L", "DEF-forearm.L"),
+                ("left_elbow", "left_wrist", "DEF-forearm.L", "DEF-hand.L"),
+                ("right_shoulder", "right_elbow", "DEF-upper_arm.R", "DEF-forearm.R"),
+                ("right_elbow", "right_wrist", "DEF-forearm.R", "DEF-hand.R"),
+                ("left_hip", "left_knee", "DEF-thigh.L", "DEF-shin.L"), ("left_knee", "left_ankle", "DEF-shin.L", "DEF-foot.L"),
+                ("right_hip", "right_knee", "DEF-thigh.R", "DEF-shin.R"), ("right_knee", "right_ankle", "DEF-shin.R", "DEF-foot.R"),
+                ("pelvis", "neck", "DEF-spine", "DEF-spine.004")]
+    src_names = sorted({n for s in segments for n in s[:2]})
+    tgt_names = sorted({n for s in segments for n in s[2:]})
+    src = dict(zip(src_names, np.moveaxis(_world_heads(scene["source"], src_names, frames), 1, 0)))
+    tgt = dict(zip(tgt_names, np.moveaxis(_world_heads(rig, tgt_names, frames), 1, 0)))
+    worst = 0.0
+    for a, b, ta, tb in segments:
+        u, v = src[b] - src[a], tgt[tb] - tgt[ta]
+        cos = np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+        angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+        # The spine's own rest curve differs from the person's: compare its turn, not its direction.
+        if a == "pelvis":
+            angle = np.abs(angle - angle[0])
+        worst = max(worst, float(angle.max()))
+        assert angle.max() < 2.0, (a, b, float(angle.max()))
+    hips_src = (src["left_hip"] + src["right_hip"]) / 2
+    hips_tgt = (tgt["DEF-thigh.L"] + tgt["DEF-thigh.R"]) / 2
+    want, plan = _expected(scene, rig, ["left_hip", "right_hip"], frames)
+    err = np.linalg.norm(hips_tgt - want.mean(1), axis=-1).max()
+    print(f"\nRigify (own proportions): k={plan.k:.3f}, worst limb direction {worst:.3f} deg, hips {1000 * err:.2f} mm")
+    assert 1.1 < plan.k < 1.4 and err < TOL
+    bpy.data.objects.remove(rig)
