@@ -27,7 +27,7 @@ ADDON_DIR = os.path.join(ROOT, "blender_addon")
 # Files from outside the add-on folder that the extension carries: (source, name in the zip).
 # The engine's defaults: the panel shows the same defaults as the command line.
 EXTRA_FILES = ((os.path.join(ROOT, "core", "defaults.json"), "engine_defaults.json"),)
-INCLUDE_EXT = (".py", ".toml", ".md", ".txt")
+INCLUDE_EXT = (".py", ".toml", ".md", ".txt", ".json")  # .json: the retarget presets
 REQUIRED = ("schema_version", "id", "version", "name", "tagline", "maintainer", "type", "blender_version_min", "license")
 
 

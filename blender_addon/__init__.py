@@ -5,9 +5,9 @@ A Blender 4.2+ extension (see blender_manifest.toml). The engine runs as a separ
 """
 import bpy
 
-from . import ops, prefs, ui
+from . import ops, prefs, retarget_ui, ui
 
-_register, _unregister = bpy.utils.register_classes_factory(prefs.classes + ops.classes + ui.classes)
+_register, _unregister = bpy.utils.register_classes_factory(prefs.classes + ops.classes + retarget_ui.op_classes + ui.classes)
 
 
 def register():

@@ -109,6 +109,8 @@ def _read(z: _Members, path: str) -> dict:
                   "skin_indices": (V, 4), "skin_weights": (V, 4)}
         p.update({n: z.get(f"p{i}_{n}", shape) for n, shape in shapes.items()})
         p["shape"] = z.get(f"p{i}_shape", (None,)) if f"p{i}_shape" in z.names else np.zeros(0)
+        if f"p{i}_x_contacts" in z.names:  # optional: (T, 2) left, right foot on the ground
+            p["contacts"] = np.asarray(z.get(f"p{i}_x_contacts", (T, 2)), dtype=bool)
         if T == 0 or np.any(np.diff(p["frames"]) <= 0):
             raise ResultFileError(f"Person {i}: frame indices must be non-empty and increasing: {path}")
         if V and (faces.size and faces.max() >= V):

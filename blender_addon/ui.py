@@ -10,8 +10,11 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import engine, ops, prefs, scene_build
+from . import engine, ops, prefs, retarget_ui, scene_build
 from .defaults import DEFAULTS
+
+
+_RETARGET = retarget_ui.settings_properties()
 
 
 class DoppelSettings(bpy.types.PropertyGroup):
@@ -61,6 +64,14 @@ class DoppelSettings(bpy.types.PropertyGroup):
     status: StringProperty(name="Status", default="", options={"SKIP_SAVE"})
     engine_log: StringProperty(name="Engine Log", default="", options={"SKIP_SAVE"},
                                description="The engine's last log message of the latest capture")
+    # Retarget (the sub-panel in retarget_ui)
+    retarget_source: _RETARGET["retarget_source"]
+    retarget_target: _RETARGET["retarget_target"]
+    retarget_preset: _RETARGET["retarget_preset"]
+    retarget_plant_feet: _RETARGET["retarget_plant_feet"]
+    retarget_map: _RETARGET["retarget_map"]
+    retarget_root: _RETARGET["retarget_root"]
+    retarget_map_preset: _RETARGET["retarget_map_preset"]
 
 
 class DoppelShapeValue(bpy.types.PropertyGroup):
@@ -181,4 +192,5 @@ def draw_body(layout, arm) -> None:
     op.name = arm.name
 
 
-classes = (DoppelShapeValue, DoppelPersonBody, DoppelSettings, VIEW3D_PT_doppel, VIEW3D_PT_doppel_people)
+classes = (DoppelShapeValue, DoppelPersonBody, *retarget_ui.item_classes, DoppelSettings, VIEW3D_PT_doppel,
+           VIEW3D_PT_doppel_people, *retarget_ui.panel_classes)

@@ -52,7 +52,8 @@ def read_video_frame(path: str, index: int) -> np.ndarray:
 
 
 def render(result_path: str, frame: int, out_png: str, video: str | None, samples: int, scale: int,
-           draw_joints: bool) -> str:
+           draw_joints: bool, prepare=None) -> str:
+    """``prepare(context, summary, result)``, when given, changes the built scene before the render."""
     import bpy
     import cv2
 
@@ -70,6 +71,8 @@ def render(result_path: str, frame: int, out_png: str, video: str | None, sample
     scene = bpy.context.scene
     if summary["camera"] is None:
         raise SystemExit("the result has no camera (meta camera.blender)")
+    if prepare is not None:
+        prepare(bpy.context, summary, result)
     # Light: soft sky plus a sun from behind the camera, so shapes read clearly.
     world = bpy.data.worlds.new("RenderCheck")
     world.color = (0.6, 0.6, 0.6)
