@@ -261,7 +261,7 @@ def scene(capture):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("rigify", default_set=True, handle_error=_raise)
     mod = addon_utils.enable(PKG, default_set=True, handle_error=_raise)
-    from blender_addon import result_file, scene_build  # noqa: the add-on as Blender loaded it
+    from blender_addon import result_file, scene_build  # noqa: F401 (the add-on as Blender loaded it)
 
     summary = scene_build.build_from_result(bpy.context, capture)
     person = result_file.read_result_file(capture)["people"][0]
@@ -417,8 +417,6 @@ def test_rerun_replaces_its_action_and_leaves_the_users_alone(scene):
 
 
 def _curves(action, obj):
-    from blender_addon import scene_build
-
     ad = obj.animation_data
     if hasattr(action, "layers") and len(action.layers):
         slot = ad.action_slot if ad.action == action else action.slots[0]
@@ -607,7 +605,6 @@ def test_rigify_with_its_own_proportions_follows_the_limb_directions(scene):
             angle = np.abs(angle - angle[0])
         worst = max(worst, float(angle.max()))
         assert angle.max() < 2.0, (a, b, float(angle.max()))
-    hips_src = (src["left_hip"] + src["right_hip"]) / 2
     hips_tgt = (tgt["DEF-thigh.L"] + tgt["DEF-thigh.R"]) / 2
     want, plan = _expected(scene, rig, ["left_hip", "right_hip"], frames)
     err = np.linalg.norm(hips_tgt - want.mean(1), axis=-1).max()
