@@ -132,6 +132,13 @@ class FitConfig:
     w_dense: float = 4.0  # DensePose term (only with DensePose samples; 4 was best with oracle labels, docs/BENCHMARKS.md)
     robust_dense: float = 0.06  # Geman-McClure scale, fraction of the box diagonal
     dense_points_per_region: int = 64  # surface points per body region for the part-level term
+    # Tracks longer than this many frames are fitted in overlapping windows (core.fit.windows), so the fit's
+    # memory does not grow with the video: 250 frames is 10 s at 25 fps, where the memory target is set
+    # (docs/BENCHMARKS.md, Peak memory); shorter tracks are fitted at once, exactly as before. 0 = never.
+    window: int = 250
+    # Frames consecutive windows share and blend over: 1.6 s at 25 fps, several times the reach of the
+    # temporal terms, so each window's poorly supported ends carry little weight (tests/test_fit_windows.py).
+    window_overlap: int = 40
 
     def validate(self) -> None:
         if self.iterations < 1:
@@ -142,6 +149,8 @@ class FitConfig:
             raise ConfigError("fit.w_learned_prior must be 0 or more")
         if not (self.accel_robust >= 0 and math.isfinite(self.accel_robust)):
             raise ConfigError("fit.accel_robust must be 0 or more")
+        if self.window < 0 or self.window_overlap < 4 or (self.window and self.window < 3 * self.window_overlap):
+            raise ConfigError("fit.window must be 0 (off) or at least 3 times fit.window_overlap, which must be 4 or more")
         if not 0.5 <= self.stature_mean <= 2.5 or self.stature_log_sd <= 0:
             raise ConfigError("the stature prior needs a mean of 0.5-2.5 m and a positive spread")
 

@@ -19,9 +19,9 @@ def body():
     return load_body_model("anny")
 
 
-def _synthetic_track(body, cam, T=24):
+def _synthetic_track(body, cam, T=24, cycles=1.0):
     t = np.linspace(0, 1, T)
-    s = np.sin(2 * np.pi * t)
+    s = np.sin(2 * np.pi * cycles * t)
     bp = np.zeros((T, 23, 3))
     bp[:, 0, 0], bp[:, 1, 0] = 0.45 * s, -0.45 * s  # hips swing
     bp[:, 3, 0], bp[:, 4, 0] = 0.5 * (1 + s), 0.5 * (1 - s)  # knees bend backwards (+x)

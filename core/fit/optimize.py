@@ -34,6 +34,7 @@ from ..types import TrackFit, TrackObservations
 from .init import initial_depth, initial_pose
 from .objective import Objective
 from .shape import prior_shape, reliability, shape_confidence
+from .windows import fit_windows, time_windows
 
 
 def fit_track(
@@ -59,7 +60,37 @@ def fit_track(
     part-level otherwise (core.fit.dense).
 
     ``fixed``: shape values the user chose, ``(values (S,), mask (S,) bool)``; the fit keeps those
-    values (``core.fit.shape.fixed_shape``). A refit from ``init`` keeps ``init.shape_fixed`` the same way."""
+    values (``core.fit.shape.fixed_shape``). A refit from ``init`` keeps ``init.shape_fixed`` the same way.
+
+    A track longer than ``cfg.window`` frames is fitted in overlapping windows (``fit_windows``), so the
+    fit's memory stays that of one window however long the video; shorter tracks are fitted at once."""
+    spans = time_windows(obs.frames, cfg.window, cfg.window_overlap)
+    args = dict(init=init, ground=ground, contacts=contacts, iterations=iterations, progress=progress,
+                dense_uv=dense_uv, up_cam=up_cam, fixed=fixed)
+    if len(spans) == 1:
+        return _fit_span(body, obs, cam, cfg, device, **args)
+    return fit_windows(body, obs, cam, cfg, device, spans, **args)
+
+
+def _fit_span(
+    body: BodyModel,
+    obs: TrackObservations,
+    cam: Camera,
+    cfg: FitConfig = FitConfig(),
+    device: str | torch.device = "cpu",
+    init: Optional[TrackFit] = None,
+    ground: Optional[tuple[np.ndarray, float]] = None,
+    contacts: Optional[np.ndarray] = None,
+    iterations: Optional[int] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+    dense_uv=None,
+    up_cam: Optional[np.ndarray] = None,
+    fixed: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    start: Optional[tuple[np.ndarray, np.ndarray]] = None,
+) -> TrackFit:
+    """``fit_track`` on one span of frames, all at once. ``start``: rotations ``(n, 24, 3, 3)`` and
+    translations ``(n, 3)`` that replace the first guess on the span's first ``n`` frames (the previous
+    window's solution on the overlap; only without ``init``)."""
     device = torch.device(device)
     if up_cam is None and ground is not None:
         up_cam = np.asarray(ground[0], np.float64)  # the ground's normal points up
@@ -96,6 +127,10 @@ def fit_track(
         ray = np.stack([(hip2d[:, 0] - cam.cx) / cam.fx, (hip2d[:, 1] - cam.cy) / cam.fy, np.ones(T)], -1)
         pelvis = ray * depth[:, None]
         transl0 = pelvis - J_rest[0]
+        if start is not None:  # the previous window's solution on the overlap
+            n = len(start[0])
+            R0, transl0 = R0.copy(), transl0.copy()
+            R0[:n], transl0[:n] = start
         rot6d = rotmat_to_rot6d(torch.as_tensor(R0, dtype=dt, device=device))
         transl = torch.as_tensor(transl0, dtype=dt, device=device)
         # Start at the default shape: raw 0 maps onto the default through the bounded parametrisation.
