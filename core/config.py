@@ -133,9 +133,11 @@ class FitConfig:
     robust_dense: float = 0.06  # Geman-McClure scale, fraction of the box diagonal
     dense_points_per_region: int = 64  # surface points per body region for the part-level term
     # Tracks longer than this many frames are fitted in overlapping windows (core.fit.windows), so the fit's
-    # memory does not grow with the video: 250 frames is 10 s at 25 fps, where the memory target is set
-    # (docs/BENCHMARKS.md, Peak memory); shorter tracks are fitted at once, exactly as before. 0 = never.
-    window: int = 250
+    # memory does not grow with the video: 500 frames is 20 s at 25 fps. Shorter tracks are fitted at once,
+    # exactly as before. Each window pays the fit's fixed cost per step again: on a 2,000-frame track windows
+    # of 250 / 500 / 1,000 frames took 2.15 / 1.6 / 1.23x the time of one fit and added 32 / 40 / 58 MiB
+    # to the peak, one fit 177 MiB (docs/BENCHMARKS.md, Peak memory). 0 = never.
+    window: int = 500
     # Frames consecutive windows share and blend over: 1.6 s at 25 fps, several times the reach of the
     # temporal terms, so each window's poorly supported ends carry little weight (tests/test_fit_windows.py).
     window_overlap: int = 40

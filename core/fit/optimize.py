@@ -51,6 +51,8 @@ def fit_track(
     dense_uv=None,
     up_cam: Optional[np.ndarray] = None,
     fixed: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    start: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    whole: bool = False,
 ) -> TrackFit:
     """Fit one track. With ``init`` the fit continues from an earlier solution (e.g. once the ground
     plane ``(n, d)`` in the camera frame and per-frame foot ``contacts (T, 4)`` are known).
@@ -63,34 +65,15 @@ def fit_track(
     values (``core.fit.shape.fixed_shape``). A refit from ``init`` keeps ``init.shape_fixed`` the same way.
 
     A track longer than ``cfg.window`` frames is fitted in overlapping windows (``fit_windows``), so the
-    fit's memory stays that of one window however long the video; shorter tracks are fitted at once."""
-    spans = time_windows(obs.frames, cfg.window, cfg.window_overlap)
-    args = dict(init=init, ground=ground, contacts=contacts, iterations=iterations, progress=progress,
-                dense_uv=dense_uv, up_cam=up_cam, fixed=fixed)
-    if len(spans) == 1:
-        return _fit_span(body, obs, cam, cfg, device, **args)
-    return fit_windows(body, obs, cam, cfg, device, spans, **args)
-
-
-def _fit_span(
-    body: BodyModel,
-    obs: TrackObservations,
-    cam: Camera,
-    cfg: FitConfig = FitConfig(),
-    device: str | torch.device = "cpu",
-    init: Optional[TrackFit] = None,
-    ground: Optional[tuple[np.ndarray, float]] = None,
-    contacts: Optional[np.ndarray] = None,
-    iterations: Optional[int] = None,
-    progress: Optional[Callable[[int, int], None]] = None,
-    dense_uv=None,
-    up_cam: Optional[np.ndarray] = None,
-    fixed: Optional[tuple[np.ndarray, np.ndarray]] = None,
-    start: Optional[tuple[np.ndarray, np.ndarray]] = None,
-) -> TrackFit:
-    """``fit_track`` on one span of frames, all at once. ``start``: rotations ``(n, 24, 3, 3)`` and
-    translations ``(n, 3)`` that replace the first guess on the span's first ``n`` frames (the previous
-    window's solution on the overlap; only without ``init``)."""
+    fit's memory stays that of one window however long the video; shorter tracks are fitted at once.
+    ``whole``: fit all frames at once however long the track. ``start``: rotations ``(n, 24, 3, 3)`` and
+    translations ``(n, 3)`` that replace the first guess on the track's first ``n`` frames (the previous
+    window's solution on their overlap; only without ``init``)."""
+    if not whole:
+        spans = time_windows(obs.frames, cfg.window, cfg.window_overlap)
+        if len(spans) > 1:
+            return fit_windows(body, obs, cam, cfg, device, spans, init=init, ground=ground, contacts=contacts,
+                               iterations=iterations, progress=progress, dense_uv=dense_uv, up_cam=up_cam, fixed=fixed)
     device = torch.device(device)
     if up_cam is None and ground is not None:
         up_cam = np.asarray(ground[0], np.float64)  # the ground's normal points up

@@ -1,9 +1,9 @@
 """The fit of a long track in overlapping time windows, so that its memory stays that of one window.
 
 The fit of a track holds, for every frame, the observations on the device (the person's mask as
-float32: 64 KiB a frame at 128 px) and, every step, the autograd graph of the posed body points; both
-grow with the track. A track longer than ``FitConfig.window`` frames is therefore fitted window by
-window, in time order:
+float32: 16 KiB a frame at 64 px) and, every step, the autograd graph of the posed body points; both
+grow with the track (about 89 KiB a frame on a 2,000-frame track, docs/BENCHMARKS.md). A track longer than
+``FitConfig.window`` frames is therefore fitted window by window, in time order:
 
 - the first window fits the shape with its poses; the later windows keep that shape (one body per
   person, as the result holds), so a window fits poses and positions only;
@@ -75,7 +75,7 @@ def fit_windows(body, obs: TrackObservations, cam, cfg, device, spans, init=None
                 iterations=None, progress=None, dense_uv=None, up_cam=None, fixed=None) -> TrackFit:
     """``core.fit.optimize.fit_track`` of a long track over the windows ``spans`` (``time_windows``);
     the arguments are fit_track's."""
-    from .optimize import _fit_span, posed_fit
+    from .optimize import fit_track, posed_fit
 
     f0, f1 = int(obs.frames[0]), int(obs.frames[-1])
     T = f1 - f0 + 1
@@ -90,6 +90,7 @@ def fit_windows(body, obs: TrackObservations, cam, cfg, device, spans, init=None
     first = None
     prev = None  # the previous window's fit
     losses: dict[str, float] = {}
+    n_fitted = 0
     for k, (i0, i1) in enumerate(spans):
         a, b = int(obs.frames[i0]), int(obs.frames[i1 - 1])
         part = slice_observations(obs, i0, i1)
@@ -101,8 +102,8 @@ def fit_windows(body, obs: TrackObservations, cam, cfg, device, spans, init=None
             start = (on.rotmats, on.transl)
         report = None if progress is None else (lambda d, tot, k=k: progress(k * tot + d, len(spans) * tot))
         if init is None:
-            f = _fit_span(body, part, cam, cfg, device, ground=ground, iterations=iterations, progress=report,
-                          dense_uv=dense_uv, up_cam=up_cam, fixed=shape, start=start)
+            f = fit_track(body, part, cam, cfg, device, ground=ground, iterations=iterations, progress=report,
+                          dense_uv=dense_uv, up_cam=up_cam, fixed=shape, start=start, whole=True)
         else:
             guess = slice_fit(init, a, b)
             if start is not None:
@@ -111,9 +112,9 @@ def fit_windows(body, obs: TrackObservations, cam, cfg, device, spans, init=None
                 guess = replace(guess, rotmats=R0, transl=t0)
             if first is not None:
                 guess = replace(guess, shape=first.shape)
-            f = _fit_span(body, part, cam, cfg, device, init=guess, ground=ground,
+            f = fit_track(body, part, cam, cfg, device, init=guess, ground=ground,
                           contacts=None if contacts is None else contacts[a - f0:b + 1 - f0], iterations=iterations,
-                          progress=report, dense_uv=dense_uv, up_cam=up_cam, fixed=shape)
+                          progress=report, dense_uv=dense_uv, up_cam=up_cam, fixed=shape, whole=True)
         # Blend weights: rising linearly over the overlap with the previous window, falling over the next.
         w = np.ones(b - a + 1)
         if n_over > 0:
@@ -127,14 +128,17 @@ def fit_windows(body, obs: TrackObservations, cam, cfg, device, spans, init=None
         tr_sum[s] += w[:, None] * f.transl
         w_sum[s] += w
         count[s] += 1
-        for key, v in f.losses.items():
-            losses[key] = losses.get(key, 0.0) + v * (b - a + 1) / T
+        for key, v in f.losses.items():  # each window's final losses, weighted by its frames
+            losses[key] = losses.get(key, 0.0) + v * (b - a + 1)
+        n_fitted += b - a + 1
         first = f if first is None else first
         prev = f
-    R = R_sum / w_sum[:, None, None, None]
+    R, tr = R_sum, tr_sum  # normalised in place: no second copy of the track
+    R /= w_sum[:, None, None, None]
+    tr /= w_sum[:, None]
     both = count > 1
     R[both] = project_to_rotation(R[both])
-    tr = tr_sum / w_sum[:, None]
+    losses = {key: v / n_fitted for key, v in losses.items()}
     return posed_fit(body, obs.track_id, np.arange(f0, f1 + 1), observed, R, tr, first.shape, losses, device,
                      shape_fixed=None if fixed is None else np.asarray(fixed[1], bool),
                      shape_confidence=first.shape_confidence)
