@@ -84,6 +84,7 @@ class PerceptionConfig:
     reacquire_similarity: float = 0.75  # appearance similarity needed to give a lost id back
     keep_threshold: float = 0.35  # an established track keeps observations down to this pose score
     recover: bool = True  # on a miss, retry the region turned and enlarged (flips, cartwheels, fast moves)
+    hands: bool = DEFAULTS["hands"]  # read both hands of every tracked person (core.observe.hands) and fit the fingers
     tuning: TrackerTuning = field(default_factory=TrackerTuning)
 
     def validate(self) -> None:

@@ -62,3 +62,27 @@ FOOT_LANDMARKS = (LM.L_HEEL, LM.R_HEEL, LM.L_TOE, LM.R_TOE)
 # The 13 SMPL joints BlazePose also has (pelvis = mid-hip), and the landmark for each (None = mid-hip).
 SMPL_SHARED_WITH_BLAZEPOSE = (0, 1, 2, 4, 5, 7, 8, 16, 17, 18, 19, 20, 21)
 BLAZEPOSE_FOR_SHARED = (None, 23, 24, 25, 26, 27, 28, 11, 12, 13, 14, 15, 16)
+
+
+# MediaPipe Hands: 21 landmarks per hand.
+HAND_LANDMARK_NAMES = (
+    "wrist",
+    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
+    "index_mcp", "index_pip", "index_dip", "index_tip",
+    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
+    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
+)
+N_HAND_LANDMARKS = len(HAND_LANDMARK_NAMES)
+# The hand's bones as landmark pairs (parent, child): five chains from the wrist.
+HAND_EDGES = tuple((0 if k % 4 == 1 else k - 1, k) for k in range(1, 21)) + ((5, 9), (9, 13), (13, 17))
+# Anny's finger bones (side suffix .L/.R added) whose heads sit on hand landmarks 1..20; the tip of each
+# chain (4, 8, 12, 16, 20) is the tail of the last bone. Thumb: finger1-1..3; index..pinky: fingerK-1..3
+# (their metacarpals run from the wrist to landmarks 5, 9, 13, 17).
+HAND_CHAINS = (
+    ("thumb", (1, 2, 3, 4), ("finger1-1", "finger1-2", "finger1-3")),
+    ("index", (5, 6, 7, 8), ("finger2-1", "finger2-2", "finger2-3")),
+    ("middle", (9, 10, 11, 12), ("finger3-1", "finger3-2", "finger3-3")),
+    ("ring", (13, 14, 15, 16), ("finger4-1", "finger4-2", "finger4-3")),
+    ("pinky", (17, 18, 19, 20), ("finger5-1", "finger5-2", "finger5-3")),
+)

@@ -80,6 +80,19 @@ class DenseObservations:
 
 
 @dataclass(frozen=True)
+class HandObservations:
+    """Both hands of one tracked person on the track's frames (``core.observe.hands``). T frames; side 0 is
+    the person's left hand, 1 the right (assigned from the body's wrists, not from the hand model's
+    handedness alone). A hand not run or not found on a frame has score 0 and confidences 0."""
+
+    keypoints: np.ndarray  # (T, 2, 21, 3) x px, y px, confidence in [0, 1] (MediaPipe Hands order)
+    world: np.ndarray  # (T, 2, 21, 3) metres, MediaPipe's hand world landmarks turned with the region into
+    # camera-aligned axes (x right, y down, z away from the camera), origin at the hand's centre
+    score: np.ndarray  # (T, 2) hand presence score in [0, 1]; 0 where no hand was read
+    rois: np.ndarray  # (T, 2, 4) cx, cy, size, rotation of the hand region used (zeros where none)
+
+
+@dataclass(frozen=True)
 class TrackObservations:
     """One person's observations over the frames where they were seen confidently. T frames."""
 
@@ -94,6 +107,7 @@ class TrackObservations:
     pose_score: np.ndarray  # (T,)
     masks: np.ndarray  # (T, M, M) uint8 segmentation in ROI coordinates (see observe.landmarks.mask_to_frame)
     dense: Optional[DenseObservations] = None  # DensePose samples, when DensePose ran
+    hands: Optional[HandObservations] = None  # both hands' landmarks, when hand perception ran
 
 
 @dataclass(frozen=True)
