@@ -309,3 +309,30 @@ def test_anny_forearm_twist_is_shared(anny_model):
     v0 = m.forward_rotvec(np.zeros((1, 3)), np.zeros((1, 23, 3)), np.zeros((1, 3))).vertices[0, still]
     v1 = m.forward_rotvec(np.zeros((1, 3)), bp, np.zeros((1, 3))).vertices[0, still]
     assert still.sum() > 20 and torch.allclose(v0, v1, atol=1e-5)
+
+
+def test_anny_hand_points_reach_the_fingertips_and_follow_the_fingers(anny_model):
+    """The 21 hand landmarks read off the rig: the last bone of each finger ends at its fingertip (the
+    farthest vertex along it, not half a bone short), and a curled finger brings its tip towards the palm."""
+    from core.geometry.rig import posed_bone_frames, posed_hand_points
+
+    r = anny_model.rig()
+    rig = r.rig
+    B = len(rig.names)
+    q = np.zeros((2, B, 4))
+    q[..., 0] = 1.0
+    for j in (1, 2, 3):  # 60 degrees about each left index bone's x axis (its flexion hinge)
+        q[1, rig.index(f"finger2-{j}.L")] = [np.cos(np.pi / 6), np.sin(np.pi / 6), 0.0, 0.0]
+    heads, orients = posed_bone_frames(rig, q, np.zeros((2, 3)))
+    P = posed_hand_points(rig, heads, orients)
+    assert P.shape == (2, 2, 21, 3)
+    dominant = r.skin_indices[np.arange(len(r.skin_weights)), r.skin_weights.argmax(1)]
+    for k in range(1, 6):
+        b = rig.index(f"finger{k}-3.L")
+        d = (rig.tails[b] - rig.heads[b]) / np.linalg.norm(rig.tails[b] - rig.heads[b])
+        reach = ((r.rest_vertices[dominant == b] - rig.heads[b]) @ d).max()
+        assert abs(np.linalg.norm(P[0, 0, 4 * k] - P[0, 0, 4 * k - 1]) - reach) < 1e-3
+    wrist, mcp = P[:, 0, 0], P[:, 0, 5]
+    assert np.linalg.norm(P[0, 0, 8] - wrist[0]) - np.linalg.norm(P[1, 0, 8] - wrist[1]) > 0.02  # the tip came in
+    assert np.allclose(P[1, 1], P[0, 1]) and np.allclose(P[1, 0, 9:], P[0, 0, 9:])  # nothing else moved
+    assert np.allclose(mcp[0], mcp[1])

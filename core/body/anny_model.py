@@ -147,6 +147,7 @@ class AnnyBody(BodyModel):
         vbw = m.vertex_bone_weights.detach().double().cpu().numpy()
         vbi = m.vertex_bone_indices.detach().cpu().numpy().astype(np.int64)
         self.anny_skin_weights, self.anny_skin_indices = vbw, vbi
+        self._dominant_bone = vbi[np.arange(len(vbi)), vbw.argmax(1)]  # each vertex's strongest Anny bone
 
         # Joints as a fixed linear map of Anny bone heads.
         B = len(labels)
@@ -293,7 +294,7 @@ class AnnyBody(BodyModel):
         W = self.weights24.double().numpy()
         group = W.argmax(1)
         labels = self.anny_bone_labels
-        dom_bone = self.anny_skin_indices[np.arange(len(W)), self.anny_skin_weights.argmax(1)]
+        dom_bone = self._dominant_bone
         eye_verts = {"left": dom_bone == labels.index("eye.L"), "right": dom_bone == labels.index("eye.R")}
         eye_centers = {"left": heads[labels.index("eye.L")], "right": heads[labels.index("eye.R")]}
         knuckles = {}
@@ -345,6 +346,11 @@ class AnnyBody(BodyModel):
             kids = [k for k in np.flatnonzero(aparents == b) if np.linalg.norm(hw[k] - hw[b]) > 1e-3]
             if kids:
                 tail = hw[kids[0]]
+            elif labels[b].startswith("finger"):  # the last bone of a finger reaches its fingertip
+                d = hw[b] - hw[a]
+                d /= np.linalg.norm(d)
+                mine = vT[self._dominant_bone == b] @ C.T
+                tail = hw[b] + d * max(float(((mine - hw[b]) @ d).max(initial=0.0)), 0.5 * np.linalg.norm(hw[b] - hw[a]))
             elif labels[b].startswith("eye"):
                 tail = hw[b] + [0.0, -0.025, 0.0]
             else:

@@ -138,3 +138,37 @@ def smpl_blender_pose(rig: Rig, G: np.ndarray, pelvis_world: np.ndarray) -> tupl
     The rig's rest is the canonical rest turned Z up, so bone b's world delta is ``G_b @ C^T``.
     """
     return blender_pose_from_world_rotations(rig, G @ R_BLENDER_FROM_CANON.T, pelvis_world)
+
+
+def hand_point_bones(names) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where the 21 MediaPipe hand landmarks of each side sit on a rig with Anny's finger bones:
+    bone indices ``(2, 21)`` and whether the point is that bone's tail ``(2, 21)`` (the fingertips);
+    side 0 is the person's left hand. None when the rig has no finger bones (SMPL)."""
+    from ..skeletons import HAND_CHAINS
+
+    names = list(names)
+    bones = np.zeros((2, 21), np.int64)
+    tails = np.zeros((2, 21), bool)
+    for s, (side, suffix) in enumerate((("left", "L"), ("right", "R"))):
+        try:
+            bones[s, 0] = names.index(f"{side}_wrist")
+            for _, points, chain in HAND_CHAINS:
+                idx = [names.index(f"{b}.{suffix}") for b in chain]
+                bones[s, list(points)] = idx + [idx[-1]]
+                tails[s, points[-1]] = True
+        except ValueError:
+            return None
+    return bones, tails
+
+
+def posed_hand_points(rig: Rig, heads: np.ndarray, orients: np.ndarray) -> np.ndarray | None:
+    """The 21 hand landmarks of both hands ``(T, 2, 21, 3)`` on a posed rig (``posed_bone_frames``), or
+    None for a rig without finger bones. A tail is the head plus the bone's rest length along its y."""
+    where = hand_point_bones(rig.names)
+    if where is None:
+        return None
+    bones, tails = where
+    length = np.linalg.norm(rig.tails - rig.heads, axis=-1)
+    out = heads[:, bones]  # (T, 2, 21, 3)
+    tip = orients[:, bones][..., :, 1] * length[bones][None, ..., None]  # y column times the length
+    return out + np.where(tails[None, ..., None], tip, 0.0)
