@@ -118,6 +118,9 @@ def test_bvh_carries_the_finger_curl(tmp_path):
     write_bvh(person, tmp_path / "body.bvh", fps=25.0, fingers=False)
     body, _ = _read_back(tmp_path / "body.bvh")
     assert [n for n in bvh.names if n in SMPL_JOINT_NAMES] == [n for n in body.names if n in SMPL_JOINT_NAMES]
+    body_parent = lambda b, n: b.names[b.parents[b.index(n)]]  # noqa: E731
+    assert all(body_parent(bvh, n) == body_parent(body, n) for n in SMPL_JOINT_NAMES[1:])
+    assert "left_hand_end" in bvh.names and body_parent(bvh, "finger2-1.L") == "left_wrist"  # as in SMPL-H/X
     assert not any(n.startswith("finger") for n in body.names)
     # Every finger joint (its bone's head) and every fingertip (End Site) where the result's rig puts it.
     heads, _ = posed_bone_frames(person_rig(person), person.bone_rotations, person.root_location)

@@ -10,14 +10,16 @@ Layout:
 - Hierarchy: the 24 SMPL joints with their SMPL parents (pelvis is the root), named as in SMPL. ``OFFSET``
   of each joint is its rest position relative to its parent (the rest pose stands upright, facing -Y in
   Blender); leaf joints get an ``End Site``.
-- Fingers: where the rig has them (the Anny body), its finger bones follow, with the rig's bone names and
-  parents: ``finger1-1.L`` .. ``finger1-3.L`` (thumb, under ``left_wrist``), ``finger2-1.L`` .. ``finger5-3.L``
-  (index to little finger, their first bone under ``left_hand``), ``metacarpal1.L`` .. ``metacarpal4.L``
-  (under ``left_wrist``), and the same with ``.R`` on the right hand. A finger joint sits at its bone's rest
-  head; the last bone of each finger ends in an ``End Site`` at the fingertip (its bone's tail). The
-  body's joints keep their names and their order among themselves; depth-first order puts each hand's
-  finger joints right after that hand's body joints. ``fingers=False`` (or a rig without finger bones,
-  e.g. ``--body smpl``) writes the 24 body joints alone, as before.
+- Fingers: where the rig has them (the Anny body), its finger bones follow, with the rig's bone names:
+  ``finger1-1.L`` .. ``finger1-3.L`` (thumb), ``finger2-1.L`` .. ``finger5-3.L`` (index to little finger),
+  ``metacarpal1.L`` .. ``metacarpal4.L``, and the same with ``.R`` on the right hand. Each finger's first
+  bone and the metacarpals hang under the wrist (``left_wrist``), as SMPL-H and SMPL-X parent their
+  fingers, the rest under the finger bone before; ``left_hand`` stays a leaf with its ``End Site``, so the
+  24 body joints' hierarchy, names and order among themselves are as without fingers (depth-first order
+  puts each hand's finger joints right after ``left_wrist``'s other children). A finger joint sits at its
+  bone's rest head; the last bone of each finger ends in an ``End Site`` at the fingertip (its bone's
+  tail). ``fingers=False`` (or a rig without finger bones, e.g. ``--body smpl``) writes the 24 body joints
+  alone.
 - Channels: the root has ``Xposition Yposition Zposition Zrotation Xrotation Yrotation`` (absolute
   position of the pelvis, so the root ``OFFSET`` is its rest position); every other joint has
   ``Zrotation Xrotation Yrotation``. Angles are degrees; a joint's rotation matrix is
@@ -84,6 +86,7 @@ def finger_joints(person: PersonResult) -> tuple[list[int], np.ndarray]:
     if not all(n in names for n in SMPL_JOINT_NAMES):
         return [], np.zeros(0, np.int64)
     joint_of = {names.index(n): j for j, n in enumerate(SMPL_JOINT_NAMES)}
+    hand_to_wrist = {SMPL_JOINT_NAMES.index(f"{s}_hand"): SMPL_JOINT_NAMES.index(f"{s}_wrist") for s in ("left", "right")}
     parents_rig = np.asarray(person.bone_parents)
     bones, parents = [], []
     for b, n in enumerate(names):  # parents precede children in the rig, so a finger's parent is known first
@@ -91,7 +94,7 @@ def finger_joints(person: PersonResult) -> tuple[list[int], np.ndarray]:
         if n.startswith(_FINGER_PREFIXES) and p in joint_of:
             joint_of[b] = 24 + len(bones)
             bones.append(b)
-            parents.append(joint_of[p])
+            parents.append(hand_to_wrist.get(joint_of[p], joint_of[p]))
     return bones, np.asarray(parents, np.int64)
 
 
@@ -99,8 +102,8 @@ def bvh_motion(person: PersonResult, fingers: bool = True) -> tuple[np.ndarray, 
     """Rest offsets ``(J, 3)``, root positions ``(N, 3)`` and local rotations ``(N, J, 3, 3)``, in BVH axes.
 
     J = 24 SMPL joints, then (``fingers``) the finger bones of ``finger_joints``. A finger's local rotation
-    is its bone's pose relative to its parent bone in the result's rig (``bone_rotations`` through
-    ``posed_bone_frames``), so the BVH's fingers bend exactly as the rig's do."""
+    is its bone's pose relative to its BVH parent's bone, both posed by the result's rig
+    (``bone_rotations`` through ``posed_bone_frames``), so the BVH's fingers bend exactly as the rig's do."""
     M = R_YUP_FROM_ZUP
     rest = rest_joints_world(person)
     offsets = rest.copy()
@@ -116,8 +119,8 @@ def bvh_motion(person: PersonResult, fingers: bool = True) -> tuple[np.ndarray, 
                   matrices=np.asarray(person.bone_matrices, np.float64))
         _, orients = posed_bone_frames(rig, person.bone_rotations, person.root_location)
         W = orients @ np.swapaxes(rig.matrices, -1, -2)[None]  # each bone's world turn from its rest
-        rig_parents = rig.parents[bones]
-        f_local = np.swapaxes(W[:, rig_parents], -1, -2) @ W[:, bones]  # relative to the parent bone
+        bvh_bones = np.concatenate([[rig.index(n) for n in SMPL_JOINT_NAMES], bones])  # rig bone of each joint
+        f_local = np.swapaxes(W[:, bvh_bones[fparents]], -1, -2) @ W[:, bones]  # relative to the BVH parent
         local = np.concatenate([local, f_local], axis=1)
         f_heads = rig.heads[bones]
         all_heads = np.concatenate([rest, f_heads])
