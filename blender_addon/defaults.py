@@ -14,7 +14,7 @@ _CANDIDATES = (os.path.join(_HERE, "engine_defaults.json"), os.path.join(os.path
 # Only if neither file is there (a broken install): the values the engine shipped with.
 _FALLBACK = {"body": "anny", "max_people": 8, "smoothing": 1.0, "iterations": 160, "use_densepose": True,
              "densepose_every": 1, "detect_every": 8, "reacquire_s": 3.0, "estimate_camera": True,
-             "lock_feet": True}
+             "lock_feet": True, "hands": True}
 
 
 def engine_defaults() -> dict:

@@ -156,14 +156,16 @@ def densepose_status(source_dir: str | None) -> tuple[bool | None, str]:
 def capture_args(video: str, result: str, max_people: int = 0, body: str = "", start: int | None = None,
                  end: int | None = None, smoothing: float | None = None, densepose: bool = True,
                  densepose_every: int = 1, fov_deg: float | None = None, lock_feet: bool = True,
-                 camera_height: float | None = None, camera_pitch: float | None = None) -> list[str]:
+                 camera_height: float | None = None, camera_pitch: float | None = None,
+                 hands: bool = True) -> list[str]:
     """Arguments after ``python``: ``-m core capture VIDEO -o RESULT --progress json [...]``.
 
     DensePose options are passed only where they differ from the engine's defaults (DensePose on when
     its checkpoint is installed, every frame): ``--no-densepose``, ``--densepose-every N``. ``fov_deg``: the
     lens the user knows (``--fov``; None: the engine estimates it); ``camera_height``, ``camera_pitch``: the
     camera's placement the user knows (``--camera-height``, ``--camera-pitch``); ``lock_feet`` False:
-    ``--no-foot-lock``."""
+    ``--no-foot-lock``; ``hands`` False: ``--no-hands`` (stiff, rest-pose fingers; hands on is the
+    engine's default, so nothing is passed for it)."""
     args = ["-m", "core", "capture", video, "-o", result, "--progress", "json"]
     if max_people and max_people > 0:
         args += ["--max-people", str(int(max_people))]
@@ -181,6 +183,8 @@ def capture_args(video: str, result: str, max_people: int = 0, body: str = "", s
         args += ["--camera-pitch", f"{float(camera_pitch):g}"]
     if not lock_feet:
         args.append("--no-foot-lock")
+    if not hands:
+        args.append("--no-hands")
     if not densepose:
         args.append("--no-densepose")
     elif int(densepose_every) > 1:

@@ -38,7 +38,7 @@ class CaptureSession:
             self.video, self.result_path, max_people=s.max_people, body=s.body_model,
             start=s.frame_start if s.use_frame_range else None, end=s.frame_end if s.use_frame_range else None,
             smoothing=s.smoothing, densepose=s.use_densepose, densepose_every=s.densepose_every,
-            fov_deg=None if s.estimate_lens else s.fov_deg, lock_feet=s.lock_feet,
+            fov_deg=None if s.estimate_lens else s.fov_deg, lock_feet=s.lock_feet, hands=s.hands,
             camera_height=s.camera_height if s.known_placement else None,
             camera_pitch=s.camera_pitch if s.known_placement else None)
         self.job = engine.EngineJob(python, args, source_dir=source or None)

@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # The source side: a Doppel person's rig (SMPL joint names for the body, Anny's names for the extras).
-# Where a source bone has several children, the one its segment points at (its rest direction).
-SOURCE_PRIMARY_CHILD = {"pelvis": "spine1", "spine3": "neck", "left_wrist": "left_hand", "right_wrist": "right_hand"}
+# Where a source bone has several children, the bones its segment points at, by preference (the first one
+# the target has a bone for, below its own). A wrist points at the hand bone, else at the middle finger's
+# knuckle, never at the thumb (a target's thumb sits where its modeller put it; the hand's axis does not).
+SOURCE_PRIMARY_CHILD = {"pelvis": ("spine1",), "spine3": ("neck",),
+                        "left_wrist": ("left_hand", "finger3-1.L"), "right_wrist": ("right_hand", "finger3-1.R")}
 SOURCE_LEGS = (("left_hip", "left_knee", "left_ankle"), ("right_hip", "right_knee", "right_ankle"))
 
 
@@ -269,17 +272,18 @@ def make_plan(source: Skeleton, target: Skeleton, bone_map: BoneMap, source_floo
             continue
         g = _group_root(target, t, src_of)
         # The segment: from this bone's head to the head of its (primary) child on both sides.
-        child_s = None
-        want = SOURCE_PRIMARY_CHILD.get(source.names[s])
-        kids = [c for c in source.children(s) if c in tgt_of_src]
-        if want in source.index and source.index[want] in tgt_of_src:
-            child_s = source.index[want]
-        elif len(kids) == 1:
-            child_s = kids[0]
-        child_t = None
-        if child_s is not None:
-            below = [c for c in tgt_of_src[child_s] if _is_descendant(target, c, g)]
-            child_t = below[0] if below else None
+        child_s = child_t = None
+        wanted = SOURCE_PRIMARY_CHILD.get(source.names[s])
+        if wanted is not None:  # a bone with several children: only the ones it points at
+            candidates = [source.index[w] for w in wanted if w in source.index]
+        else:
+            kids = [c for c in source.children(s) if c in tgt_of_src]
+            candidates = kids if len(kids) == 1 else []
+        for c in candidates:
+            below = [t2 for t2 in tgt_of_src.get(c, ()) if _is_descendant(target, t2, g)]
+            if below:
+                child_s, child_t = c, below[0]
+                break
         if child_s is not None and child_t is not None:
             u = target.heads[child_t] - target.heads[g]
             v = source.heads[child_s] - source.heads[s]

@@ -50,6 +50,11 @@ class DoppelSettings(bpy.types.PropertyGroup):
     lock_feet: BoolProperty(
         name="Lock Feet", default=DEFAULTS["lock_feet"],
         description="Keep planted feet still on the ground (off: the fitted feet as they are, --no-foot-lock)")
+    hands: BoolProperty(
+        name="Hands", default=DEFAULTS["hands"],
+        description="Capture finger motion: the fingers of every person are fitted to the hands seen in the "
+                    "video and keyed on the finger bones (off: stiff, rest-pose hands, --no-hands). "
+                    "Under the SMPL body the hands stay at rest")
     use_densepose: BoolProperty(
         name="DensePose", default=DEFAULTS["use_densepose"],
         description="Add a DensePose term to the body fit when its checkpoint (weights/densepose/"
@@ -121,7 +126,9 @@ class VIEW3D_PT_doppel(bpy.types.Panel):
         if s.known_placement:
             row.prop(s, "camera_height", text="Height")
             row.prop(s, "camera_pitch", text="Pitch")
-        col.prop(s, "lock_feet")
+        row = col.row(align=True)
+        row.prop(s, "lock_feet")
+        row.prop(s, "hands")
         row = col.row(align=True)
         row.prop(s, "use_densepose")
         if s.use_densepose:

@@ -91,3 +91,69 @@ def test_blender_bvh_importer_matches_joints(tmp_path):
         heads = np.array([arm.matrix_world @ arm.pose.bones[n].head for n in SMPL_JOINT_NAMES])
         worst = max(worst, float(np.abs(heads - person.joints[k]).max()))
     assert worst < 0.01, f"{worst * 1000:.2f} mm"
+
+
+# ---------------------------------------------------------------- fingers
+
+def _read_back(path):
+    from benchmarks.synthetic.bvh import forward_kinematics, read_bvh
+
+    bvh = read_bvh(path)
+    pos, _ = forward_kinematics(bvh)
+    pos = pos - pos[:, :1]  # relative to the pelvis (the root's position channels are absolute)
+    return bvh, np.stack([pos[..., 0], -pos[..., 2], pos[..., 1]], -1)  # Y up -> Blender's Z up
+
+
+def test_bvh_carries_the_finger_curl(tmp_path):
+    from tests.hand_fixtures import anny_walk, curled_result, finger_bone_names, posed_tips, person_rig
+    from core.geometry.rig import posed_bone_frames
+
+    person = curled_result(n_frames=8).people[0]
+    write_bvh(person, tmp_path / "hands.bvh", fps=25.0)
+    bvh, pos = _read_back(tmp_path / "hands.bvh")
+    fingers = finger_bone_names("L") + finger_bone_names("R")
+    assert set(fingers) <= set(bvh.names)
+    assert all(f"metacarpal{k}.{s}" in bvh.names for k in range(1, 5) for s in "LR")
+    # The body's joints keep their names and their order among themselves.
+    write_bvh(person, tmp_path / "body.bvh", fps=25.0, fingers=False)
+    body, _ = _read_back(tmp_path / "body.bvh")
+    assert [n for n in bvh.names if n in SMPL_JOINT_NAMES] == [n for n in body.names if n in SMPL_JOINT_NAMES]
+    body_parent = lambda b, n: b.names[b.parents[b.index(n)]]  # noqa: E731
+    assert all(body_parent(bvh, n) == body_parent(body, n) for n in SMPL_JOINT_NAMES[1:])
+    assert "left_hand_end" in bvh.names and body_parent(bvh, "finger2-1.L") == "left_wrist"  # as in SMPL-H/X
+    assert not any(n.startswith("finger") for n in body.names)
+    # Every finger joint (its bone's head) and every fingertip (End Site) where the result's rig puts it.
+    heads, _ = posed_bone_frames(person_rig(person), person.bone_rotations, person.root_location)
+    pelvis = heads[:, :1]
+    rig_names = list(person.bone_names)
+    got = pos[:, [bvh.index(n) for n in fingers]]
+    want = heads[:, [rig_names.index(n) for n in fingers]] - pelvis
+    tips = [n for n in fingers if n.endswith(("-3.L", "-3.R"))]
+    got_tips = pos[:, [bvh.index(n + "_end") for n in tips]]
+    want_tips = posed_tips(person, tips) - pelvis
+    err = max(np.abs(got - want).max(), np.abs(got_tips - want_tips).max())
+    assert err < 1e-4, f"{err * 1000:.3f} mm"
+    # ... and the curl is there: the fingertips are not where straight fingers put them.
+    straight = posed_tips(anny_walk(8).people[0], tips) - pelvis
+    moved = np.linalg.norm(got_tips - straight, axis=-1)
+    assert moved[-1].min() > 0.02, moved[-1]
+
+
+def test_blender_bvh_importer_poses_the_fingers(tmp_path):
+    bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+    from tests.hand_fixtures import curled_result, finger_bone_names, posed_tips
+
+    person = curled_result(n_frames=8).people[0]
+    path = tmp_path / "hands.bvh"
+    write_bvh(person, path, fps=25.0)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert bpy.ops.import_anim.bvh(filepath=str(path)) == {"FINISHED"}
+    arm = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+    tips = [n for n in finger_bone_names("L") + finger_bone_names("R") if n.endswith(("-3.L", "-3.R"))]
+    want = posed_tips(person, tips)
+    worst = 0.0
+    for k in (0, 7):
+        bpy.context.scene.frame_set(1 + k)
+        got = np.array([arm.matrix_world @ arm.pose.bones[n].tail for n in tips])
+        worst = max(worst, float(np.abs(got - want[k]).max()))
+    assert worst < 0.001, f"{worst * 1000:.2f} mm"

@@ -56,6 +56,31 @@ def _qmat(q_xyzw):
     return quat_wxyz_to_rotmat(np.concatenate([q[..., 3:], q[..., :3]], -1))
 
 
+def _node_fk(doc, binary, i, T):
+    """Plain glTF node FK of person ``i``'s skeleton over its animation: joint names, world rotations
+    ``(T, B, 3, 3)`` and positions ``(T, B, 3)`` (Y up), in skin joint order."""
+    joints = doc["skins"][i]["joints"]
+    parent = {c: n for n, node in enumerate(doc["nodes"]) for c in node.get("children", [])}
+    rot = {j: np.broadcast_to(_qmat(doc["nodes"][j]["rotation"]), (T, 3, 3)) for j in joints}
+    trans = {j: np.broadcast_to(np.array(doc["nodes"][j]["translation"]), (T, 3)) for j in joints}
+    for ch in doc["animations"][i]["channels"]:
+        out = _accessor(doc, binary, doc["animations"][i]["samplers"][ch["sampler"]]["output"]).astype(np.float64)
+        node = ch["target"]["node"]
+        if ch["target"]["path"] == "rotation":
+            rot[node] = _qmat(out)
+        else:
+            trans[node] = out
+    G, P = {}, {}
+    for j in joints:  # parents precede children
+        p = parent[j]
+        if p in G:
+            G[j], P[j] = G[p] @ rot[j], P[p] + np.einsum("tij,tj->ti", G[p], trans[j])
+        else:  # under the identity holder node
+            G[j], P[j] = rot[j], trans[j]
+    names = [doc["nodes"][j]["name"] for j in joints]
+    return names, np.stack([G[j] for j in joints], 1), np.stack([P[j] for j in joints], 1)
+
+
 def test_glb_structure(exported):
     result, path = exported
     doc, binary = _read_glb(path)
@@ -94,25 +119,7 @@ def test_node_animation_fk_and_bind_pose(exported):
     for i, person in enumerate(result.people):
         skin = doc["skins"][i]
         joints = skin["joints"]
-        parent = {c: n for n, node in enumerate(doc["nodes"]) for c in node.get("children", [])}
-        rot = {j: np.broadcast_to(_qmat(doc["nodes"][j]["rotation"]), (len(person.frames), 3, 3)) for j in joints}
-        trans = {j: np.broadcast_to(np.array(doc["nodes"][j]["translation"]), (len(person.frames), 3)) for j in joints}
-        for ch in doc["animations"][i]["channels"]:
-            out = _accessor(doc, binary, doc["animations"][i]["samplers"][ch["sampler"]]["output"]).astype(np.float64)
-            node = ch["target"]["node"]
-            if ch["target"]["path"] == "rotation":
-                rot[node] = _qmat(out)
-            else:
-                trans[node] = out
-        G, P = {}, {}
-        for j in joints:  # parents precede children
-            p = parent[j]
-            if p in G:
-                G[j], P[j] = G[p] @ rot[j], P[p] + np.einsum("tij,tj->ti", G[p], trans[j])
-            else:  # under the identity holder node
-                G[j], P[j] = rot[j], trans[j]
-        heads = np.stack([P[j] for j in joints], 1)  # (T, B, 3)
-        names = [doc["nodes"][j]["name"] for j in joints]
+        names, _, heads = _node_fk(doc, binary, i, len(person.frames))
         sel = [names.index(n) for n in SMPL_JOINT_NAMES]
         np.testing.assert_allclose(heads[:, sel] @ M, person.joints, atol=1e-5)
         # Rest pose: the holder-relative rest world frame times its inverse bind matrix is the identity.
@@ -198,3 +205,29 @@ def test_glb_passes_the_khronos_validator(tmp_path):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["errors"] == 0 and report["warnings"] == 0, report
+
+
+def test_glb_animates_the_finger_curl(tmp_path):
+    """Every finger bone is a skin joint with its own rotation channel, and the channels carry the curl:
+    node FK puts every fingertip where the result's rig does, far from where straight fingers are."""
+    from tests.hand_fixtures import anny_walk, curled_result, finger_bone_names, posed_tips
+
+    result = curled_result(n_frames=6)
+    person = result.people[0]
+    path = tmp_path / "hands.glb"
+    write_glb(result, path)
+    doc, binary = _read_glb(path)
+    fingers = finger_bone_names("L") + finger_bone_names("R")
+    anim = doc["animations"][0]
+    animated = {doc["nodes"][c["target"]["node"]]["name"] for c in anim["channels"] if c["target"]["path"] == "rotation"}
+    assert set(fingers) <= animated
+    names, G, P = _node_fk(doc, binary, 0, len(person.frames))
+    tips = [n for n in fingers if n.endswith(("-3.L", "-3.R"))]
+    rig_names = list(person.bone_names)
+    idx = [names.index(n) for n in tips]
+    length = np.linalg.norm(person.bone_tails - person.bone_heads, axis=-1)[[rig_names.index(n) for n in tips]]
+    got = (P[:, idx] + G[:, idx][..., :, 1] * length[None, :, None]) @ R_YUP_FROM_ZUP  # back to Z up
+    want = posed_tips(person, tips)
+    assert np.abs(got - want).max() < 1e-4
+    straight = posed_tips(anny_walk(6).people[0], tips)
+    assert np.linalg.norm(got[-1] - straight[-1], axis=-1).min() > 0.02

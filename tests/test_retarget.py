@@ -611,3 +611,117 @@ def test_rigify_with_its_own_proportions_follows_the_limb_directions(scene):
     print(f"\nRigify (own proportions): k={plan.k:.3f}, worst limb direction {worst:.3f} deg, hips {1000 * err:.2f} mm")
     assert 1.1 < plan.k < 1.4 and err < TOL
     bpy.data.objects.remove(rig)
+
+
+# ---------------------------------------------------------------- fingers
+
+FINGERS = ("Thumb", "Index", "Middle", "Ring", "Pinky")  # Mixamo's names for Anny's finger1 .. finger5
+
+
+def _anny_finger(n: int, k: int, s: str) -> str:
+    return f"finger{n}-{k}.{s}"
+
+
+@pytest.fixture(scope="module")
+def curled(capture, scene, tmp_path_factory):
+    """The capture with every person's fingers curled (tests/hand_fixtures.py), imported as a second
+    captured clip (its own video name, so it does not replace the first)."""
+    from dataclasses import replace as dc_replace
+
+    from blender_addon import scene_build
+    from core.result import read_result, write_result
+    from tests.hand_fixtures import curl_fingers
+
+    r = read_result(capture)
+    meta = dict(r.meta)
+    meta["video"] = {**meta["video"], "path": os.path.join(os.path.dirname(meta["video"]["path"]), "curled_clip.mp4")}
+    path = str(tmp_path_factory.mktemp("curled") / "curled.npz")
+    write_result(path, dc_replace(r, meta=meta, people=tuple(curl_fingers(p) for p in r.people)))
+    summary = scene_build.build_from_result(bpy.context, path)
+    return summary["armatures"][0]
+
+
+def build_mixamo_hands(person, name="Mixamo_Hands"):
+    """``build_mixamo``'s character with Mixamo's finger bones (mixamorig:LeftHandIndex1 ..), each on the
+    person's finger bone (scaled with the rig), its first bone a child of the hand."""
+    obj = build_mixamo(person, name=name)
+    scale = SCALES["MIXAMO"]
+    rest = _rest(person)
+    to_arm = np.asarray(obj.matrix_world.inverted())
+    place = lambda p: Vector((to_arm @ np.r_[(p - [0.0, 0.0, _floor(person)]) * scale + [1.5, 0.5, 0.0], 1.0])[:3])  # noqa: E731
+    ebs = _edit(obj)
+    for side, s in (("Left", "L"), ("Right", "R")):
+        for n, finger in enumerate(FINGERS, start=1):
+            parent = ebs[f"mixamorig:{side}Hand"]
+            for k in (1, 2, 3):
+                head, tail = rest[_anny_finger(n, k, s)]
+                eb = ebs.new(f"mixamorig:{side}Hand{finger}{k}")
+                eb.head, eb.tail, eb.parent = place(head), place(tail), parent
+                parent = eb
+    _object_mode()
+    return obj
+
+
+def _world_dirs(obj, names, frames):
+    """Unit head->tail directions ``(T, N, 3)`` of bones ``names`` as Blender evaluates ``obj``."""
+    out = np.empty((len(frames), len(names), 3))
+    for t, f in enumerate(frames):
+        bpy.context.scene.frame_set(f)
+        ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        M = ev.matrix_world
+        for k, n in enumerate(names):
+            pb = ev.pose.bones[n]
+            out[t, k] = tuple((M @ pb.tail) - (M @ pb.head))
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
+def _angles(u, v):
+    return np.degrees(np.arccos(np.clip(np.sum(u * v, -1), -1.0, 1.0)))
+
+
+@pytest.mark.parametrize("preset", ["RIGIFY", "MIXAMO"])
+def test_finger_curl_arrives_on_the_rig(scene, curled, preset):
+    """A curl on the captured fingers (the middle joints bent 60 degrees) arrives on the rig's fingers:
+    every finger bone points the way the person's finger bone does, within 3 degrees, on every frame;
+    the hand too (its direction, wrist to knuckles)."""
+    rig = scene["rigs"]["RIGIFY"] if preset == "RIGIFY" else build_mixamo_hands(scene["person"])
+    if rig.animation_data is not None:  # an earlier test's retarget is the active action: ours plays instead
+        rig.animation_data.action = None
+    assert bpy.ops.doppel.retarget(source=curled.name, target=rig.name, preset=preset) == {"FINISHED"}
+    if preset == "RIGIFY":  # its deform bones follow the FK controls the retarget keys
+        name = lambda n, k, s: f"DEF-{'thumb' if n == 1 else 'f_' + FINGERS[n - 1].lower()}.0{k}.{s}"  # noqa: E731
+        hands = {"L": "DEF-hand.L", "R": "DEF-hand.R"}
+    else:
+        name = lambda n, k, s: f"mixamorig:{'Left' if s == 'L' else 'Right'}Hand{FINGERS[n - 1]}{k}"  # noqa: E731
+        hands = {"L": "mixamorig:LeftHand", "R": "mixamorig:RightHand"}
+    keys = [(n, k, s) for s in "LR" for n in range(1, 6) for k in (1, 2, 3)]
+    frames = _frames(scene)[::4]
+    src = _world_dirs(curled, [_anny_finger(*key) for key in keys] + ["left_wrist", "right_wrist"], frames)
+    tgt = _world_dirs(rig, [name(*key) for key in keys] + [hands["L"], hands["R"]], frames)
+    err = _angles(src, tgt)
+    print(f"\n{preset} fingers: worst finger direction {err[:, :-2].max():.3f} deg, hands {err[:, -2:].max():.3f} deg")
+    assert err.max() < 3.0, {keys[i] if i < len(keys) else "hand": float(err[:, i].max()) for i in np.argsort(-err.max(0))[:3]}
+    # The curl is there: on the last frame the index finger's tip bone has turned well away from the hand.
+    idx3 = keys.index((2, 3, "L"))
+    assert _angles(tgt[-1, idx3], tgt[-1, -2]) > 60.0
+    if preset == "MIXAMO":
+        bpy.data.objects.remove(rig)
+
+
+def test_a_rig_without_fingers_is_unaffected_by_finger_motion(scene, curled):
+    """Curled or stiff fingers on the source: a rig without finger bones gets the same keys."""
+    from blender_addon import retarget as rt
+
+    rig = build_mixamo(scene["person"], name="Mixamo_NoFingers")
+    plain = rt.retarget(bpy.context, scene["source"].name, rig.name, "MIXAMO")
+    fingers = rt.retarget(bpy.context, curled.name, rig.name, "MIXAMO")
+    assert fingers["note"].endswith("30 finger bones")  # skipped, and said so
+    a = {(fc.data_path, fc.array_index): fc for fc in _curves(plain["action"], rig)}
+    b = {(fc.data_path, fc.array_index): fc for fc in _curves(fingers["action"], rig)}
+    assert a.keys() == b.keys() and len(a) == 22 * 4 + 3
+    for key, fc in a.items():
+        va, vb = np.empty(2 * len(fc.keyframe_points)), np.empty(2 * len(b[key].keyframe_points))
+        fc.keyframe_points.foreach_get("co", va)
+        b[key].keyframe_points.foreach_get("co", vb)
+        np.testing.assert_allclose(va, vb, atol=1e-6, err_msg=str(key))
+    bpy.data.objects.remove(rig)

@@ -249,6 +249,10 @@ def test_shipped_presets_are_valid_and_map_to_source_bones(person):
         for v in p["variants"]:
             assert set(v["bones"].values()) <= known, (p["id"], set(v["bones"].values()) - known)
             assert set(rmap.REQUIRED_SOURCE) <= set(v["bones"].values())
+        # Every shipped rig has fingers: every preset maps all 30 finger bones, each to one bone of its own.
+        for v in p["variants"]:
+            fingers = {t: src for t, src in v["bones"].items() if src in anny_fingers}
+            assert set(fingers.values()) == anny_fingers, (p["id"], v.get("name"), anny_fingers - set(fingers.values()))
 
 
 @pytest.mark.parametrize("preset_id", sorted(RIGS))
@@ -307,3 +311,45 @@ def test_saved_preset_round_trip_and_precedence(tmp_path):
     assert any("broken.json" in e for e in loaded["_errors"])
     with pytest.raises(rmap.PresetError, match="root"):
         rmap.preset_from_pairs("BAD", "bad", pairs, "Nowhere")
+
+
+def test_a_hand_aligns_on_its_own_axis_whatever_its_thumb():
+    """A target whose fingers are mapped and whose thumb sits 35 degrees round the hand's axis from the
+    person's (modellers place thumbs differently): its hand still points where the person's hand
+    points (the wrist's segment runs to the middle knuckle, never to the thumb), and every finger bone,
+    thumb included, where the person's finger bone points, as the fingers curl."""
+    from core.geometry.rig import bone_matrices_from_heads_tails
+    from tests.hand_fixtures import curled_result
+
+    p = curled_result(6).people[0]
+    person = {k: getattr(p, k) for k in ("bone_names", "bone_parents", "bone_heads", "bone_tails", "bone_matrices",
+                                         "bone_rotations", "root_location")}
+    src = rm.person_skeleton(person)
+    names = ["pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "spine1", "spine2", "spine3",
+             "left_collar", "left_shoulder", "left_elbow", "left_wrist"]
+    names += [f"finger{n}-{k}.L" for n in range(1, 6) for k in (1, 2, 3)]
+    pos = {n: i for i, n in enumerate(names)}
+
+    def kept_parent(n):  # the nearest ancestor the target keeps
+        b = src.parents[src.index[n]]
+        while b >= 0 and src.names[b] not in pos:
+            b = src.parents[b]
+        return pos[src.names[b]] if b >= 0 else -1
+
+    idx = [src.index[n] for n in names]
+    heads, tails = src.heads[idx].copy(), src.tails[idx].copy()
+    wrist = heads[pos["left_wrist"]]
+    turn = _axis_angle(tails[pos["left_wrist"]] - wrist, np.radians(35))
+    for k in (1, 2, 3):
+        i = pos[f"finger1-{k}.L"]
+        heads[i], tails[i] = wrist + turn @ (heads[i] - wrist), wrist + turn @ (tails[i] - wrist)
+    tgt = rm.Skeleton(tuple(f"T_{n}" for n in names), np.array([kept_parent(n) for n in names]), heads, tails,
+                      bone_matrices_from_heads_tails(heads, tails))
+    plan = rm.make_plan(src, tgt, rm.BoneMap(tuple((f"T_{n}", n) for n in names), "T_pelvis"))
+    G, _ = rm.person_pose(src, person)
+    out = rm.retarget(plan, src, tgt, G, rm.person_pose(src, person)[1])
+    check = ["left_wrist"] + [n for n in names if n.startswith("finger")]
+    got = np.stack([out.G[:, out.bones.index(pos[n]), :, 1] for n in check], 1)  # each bone's y: head -> tail
+    want = np.stack([G[:, src.index[n], :, 1] for n in check], 1)
+    err = np.degrees(np.arccos(np.clip(np.sum(got * want, -1), -1.0, 1.0)))
+    assert err.max() < 0.5, dict(zip(check, err.max(0).round(2)))

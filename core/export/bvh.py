@@ -1,4 +1,4 @@
-"""BVH export of one person's motion: the 24 SMPL joints, readable by Blender and most DCC tools.
+"""BVH export of one person's motion: the 24 SMPL joints and the fingers, readable by Blender and most DCC tools.
 
 Axis convention (documented because BVH has none): the file is **Y up**, as BVH files usually are and
 as Blender's BVH importer expects with its default settings (forward -Z, up Y). A Blender/Doppel world
@@ -7,9 +7,19 @@ point ``(X, Y, Z)`` (Z up) is written as ``(X, Z, -Y)``; rotations are conjugate
 result's ``joints`` are, in metres (scale 1).
 
 Layout:
-- Hierarchy: the 24 SMPL joints with their SMPL parents (pelvis is the root). ``OFFSET`` of each joint is
-  its rest position relative to its parent (the rest pose stands upright, facing -Y in Blender); leaf
-  joints get an ``End Site``.
+- Hierarchy: the 24 SMPL joints with their SMPL parents (pelvis is the root), named as in SMPL. ``OFFSET``
+  of each joint is its rest position relative to its parent (the rest pose stands upright, facing -Y in
+  Blender); leaf joints get an ``End Site``.
+- Fingers: where the rig has them (the Anny body), its finger bones follow, with the rig's bone names:
+  ``finger1-1.L`` .. ``finger1-3.L`` (thumb), ``finger2-1.L`` .. ``finger5-3.L`` (index to little finger),
+  ``metacarpal1.L`` .. ``metacarpal4.L``, and the same with ``.R`` on the right hand. Each finger's first
+  bone and the metacarpals hang under the wrist (``left_wrist``), as SMPL-H and SMPL-X parent their
+  fingers, the rest under the finger bone before; ``left_hand`` stays a leaf with its ``End Site``, so the
+  24 body joints' hierarchy, names and order among themselves are as without fingers (depth-first order
+  puts each hand's finger joints right after ``left_wrist``'s other children). A finger joint sits at its
+  bone's rest head; the last bone of each finger ends in an ``End Site`` at the fingertip (its bone's
+  tail). ``fingers=False`` (or a rig without finger bones, e.g. ``--body smpl``) writes the 24 body joints
+  alone.
 - Channels: the root has ``Xposition Yposition Zposition Zrotation Xrotation Yrotation`` (absolute
   position of the pelvis, so the root ``OFFSET`` is its rest position); every other joint has
   ``Zrotation Xrotation Yrotation``. Angles are degrees; a joint's rotation matrix is
@@ -26,8 +36,11 @@ import numpy as np
 from ..fileio import Outputs, atomic_path
 from ..geometry.axes import R_BLENDER_FROM_CANON, R_YUP_FROM_ZUP
 from ..geometry.kinematics import smpl_global_rotations
+from ..geometry.rig import Rig, posed_bone_frames
 from ..result import PersonResult
 from ..skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
+
+_FINGER_PREFIXES = ("finger", "metacarpal")
 
 
 def rest_joints_world(person: PersonResult) -> np.ndarray:
@@ -65,8 +78,32 @@ def _dense_frames(frames: np.ndarray) -> np.ndarray:
     return np.searchsorted(frames, full, side="right") - 1
 
 
-def bvh_motion(person: PersonResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rest offsets ``(24, 3)``, root positions ``(N, 3)`` and local rotations ``(N, 24, 3, 3)``, in BVH axes."""
+def finger_joints(person: PersonResult) -> tuple[list[int], np.ndarray]:
+    """The rig's finger bones the BVH writes: bone indices (rig order) and their parents as indices into
+    the BVH's joints (the 24 SMPL joints first, then these, in this order). Empty without SMPL-named body
+    bones or without finger bones."""
+    names = list(person.bone_names)
+    if not all(n in names for n in SMPL_JOINT_NAMES):
+        return [], np.zeros(0, np.int64)
+    joint_of = {names.index(n): j for j, n in enumerate(SMPL_JOINT_NAMES)}
+    hand_to_wrist = {SMPL_JOINT_NAMES.index(f"{s}_hand"): SMPL_JOINT_NAMES.index(f"{s}_wrist") for s in ("left", "right")}
+    parents_rig = np.asarray(person.bone_parents)
+    bones, parents = [], []
+    for b, n in enumerate(names):  # parents precede children in the rig, so a finger's parent is known first
+        p = int(parents_rig[b])
+        if n.startswith(_FINGER_PREFIXES) and p in joint_of:
+            joint_of[b] = 24 + len(bones)
+            bones.append(b)
+            parents.append(hand_to_wrist.get(joint_of[p], joint_of[p]))
+    return bones, np.asarray(parents, np.int64)
+
+
+def bvh_motion(person: PersonResult, fingers: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rest offsets ``(J, 3)``, root positions ``(N, 3)`` and local rotations ``(N, J, 3, 3)``, in BVH axes.
+
+    J = 24 SMPL joints, then (``fingers``) the finger bones of ``finger_joints``. A finger's local rotation
+    is its bone's pose relative to its BVH parent's bone, both posed by the result's rig
+    (``bone_rotations`` through ``posed_bone_frames``), so the BVH's fingers bend exactly as the rig's do."""
     M = R_YUP_FROM_ZUP
     rest = rest_joints_world(person)
     offsets = rest.copy()
@@ -75,6 +112,19 @@ def bvh_motion(person: PersonResult) -> tuple[np.ndarray, np.ndarray, np.ndarray
     D = G @ R_BLENDER_FROM_CANON.T  # world delta of each joint relative to the Blender rest pose
     parent_D = np.where((SMPL_PARENTS >= 0)[None, :, None, None], D[:, np.maximum(SMPL_PARENTS, 0)], np.eye(3))
     local = np.swapaxes(parent_D, -1, -2) @ D
+    bones, fparents = finger_joints(person) if fingers else ([], None)
+    if bones:
+        rig = Rig(names=tuple(person.bone_names), parents=np.asarray(person.bone_parents, np.int64),
+                  heads=np.asarray(person.bone_heads, np.float64), tails=np.asarray(person.bone_tails, np.float64),
+                  matrices=np.asarray(person.bone_matrices, np.float64))
+        _, orients = posed_bone_frames(rig, person.bone_rotations, person.root_location)
+        W = orients @ np.swapaxes(rig.matrices, -1, -2)[None]  # each bone's world turn from its rest
+        bvh_bones = np.concatenate([[rig.index(n) for n in SMPL_JOINT_NAMES], bones])  # rig bone of each joint
+        f_local = np.swapaxes(W[:, bvh_bones[fparents]], -1, -2) @ W[:, bones]  # relative to the BVH parent
+        local = np.concatenate([local, f_local], axis=1)
+        f_heads = rig.heads[bones]
+        all_heads = np.concatenate([rest, f_heads])
+        offsets = np.concatenate([offsets, f_heads - all_heads[fparents]])
     local_bvh = M @ local @ M.T
     idx = _dense_frames(person.frames)
     return offsets @ M.T, np.asarray(person.joints, np.float64)[idx, 0] @ M.T, local_bvh[idx]
@@ -86,21 +136,30 @@ def _leaf_end(j: int, rest: np.ndarray) -> np.ndarray:
     return 0.5 * (rest[j] - rest[SMPL_PARENTS[j]])
 
 
-def write_bvh(person: PersonResult, path: str | os.PathLike, fps: float, outputs: Outputs | None = None) -> None:
-    """Write ``person``'s motion as BVH (see the module docstring for the conventions). Atomic; with
-    ``outputs``, renamed into place with the run's other outputs."""
+def write_bvh(person: PersonResult, path: str | os.PathLike, fps: float, outputs: Outputs | None = None,
+              fingers: bool = True) -> None:
+    """Write ``person``'s motion as BVH (see the module docstring for the conventions); ``fingers``: the
+    rig's finger bones too, where it has them. Atomic; with ``outputs``, renamed into place with the
+    run's other outputs."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    offsets, root_pos, local = bvh_motion(person)
+    offsets, root_pos, local = bvh_motion(person, fingers)
     rest = rest_joints_world(person)
     angles = np.degrees(np.unwrap(euler_zxy_from_rotmat(local), axis=0))
-    children = {j: [k for k in range(24) if SMPL_PARENTS[k] == j] for j in range(24)}
+    bones, fparents = finger_joints(person) if fingers else ([], np.zeros(0, np.int64))
+    names = list(SMPL_JOINT_NAMES) + [str(person.bone_names[b]) for b in bones]
+    parents = np.concatenate([SMPL_PARENTS, fparents]).astype(np.int64)
+    J = len(names)
+    children = {j: [k for k in range(J) if parents[k] == j] for j in range(J)}
+    ends = {}  # a finger bone's End Site: its tail (the fingertip), in its own rest offset
+    for k, b in enumerate(bones):
+        ends[24 + k] = np.asarray(person.bone_tails[b], np.float64) - np.asarray(person.bone_heads[b], np.float64)
     lines: list[str] = ["HIERARCHY"]
 
     def emit(j: int, depth: int) -> None:
         ind = "  " * depth
         kind = "ROOT" if j == 0 else "JOINT"
-        lines.append(f"{ind}{kind} {SMPL_JOINT_NAMES[j]}")
+        lines.append(f"{ind}{kind} {names[j]}")
         lines.append(f"{ind}{{")
         lines.append(f"{ind}  OFFSET {offsets[j, 0]:.6f} {offsets[j, 1]:.6f} {offsets[j, 2]:.6f}")
         if j == 0:
@@ -110,7 +169,7 @@ def write_bvh(person: PersonResult, path: str | os.PathLike, fps: float, outputs
         for k in children[j]:
             emit(k, depth + 1)
         if not children[j]:
-            end = _leaf_end(j, rest) @ R_YUP_FROM_ZUP.T
+            end = (ends[j] if j in ends else _leaf_end(j, rest)) @ R_YUP_FROM_ZUP.T
             lines.append(f"{ind}  End Site")
             lines.append(f"{ind}  {{")
             lines.append(f"{ind}    OFFSET {end[0]:.6f} {end[1]:.6f} {end[2]:.6f}")

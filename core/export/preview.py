@@ -1,4 +1,5 @@
-"""Overlay videos for checking results by eye: skeletons, track ids and masks over the footage."""
+"""Overlay videos for checking results by eye: skeletons, track ids and masks over the footage; in the
+capture preview, the fitted meshes and, for hands the capture read with confidence, the finger bones."""
 from __future__ import annotations
 
 import colorsys
@@ -9,9 +10,13 @@ import numpy as np
 
 from ..errors import Cancelled
 from ..fileio import Outputs
+from ..geometry.axes import to_camera_points
+from ..geometry.camera import project
+from ..geometry.rig import Rig, posed_bone_frames
 from ..observe.landmarks import mask_to_frame
 from ..progress import ProgressFn, null_progress
 from ..skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
+from ..skeletons import HAND_CHAINS, HAND_EDGES, N_HAND_LANDMARKS
 from ..types import VideoInfo
 from ..video import iter_frames
 from ..video.writer import write_video
@@ -38,6 +43,63 @@ def draw_skeleton(img: np.ndarray, kp: np.ndarray, colour, scale: float, thresh:
             cv2.line(img, tuple(pts[a]), tuple(pts[b]), colour, thick, cv2.LINE_AA)
     for i in np.flatnonzero(ok):
         cv2.circle(img, tuple(pts[i]), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+
+
+HAND_CONFIDENCE = 0.5  # a hand is drawn on frames where the person's hand_confidence is above this
+
+
+def hand_joints_world(person) -> np.ndarray | None:
+    """World positions ``(T, 2, 21, 3)`` of both hands' joints in MediaPipe's landmark order (side 0: the
+    person's left hand), posed by the result's rig (``bone_rotations``): the wrist bone's head, the finger
+    bones' heads, and each finger's last bone's tail (the fingertip). None for a rig without fingers."""
+    names = list(person.bone_names)
+    need = [f"{b}.{s}" for s in "LR" for _, _, bones in HAND_CHAINS for b in bones] + ["left_wrist", "right_wrist"]
+    if not all(n in names for n in need):
+        return None
+    rig = Rig(names=tuple(names), parents=np.asarray(person.bone_parents, np.int64),
+              heads=np.asarray(person.bone_heads, np.float64), tails=np.asarray(person.bone_tails, np.float64),
+              matrices=np.asarray(person.bone_matrices, np.float64))
+    heads, orients = posed_bone_frames(rig, person.bone_rotations, person.root_location)
+    out = np.empty((len(heads), 2, N_HAND_LANDMARKS, 3))
+    for side, (s, wrist) in enumerate((("L", "left_wrist"), ("R", "right_wrist"))):
+        out[:, side, 0] = heads[:, rig.index(wrist)]
+        for _, landmarks, bones in HAND_CHAINS:
+            idx = [rig.index(f"{b}.{s}") for b in bones]
+            out[:, side, list(landmarks[:3])] = heads[:, idx]
+            last = idx[-1]
+            length = float(np.linalg.norm(rig.tails[last] - rig.heads[last]))
+            out[:, side, landmarks[3]] = heads[:, last] + orients[:, last, :, 1] * length
+    return out
+
+
+def draw_hand(img: np.ndarray, pts: np.ndarray, colour, thickness: int = 1) -> None:
+    """Draw one hand's bones (``HAND_EDGES`` between its 21 joints, pixels ``(21, 2)``) onto ``img`` in place."""
+    p = np.round(pts).astype(np.int32)
+    for a, b in HAND_EDGES:
+        cv2.line(img, tuple(p[a]), tuple(p[b]), colour, thickness, cv2.LINE_AA)
+
+
+def draw_person_hands(img: np.ndarray, person, t: int, hands_world: np.ndarray | None, T_world_from_cam, camera,
+                      scale: float, colour) -> int:
+    """Draw ``person``'s finger bones on their frame ``t`` (an index into ``person.frames``) for each hand
+    whose ``hand_confidence`` extra is above ``HAND_CONFIDENCE``; nothing where the result has no
+    ``hand_confidence`` (a capture without hands) or no finger bones. ``hands_world``: from
+    ``hand_joints_world``. Returns how many hands were drawn."""
+    conf = person.extras.get("hand_confidence") if person.extras else None
+    if conf is None or hands_world is None:
+        return 0
+    thick = max(1, int(round(max(img.shape[:2]) / 720)))
+    drawn = 0
+    for side in range(2):
+        if not float(conf[t, side]) > HAND_CONFIDENCE:
+            continue
+        pc = to_camera_points(hands_world[t, side], T_world_from_cam)
+        if (pc[:, 2] <= 1e-3).any():
+            continue
+        uv = project(pc, camera.fx, camera.fy, camera.cx, camera.cy) * scale
+        draw_hand(img, uv, colour, thick)
+        drawn += 1
+    return drawn
 
 
 def draw_label(img: np.ndarray, text: str, xy, colour) -> None:
@@ -94,10 +156,12 @@ def render_landmarks_preview(
 def render_capture_preview(
     path: str, info: VideoInfo, body, fits, camera, frame_range: tuple[int, int], device="cpu",
     progress: ProgressFn = null_progress, cancel: Optional[Callable[[], bool]] = None, max_side: int = 1280,
-    outputs: Optional[Outputs] = None,
+    outputs: Optional[Outputs] = None, people=None, T_world_from_cam=None,
 ) -> None:
     """The fitted meshes of every person drawn over the footage (camera frame, one z-buffer), with ids;
-    with ``outputs``, renamed into place with the run's other outputs."""
+    with ``outputs``, renamed into place with the run's other outputs. With ``people`` (the result's
+    PersonResults) and ``T_world_from_cam``: each person's finger bones too, thin lines in their colour,
+    on the frames where a hand was read with confidence (``draw_person_hands``)."""
     import torch
 
     from .raster import render_meshes
@@ -109,6 +173,11 @@ def render_capture_preview(
     total = stop - start
     index = [{int(f): t for t, f in enumerate(fit.frames)} for fit in fits]
     cache: dict[int, tuple[int, np.ndarray]] = {}
+    hands = []  # (person, its frame index, its hand joints in the world)
+    if people is not None and T_world_from_cam is not None:
+        for person in people:
+            if person.extras and person.extras.get("hand_confidence") is not None:
+                hands.append((person, {int(f): t for t, f in enumerate(person.frames)}, hand_joints_world(person)))
 
     def vertices(k: int, t: int) -> np.ndarray:
         """Vertices of person k at its local frame t, posed in chunks of 32 frames."""
@@ -142,6 +211,11 @@ def render_capture_preview(
             if meshes:
                 img = render_meshes(img, meshes, camera.fx * scale, camera.fy * scale, camera.cx * scale,
                                     camera.cy * scale, alpha=0.6)
+            for person, frame_index, hands_world in hands:
+                t = frame_index.get(idx)
+                if t is not None:
+                    draw_person_hands(img, person, t, hands_world, T_world_from_cam, camera, scale,
+                                      track_colour(person.track_id))
             for text, xy, colour in labels:
                 draw_label(img, text, xy, colour)
             draw_label(img, f"frame {idx}", (8, 8), (255, 255, 255))
