@@ -36,7 +36,7 @@ import numpy as np
 from ..fileio import Outputs, atomic_path
 from ..geometry.axes import R_BLENDER_FROM_CANON, R_YUP_FROM_ZUP
 from ..geometry.kinematics import smpl_global_rotations
-from ..geometry.rig import Rig, posed_bone_frames
+from ..geometry.rig import posed_bone_frames
 from ..result import PersonResult
 from ..skeletons import SMPL_JOINT_NAMES, SMPL_PARENTS
 
@@ -114,9 +114,7 @@ def bvh_motion(person: PersonResult, fingers: bool = True) -> tuple[np.ndarray, 
     local = np.swapaxes(parent_D, -1, -2) @ D
     bones, fparents = finger_joints(person) if fingers else ([], None)
     if bones:
-        rig = Rig(names=tuple(person.bone_names), parents=np.asarray(person.bone_parents, np.int64),
-                  heads=np.asarray(person.bone_heads, np.float64), tails=np.asarray(person.bone_tails, np.float64),
-                  matrices=np.asarray(person.bone_matrices, np.float64))
+        rig = person.rig()
         _, orients = posed_bone_frames(rig, person.bone_rotations, person.root_location)
         W = orients @ np.swapaxes(rig.matrices, -1, -2)[None]  # each bone's world turn from its rest
         bvh_bones = np.concatenate([[rig.index(n) for n in SMPL_JOINT_NAMES], bones])  # rig bone of each joint

@@ -90,12 +90,6 @@ class _Builder:
         return b"".join(self.chunks)
 
 
-def _rig(person: PersonResult) -> Rig:
-    return Rig(names=tuple(person.bone_names), parents=np.asarray(person.bone_parents, np.int64),
-               heads=np.asarray(person.bone_heads, np.float64), tails=np.asarray(person.bone_tails, np.float64),
-               matrices=np.asarray(person.bone_matrices, np.float64))
-
-
 def _xyzw(R: np.ndarray) -> np.ndarray:
     return quat_wxyz_to_xyzw(rotmat_to_quat_wxyz(R))
 
@@ -116,7 +110,7 @@ def rest_local_transforms(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
 
 def animated_local_transforms(person: PersonResult) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame local rotations ``(T, B, 3, 3)`` of every bone node and the root translation ``(T, 3)``."""
-    rig = _rig(person)
+    rig = person.rig()
     heads, orients = posed_bone_frames(rig, person.bone_rotations, person.root_location)
     par = rig.parents
     parent_o = orients[:, np.maximum(par, 0)]
@@ -144,7 +138,7 @@ def gltf_document(result: Result) -> tuple[dict, bytes]:
     meshes, skins, materials, animations, scene_nodes = [], [], [], [], []
     for i, person in enumerate(result.people):
         label = f"{stem}_Person{i + 1}"
-        rig = _rig(person)
+        rig = person.rig()
         B = len(rig.names)
         # --- skeleton nodes
         rest_rot, rest_trans = rest_local_transforms(rig)

@@ -12,11 +12,11 @@ from ..errors import Cancelled
 from ..fileio import Outputs
 from ..geometry.axes import to_camera_points
 from ..geometry.camera import project
-from ..geometry.rig import Rig, posed_bone_frames
+from ..geometry.rig import hand_point_bones, posed_bone_frames, posed_hand_points
 from ..observe.landmarks import mask_to_frame
 from ..progress import ProgressFn, null_progress
 from ..skeletons import BLAZEPOSE_EDGES as SKELETON_EDGES
-from ..skeletons import HAND_CHAINS, HAND_EDGES, N_HAND_LANDMARKS
+from ..skeletons import HAND_EDGES
 from ..types import VideoInfo
 from ..video import iter_frames
 from ..video.writer import write_video
@@ -52,24 +52,10 @@ def hand_joints_world(person) -> np.ndarray | None:
     """World positions ``(T, 2, 21, 3)`` of both hands' joints in MediaPipe's landmark order (side 0: the
     person's left hand), posed by the result's rig (``bone_rotations``): the wrist bone's head, the finger
     bones' heads, and each finger's last bone's tail (the fingertip). None for a rig without fingers."""
-    names = list(person.bone_names)
-    need = [f"{b}.{s}" for s in "LR" for _, _, bones in HAND_CHAINS for b in bones] + ["left_wrist", "right_wrist"]
-    if not all(n in names for n in need):
+    rig = person.rig()
+    if hand_point_bones(rig.names) is None:
         return None
-    rig = Rig(names=tuple(names), parents=np.asarray(person.bone_parents, np.int64),
-              heads=np.asarray(person.bone_heads, np.float64), tails=np.asarray(person.bone_tails, np.float64),
-              matrices=np.asarray(person.bone_matrices, np.float64))
-    heads, orients = posed_bone_frames(rig, person.bone_rotations, person.root_location)
-    out = np.empty((len(heads), 2, N_HAND_LANDMARKS, 3))
-    for side, (s, wrist) in enumerate((("L", "left_wrist"), ("R", "right_wrist"))):
-        out[:, side, 0] = heads[:, rig.index(wrist)]
-        for _, landmarks, bones in HAND_CHAINS:
-            idx = [rig.index(f"{b}.{s}") for b in bones]
-            out[:, side, list(landmarks[:3])] = heads[:, idx]
-            last = idx[-1]
-            length = float(np.linalg.norm(rig.tails[last] - rig.heads[last]))
-            out[:, side, landmarks[3]] = heads[:, last] + orients[:, last, :, 1] * length
-    return out
+    return posed_hand_points(rig, *posed_bone_frames(rig, person.bone_rotations, person.root_location))
 
 
 def draw_hand(img: np.ndarray, pts: np.ndarray, colour, thickness: int = 1) -> None:

@@ -55,6 +55,14 @@ class PersonResult:
     skin_weights: np.ndarray  # (V, 4) float, rows sum to 1
     extras: dict = field(default_factory=dict)  # optional per-person arrays, e.g. contacts (T, 2) bool
 
+    def rig(self):
+        """This person's armature at rest (``core.geometry.rig.Rig``)."""
+        from ..geometry.rig import Rig
+
+        return Rig(names=tuple(self.bone_names), parents=np.asarray(self.bone_parents, np.int64),
+                   heads=np.asarray(self.bone_heads, np.float64), tails=np.asarray(self.bone_tails, np.float64),
+                   matrices=np.asarray(self.bone_matrices, np.float64))
+
     def validate(self) -> None:
         T = len(self.frames)
         B = len(self.bone_names)
