@@ -297,3 +297,46 @@ def test_the_hands_option_sets_the_capture_config():
     actions = add_capture_options(q)
     assert forwarded_options(q.parse_args(["--no-hands"]), actions) == ["--no-hands"]
     assert forwarded_options(q.parse_args([]), actions) == []
+
+
+def test_frames_left_out_or_read_back_take_their_hands_with_them():
+    """core.track.misreads: a dropped frame drops its hands; a frame whose body was read facing the wrong
+    way (left and right swapped, then put back) gets its hands' sides put back too."""
+    from core.track.misreads import drop_frames, swap_sides
+    from core.types import HandObservations, TrackObservations
+
+    T = 6
+    rng = np.random.default_rng(0)
+    hands = HandObservations(keypoints=rng.random((T, 2, 21, 3)), world=rng.random((T, 2, 21, 3)),
+                             score=rng.random((T, 2)), rois=rng.random((T, 2, 4)))
+    obs = TrackObservations(track_id=0, frames=np.arange(T), keypoints=rng.random((T, 33, 3)),
+                            presence=np.ones((T, 33)), z=np.zeros((T, 33)), world=rng.random((T, 33, 3)),
+                            boxes_xyxy=np.zeros((T, 4)), rois=np.zeros((T, 4)), pose_score=np.ones(T),
+                            masks=np.zeros((T, 4, 4), np.uint8), hands=hands)
+    drop = np.array([False, True, False, False, True, False])
+    kept = drop_frames(obs, drop)
+    assert np.array_equal(kept.hands.world, hands.world[~drop]) and np.array_equal(kept.hands.score, hands.score[~drop])
+    flip = np.array([False, False, True, True, False, False])
+    back = swap_sides(obs, flip)
+    assert np.array_equal(back.hands.world[flip], hands.world[flip][:, ::-1])
+    assert np.array_equal(back.hands.rois[~flip], hands.rois[~flip])
+
+
+def test_world_person_carries_the_hands_into_the_person(body, rest):
+    """core.result.assemble.world_person: the fitted fingers move the finger bones' keys and the hand
+    confidence joins the other extras (feet planted or not)."""
+    from core.result.assemble import world_person
+
+    T = 8
+    fit = make_fit(body, body_pose(T, (0.2, 0.3, -0.3)))
+    hf = fit_hands(fit, observe(hand_points(body, fit, both(rest, "fist", T))), fit.frames, rest, FPS, 1.0,
+                   SimpleCamera())
+    idx = body.rig(fit.shape).finger_bones()
+    for plant in (False, True):
+        with_h = world_person(body, fit, np.eye(4), FPS, "cpu", plant=plant, hands=hf)
+        without = world_person(body, fit, np.eye(4), FPS, "cpu", plant=plant)
+        assert np.allclose(with_h.extras["hand_confidence"], hf.confidence)
+        assert "contacts" in with_h.extras and "hand_confidence" not in without.extras
+        turned = 2 * np.degrees(np.arccos(np.clip(np.abs(with_h.bone_rotations[:, idx, 0]), 0, 1)))
+        still = 2 * np.degrees(np.arccos(np.clip(np.abs(without.bone_rotations[:, idx, 0]), 0, 1)))
+        assert turned[:, :, 3:].min() > 30 and still.max() < 1e-3
