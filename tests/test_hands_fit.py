@@ -340,3 +340,29 @@ def test_world_person_carries_the_hands_into_the_person(body, rest):
         turned = 2 * np.degrees(np.arccos(np.clip(np.abs(with_h.bone_rotations[:, idx, 0]), 0, 1)))
         still = 2 * np.degrees(np.arccos(np.clip(np.abs(without.bone_rotations[:, idx, 0]), 0, 1)))
         assert turned[:, :, 3:].min() > 30 and still.max() < 1e-3
+
+
+def test_a_finger_whose_3d_reading_contradicts_the_image_is_not_believed(body, rest):
+    """The 2-D keypoints judge the world landmarks: on frames where the index finger's 3-D reading points
+    elsewhere than the image shows, that finger holds what it was on the frames where both agreed, while
+    the other fingers still follow their readings."""
+    T = 30
+    fit = make_fit(body, body_pose(T))
+    truth = both(rest, "spread", T)
+    pts = hand_points(body, fit, truth)
+    obs = observe(pts)
+    bad = np.zeros(T, bool)
+    bad[10:20] = True
+    world = obs.world.copy()
+    index = [6, 7, 8]  # the index finger's PIP, DIP and tip turned 90 degrees about the view axis at its knuckle
+    R = rotvec_to_rotmat(np.array([0.0, 0.0, np.pi / 2]))
+    w = world[bad, 0]
+    w[:, index] = (w[:, index] - w[:, 5:6]) @ R.T + w[:, 5:6]
+    world[bad, 0] = w
+    hf = fit_hands(fit, replace(obs, world=world), fit.frames, rest, FPS, 1.0, SimpleCamera())
+    err = joint_errors(body, fit, hf.fingers, pts)[:, 0]  # (T, 20) left hand
+    assert err[bad][:, 4:8].max() < 0.003, "the contradicted index finger keeps its true pose"
+    # Keypoints that agree with the wrong reading (as if the image showed it) let it bend the finger away.
+    no_image = replace(obs, world=world, keypoints=np.concatenate([world[..., :2] * 1000.0, obs.keypoints[..., 2:]], -1))
+    blind = fit_hands(fit, no_image, fit.frames, rest, FPS, 1.0, SimpleCamera())
+    assert joint_errors(body, fit, blind.fingers, pts)[bad, 0][:, 4:8].max() > 0.01

@@ -329,6 +329,9 @@ def hand_weights(hands: HandObservations) -> tuple[np.ndarray, np.ndarray]:
     w_hand = np.where(ok & (w_hand == 0), 1e-3, w_hand)  # at the threshold: observed, barely
     kp, world = np.nan_to_num(kp), np.nan_to_num(world)
     conf = np.clip(kp[..., 2], 0.0, 1.0)
+    # A reading without per-landmark confidences (all 0 on a frame the hand was found) counts them as 1:
+    # the presence score then decides alone.
+    conf = np.where((conf.max(-1, keepdims=True) <= 0) & ok[..., None], 1.0, conf)
     w_finger = np.zeros(score.shape + (5,))
     for c, (_, lms, _) in enumerate(HAND_CHAINS):
         lm = list(lms)
