@@ -15,7 +15,9 @@ Per frame and hand:
    middle and end joints are hinges (flexion only). Twist is not seen in a segment's direction; a
    knuckle's twist is the one that puts the next segment in its hinge's plane, kept within a few degrees.
    Anatomical limits (``LIMITS_DEG``; flexion counted from the straight line of the parent segment) clamp
-   every angle, so a hyper-extended reading stops at the limit.
+   every angle, so a hyper-extended reading stops at the limit (a single reading is clamped
+   ``READING_MARGIN`` beyond them, the smoothed angles exactly to them). The thumb's knuckle twist (its
+   next joint is no hinge) is searched over its range for the smallest misfit of the whole thumb.
 3. **Weights.** A hand counts on a frame where its presence score is at least ``SCORE_MIN``; its weight
    ramps from 0 there to 1 at ``SCORE_FULL``. A finger's weight is the hand's times its landmarks' mean
    confidence times the agreement of the 2-D keypoints with the world landmarks: each segment's image
@@ -62,6 +64,10 @@ WRIST_MAX_DEG = 100.0
 # frame to frame (synthetic fist/point/spread/thumbs-up with 3 mm per axis: 2.7 mm mean joint error at
 # the body's strength, 2.0 mm at twice it; the cut-off period is then 0.4 s, zero lag).
 HAND_SMOOTHING = 2.0
+# A single frame's angles are clamped this far beyond the limits and the smoothed ones to the limits, so
+# readings scattered about a limit (a straight finger) average out there instead of piling up on one side
+# (synthetic, 3 mm per axis: 1.7 mm mean joint error instead of 2.0).
+READING_MARGIN = math.radians(10.0)
 STRAIGHT_SEGMENT = 0.3  # a segment shorter than this share of its length in the image is not judged in 2-D
 
 # Anatomical limits in degrees: per bone of a chain (knuckle, middle, end), (flexion, abduction, twist)
@@ -192,7 +198,8 @@ def _twist_to_hinge(wp: np.ndarray, u: np.ndarray, fc: np.ndarray) -> np.ndarray
     return tw * np.clip((bend - 0.2) / 0.2, 0.0, 1.0)
 
 
-def _chain_angles(seg: np.ndarray, c: int, rest: HandRest, side: int, twist0: Optional[np.ndarray] = None):
+def _chain_angles(seg: np.ndarray, c: int, rest: HandRest, side: int, twist0: Optional[np.ndarray] = None,
+                  margin: float = 0.0):
     """Clamped angles ``(T, 3, 3)`` of chain ``c`` from its segments' directions ``seg (T, 3, 3)`` in the
     palm's frame, and the misfit ``(T,)`` (sum over the bones of 1 - cos of the angle between the observed
     segment and the one the angles give). ``twist0 (T,)``: the knuckle's twist (else solved from its child)."""
@@ -214,7 +221,7 @@ def _chain_angles(seg: np.ndarray, c: int, rest: HandRest, side: int, twist0: Op
             tw = _twist_to_hinge(wp, u[i], f[i + 1])
         else:
             tw = np.zeros(T)
-        ang = np.clip(np.stack([flex, abd, tw], -1), rest.lower[side, i], rest.upper[side, i])
+        ang = np.clip(np.stack([flex, abd, tw], -1), rest.lower[side, i] - margin, rest.upper[side, i] + margin)
         out[:, j] = ang
         L = _axis_rot(f[i], ang[:, 0]) @ _axis_rot(n[i], ang[:, 1]) @ _axis_rot(u[i], ang[:, 2])
         misfit += 1.0 - np.einsum("tij,j,ti->t", L, u[i], w)
@@ -225,9 +232,10 @@ def _chain_angles(seg: np.ndarray, c: int, rest: HandRest, side: int, twist0: Op
 THUMB_TWIST_STEPS = 25
 
 
-def finger_angles(points: np.ndarray, rest: HandRest, side: int) -> np.ndarray:
+def finger_angles(points: np.ndarray, rest: HandRest, side: int, margin: float = 0.0) -> np.ndarray:
     """Clamped angles ``(T, 15, 3)`` (flexion, abduction, twist; radians, relative to the rest hand) of one
-    side from landmarks ``points (T, 21, 3)`` in the palm's frame (canonical rest axes).
+    side from landmarks ``points (T, 21, 3)`` in the palm's frame (canonical rest axes), within the limits
+    widened by ``margin`` (radians).
 
     Fingers: each knuckle's twist is solved from the next segment (a hinge). The thumb's next joint (MCP)
     is not a hinge, so its CMC twist is searched over its range for the smallest misfit of the whole
@@ -239,10 +247,10 @@ def finger_angles(points: np.ndarray, rest: HandRest, side: int) -> np.ndarray:
         seg = _unit(P[:, list(lms[1:])] - P[:, list(lms[:-1])])  # (T, 3, 3) the three segments' directions
         if name == "thumb":
             grid = np.linspace(rest.lower[side, 3 * c, 2], rest.upper[side, 3 * c, 2], THUMB_TWIST_STEPS)
-            cost = np.stack([_chain_angles(seg, c, rest, side, np.full(T, g))[1] + 0.01 * abs(g) for g in grid], 1)
-            ang, _ = _chain_angles(seg, c, rest, side, grid[cost.argmin(1)])
+            cost = np.stack([_chain_angles(seg, c, rest, side, np.full(T, g), margin)[1] + 0.01 * abs(g) for g in grid], 1)
+            ang, _ = _chain_angles(seg, c, rest, side, grid[cost.argmin(1)], margin)
         else:
-            ang, _ = _chain_angles(seg, c, rest, side)
+            ang, _ = _chain_angles(seg, c, rest, side, margin=margin)
         out[:, 3 * c:3 * c + 3] = ang
     return out
 
@@ -383,7 +391,7 @@ def fit_hands(fit: TrackFit, hands: HandObservations, hand_frames: np.ndarray, r
         conf = np.clip(np.nan_to_num(kp[:, s, :, 2]), 0.0, 1.0) + 1e-3
         R_palm = palm_rotation(pts, rest.points[s], conf)  # rest hand (canonical) -> camera
         in_palm = np.einsum("tji,tkj->tki", R_palm, pts - pts[:, :1])
-        raw = finger_angles(in_palm, rest, s)
+        raw = finger_angles(in_palm, rest, s, READING_MARGIN)
         for c in range(5):  # each finger with its own weights; a finger never seen stays at rest
             if (w_finger[:, s, c] > 0).any():
                 sl = slice(3 * c, 3 * c + 3)
