@@ -19,7 +19,7 @@ from core.fit.hands import (
 from core.geometry.rig import Rig, posed_bone_frames
 from core.geometry.rotations import rotation_angle, rotmat_to_rotvec, rotvec_to_rotmat
 from core.skeletons import HAND_CHAINS, SMPL_JOINT_NAMES
-from tests.hand_synthetic import SimpleCamera, body_pose, hand_points, make_fit, observe
+from tests.hand_synthetic import SimpleCamera, body_pose, both, hand_points, make_fit, observe
 
 FPS = 30.0
 
@@ -34,39 +34,6 @@ def body():
 @pytest.fixture(scope="module")
 def rest(body):
     return hand_rest(body.rig().rig)
-
-
-def named_pose(rest, name: str, side: int) -> np.ndarray:
-    """Finger locals ``(15, 3, 3)`` of a named hand pose, built here independently of the fit's own axes:
-    each finger 2-5 bends about one hinge (perpendicular to the rest finger and the palm's normal, -y in
-    the T-pose), spread turns the knuckles about the palm's normal, the thumb turns about the axis
-    perpendicular to it and the line across the knuckles."""
-    P = rest.points[side]
-    down = np.array([0.0, -1.0, 0.0])
-    bends = {"fist": [(70, 90, 60)] * 4, "point": [(0, 0, 0)] + [(75, 95, 60)] * 3,
-             "spread": [(0, 0, 0)] * 4, "thumbsup": [(70, 95, 65)] * 4}[name]
-    spread = [-18, -5, 8, 20] if name == "spread" else [0, 0, 0, 0]
-    thumb = {"fist": (25, 35, 40), "point": (25, 35, 40), "spread": (-20, 0, -10), "thumbsup": (-15, 0, 0)}[name]
-    L = np.tile(np.eye(3), (15, 1, 1))
-    for c in range(1, 5):
-        lms = HAND_CHAINS[c][1]
-        d = (P[lms[3]] - P[lms[0]]) / np.linalg.norm(P[lms[3]] - P[lms[0]])
-        hinge = np.cross(d, down) / np.linalg.norm(np.cross(d, down))
-        for j in range(3):
-            L[3 * c + j] = rotvec_to_rotmat(np.radians(bends[c - 1][j]) * hinge)
-        normal = np.cross(hinge, d)
-        L[3 * c] = rotvec_to_rotmat(np.radians(spread[c - 1]) * (1 if side == 0 else -1) * normal) @ L[3 * c]
-    lms = HAND_CHAINS[0][1]
-    d = (P[lms[3]] - P[lms[0]]) / np.linalg.norm(P[lms[3]] - P[lms[0]])
-    across = (P[17] - P[5]) / np.linalg.norm(P[17] - P[5])
-    axis = np.cross(d, across) / np.linalg.norm(np.cross(d, across))
-    for j in range(3):
-        L[j] = rotvec_to_rotmat(np.radians(thumb[j]) * axis)
-    return L
-
-
-def both(rest, name, T):
-    return np.tile(np.stack([named_pose(rest, name, s) for s in range(2)]), (T, 1, 1, 1, 1))
 
 
 def joint_errors(body, fit, fingers_fit, points_true):
