@@ -61,12 +61,12 @@ FILL_WEIGHT = 0.5  # the smoother's weight on the held / relaxed values of frame
 WRIST_MAX_DEG = 100.0
 # The hands are smoothed this many times as strongly as the body: finger segments are 2-5 cm long and
 # MediaPipe's hand world landmarks scatter by 5-10 mm, so a reading's direction jitters by 10-20 degrees
-# frame to frame (synthetic fist/point/spread/thumbs-up with 3 mm per axis: 2.7 mm mean joint error at
-# the body's strength, 2.0 mm at twice it; the cut-off period is then 0.4 s, zero lag).
+# frame to frame (benchmarks/bench_hand_fit.py, 3 mm per axis: 2.4 mm mean joint error and 7.9 degrees at
+# the body's strength, 1.4 mm and 5.0 degrees at twice it; the cut-off period is then 0.4 s, zero lag).
 HAND_SMOOTHING = 2.0
 # A single frame's angles are clamped this far beyond the limits and the smoothed ones to the limits, so
 # readings scattered about a limit (a straight finger) average out there instead of piling up on one side
-# (synthetic, 3 mm per axis: 1.7 mm mean joint error instead of 2.0).
+# (synthetic, 3 mm per axis: 1.7 mm mean joint error instead of 2.0 before the named poses' final form).
 READING_MARGIN = math.radians(10.0)
 STRAIGHT_SEGMENT = 0.3  # a segment shorter than this share of its length in the image is not judged in 2-D
 
