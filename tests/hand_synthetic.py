@@ -41,11 +41,13 @@ def body_pose(T: int, wrist_turn=(0.0, 0.0, 0.0)) -> np.ndarray:
 
 
 def make_fit(body, rotmats: np.ndarray, transl=(0.0, 0.2, 3.0), shape=None) -> TrackFit:
+    """A TrackFit (camera frame) of ``body`` with local rotations ``rotmats (T, 24, 3, 3)``, ``transl (3,)``
+    or ``(T, 3)`` and ``shape`` (default: the model's)."""
     import torch
 
     T = len(rotmats)
     shape = np.asarray(body.default_shape.cpu().numpy() if shape is None else shape, dtype=np.float64)
-    tr = np.tile(np.asarray(transl, dtype=np.float64), (T, 1))
+    tr = np.broadcast_to(np.asarray(transl, dtype=np.float64), (T, 3)).copy()
     J0 = body.rest_joints(torch.as_tensor(shape, dtype=body.dtype)).double().numpy()
     joints = smpl_joints_world(global_rotations(rotmats), J0, tr)
     return TrackFit(track_id=0, frames=np.arange(T), observed=np.ones(T, bool), rotmats=rotmats, transl=tr,

@@ -333,3 +333,44 @@ def test_a_finger_whose_3d_reading_contradicts_the_image_is_not_believed(body, r
     no_image = replace(obs, world=world, keypoints=np.concatenate([world[..., :2] * 1000.0, obs.keypoints[..., 2:]], -1))
     blind = fit_hands(fit, no_image, fit.frames, rest, FPS, 1.0, SimpleCamera())
     assert joint_errors(body, fit, blind.fingers, pts)[bad, 0][:, 4:8].max() > 0.01
+
+
+def test_a_capture_with_hand_observations_animates_the_fingers(body, rest):
+    """run_capture on ready-made observations (a synthetic person whose hands make a fist): the result's
+    finger bones curl and carry the hand confidence; with hands off (--no-hands) they stay at rest."""
+    import math
+
+    from core.config import CaptureConfig, FitConfig
+    from core.geometry.camera import camera_for_video
+    from core.pipeline import run_capture
+    from core.types import PerceptionResult, VideoInfo
+    from tests.test_fit import _synthetic_track
+
+    info = VideoInfo(path="synthetic.mp4", width=1280, height=720, fps=FPS, n_frames=16)
+    cam = camera_for_video(info.width, info.height, focal_px=1000.0)
+    track, _, shape, _, _ = _synthetic_track(body, cam, T=16)
+    # The same person's hands, read off the rig posed with the truth's arms (the fit's own wrists may differ).
+    T = 16
+    t = np.linspace(0, 1, T)
+    bp = np.zeros((T, 23, 3))
+    bp[:, 15, 2], bp[:, 16, 2] = -1.2, 1.2
+    bp[:, 17, 1], bp[:, 18, 1] = -0.6 - 0.3 * np.sin(2 * np.pi * t), 0.6 - 0.3 * np.sin(2 * np.pi * t)
+    go = np.stack([rotvec_to_rotmat(np.array([0, 0.35 * math.sin(0.5 * k / T), 0])) for k in range(T)])
+    go = np.einsum("ij,tjk->tik", np.diag([1.0, -1.0, -1.0]), go)
+    R = np.concatenate([go[:, None], rotvec_to_rotmat(bp)], 1)
+    pelvis_rest = body.rest_joints(shape)[0].double().numpy()
+    truth = make_fit(body, R, np.stack([0.3 * t - 0.15, np.full(T, 0.1), np.full(T, 4.0)], -1) - pelvis_rest, shape)
+    r = hand_rest(body.rig(shape).rig)
+    track = replace(track, hands=observe(hand_points(body, truth, both(r, "fist", T))))
+    config = replace(CaptureConfig(), fit=replace(FitConfig(), iterations=5, init_iterations=5), camera_height=1.5)
+    perception = PerceptionResult(video=info, frame_range=(0, T), tracks=(track,), config=config.perception)
+    out = run_capture(info, config, body_model=body, perception=perception)
+    person = out.result.people[0]
+    idx = body.rig(person.shape).finger_bones()
+    bent = 2 * np.degrees(np.arccos(np.clip(np.abs(person.bone_rotations[:, idx[:, 3:], 0]), 0, 1)))
+    assert bent.min() > 30, "every finger 2-5 bone curls"
+    assert np.allclose(person.extras["hand_confidence"], 1.0, atol=1e-3)
+    off = replace(config, perception=replace(config.perception, hands=False))
+    person_off = run_capture(info, off, body_model=body, perception=replace(perception, config=off.perception)).result.people[0]
+    assert "hand_confidence" not in person_off.extras
+    assert np.abs(np.abs(person_off.bone_rotations[:, idx, 0]) - 1.0).max() < 1e-6

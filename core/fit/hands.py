@@ -66,7 +66,7 @@ WRIST_MAX_DEG = 100.0
 HAND_SMOOTHING = 2.0
 # A single frame's angles are clamped this far beyond the limits and the smoothed ones to the limits, so
 # readings scattered about a limit (a straight finger) average out there instead of piling up on one side
-# (synthetic, 3 mm per axis: 1.7 mm mean joint error instead of 2.0 before the named poses' final form).
+# (measured on an earlier form of the synthetic poses, 3 mm per axis: 1.7 mm mean joint error, was 2.0).
 READING_MARGIN = math.radians(10.0)
 STRAIGHT_SEGMENT = 0.3  # a segment shorter than this share of its length in the image is not judged in 2-D
 
