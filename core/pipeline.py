@@ -81,6 +81,8 @@ def run_capture(
         check_frame_range(info, start, stop, config.perception)  # a clip too short fails before models load
     device = torch.device(device)
     body = body_model if body_model is not None else load_body_model(config.body, device=device)
+    if config.perception.hands and body.rig().finger_bones() is None:  # SMPL: no finger bones, so no hands to read
+        config = replace(config, perception=replace(config.perception, hands=False))
     dense = DenseStage.prepare(config, body, device, dense_observer)  # before the long work: bad files fail early
     if config.fit.w_learned_prior > 0:
         load_pose_prior(str(device))  # likewise (cached for the fit)

@@ -374,3 +374,34 @@ def test_a_capture_with_hand_observations_animates_the_fingers(body, rest):
     person_off = run_capture(info, off, body_model=body, perception=replace(perception, config=off.perception)).result.people[0]
     assert "hand_confidence" not in person_off.extras
     assert np.abs(np.abs(person_off.bone_rotations[:, idx, 0]) - 1.0).max() < 1e-6
+
+
+def test_a_body_without_finger_bones_keeps_rest_hands(body, rest):
+    """Under SMPL (a rig of the 24 SMPL bones only) there are no finger bones to drive: the hand stage
+    changes nothing and finger rotations given to the rig are ignored."""
+    from core.body.base import BodyRig
+    from core.config import CaptureConfig
+    from core.geometry.rig import rig_from_joints
+    from core.skeletons import SMPL_PARENTS
+    from core.types import TrackObservations
+
+    anny_rig = body.rig()
+    smpl_like = BodyRig(rig=rig_from_joints(SMPL_JOINT_NAMES, SMPL_PARENTS, body.rest_joints().double().numpy()),
+                        rest_vertices=anny_rig.rest_vertices, skin_indices=np.zeros_like(anny_rig.skin_indices),
+                        skin_weights=anny_rig.skin_weights, bone_group=np.arange(24))
+    assert smpl_like.finger_bones() is None and hand_rest(smpl_like.rig) is None
+    T = 4
+    G = np.tile(np.eye(3), (T, 24, 1, 1))
+    assert np.array_equal(smpl_like.bone_world_deltas(G, both(rest, "fist", T)), smpl_like.bone_world_deltas(G))
+
+    class SmplLike:  # the body model interface the hand stage uses, with an SMPL-shaped rig
+        def rig(self, shape=None):
+            return smpl_like
+
+    fit = make_fit(body, body_pose(T))
+    track = TrackObservations(track_id=0, frames=fit.frames, keypoints=np.zeros((T, 33, 3)), presence=np.zeros((T, 33)),
+                              z=np.zeros((T, 33)), world=np.zeros((T, 33, 3)), boxes_xyxy=np.zeros((T, 4)),
+                              rois=np.zeros((T, 4)), pose_score=np.ones(T), masks=np.zeros((T, 4, 4), np.uint8),
+                              hands=observe(hand_points(body, fit, both(rest, "fist", T))))
+    fits, hands = fit_people_hands(SmplLike(), [track], [fit], SimpleCamera(), CaptureConfig(), FPS)
+    assert hands == [None] and fits[0] is fit
