@@ -1,6 +1,6 @@
 """The engine's main job, as one plain function that reads like the pipeline:
 
-    video ─► detect + track + landmarks ─► DensePose (optional) ─► fit + smooth ─► ground ─► world ─► result
+    video ─► detect + track + landmarks (+ hands) ─► DensePose (optional) ─► fit + smooth ─► ground ─► hands ─► world ─► result
 
 ``run_capture`` takes ``progress`` and ``cancel`` callbacks; the CLI and the Blender add-on (through
 the CLI) build the same :class:`core.config.CaptureConfig`.
@@ -18,6 +18,7 @@ from .body.base import BodyModel
 from .config import CaptureConfig
 from .errors import Cancelled
 from .fit import fit_people
+from .fit.hands import fit_people_hands
 from .fit.pose_prior import load_pose_prior
 from .geometry.axes import world_from_ground
 from .calibrate import find_camera
@@ -80,6 +81,8 @@ def run_capture(
         check_frame_range(info, start, stop, config.perception)  # a clip too short fails before models load
     device = torch.device(device)
     body = body_model if body_model is not None else load_body_model(config.body, device=device)
+    if config.perception.hands and body.rig().finger_bones() is None:  # SMPL: no finger bones, so no hands to read
+        config = replace(config, perception=replace(config.perception, hands=False))
     dense = DenseStage.prepare(config, body, device, dense_observer)  # before the long work: bad files fail early
     if config.fit.w_learned_prior > 0:
         load_pose_prior(str(device))  # likewise (cached for the fit)
@@ -101,11 +104,14 @@ def run_capture(
                       overrides)
     ground, fits, planted = ground_people(body, tracks, fits, cam, config, info.fps, device, dense.uv_data,
                                     progress, check_cancel, normal=up, height=config.camera_height)
+    # Fingers and wrists from the hand landmarks (Anny; SMPL and --no-hands keep rest hands).
+    fits, hand_fits = fit_people_hands(body, tracks, fits, cam, config, info.fps)
     T = world_from_ground(ground.n, ground.d)
     people = []
-    for fit, c in zip(fits, planted):
+    for fit, c, hf in zip(fits, planted, hand_fits):
         check_cancel()
-        people.append(world_person(body, fit, T, info.fps, device, plant=config.plant_feet, still=still_feet(c)))
+        people.append(world_person(body, fit, T, info.fps, device, plant=config.plant_feet, still=still_feet(c),
+                                   hands=hf))
     progress("result", 1, 1)
 
     meta = ResultMeta(

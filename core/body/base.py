@@ -20,9 +20,9 @@ import torch
 from ..geometry.axes import R_BLENDER_FROM_CANON
 from ..geometry.kinematics import smpl_global_rotations, smpl_joints_world
 from ..geometry.rig import Rig, blender_pose_from_world_rotations
-from ..geometry.rotations import rotvec_to_rotmat, rotvec_to_rotmat_torch, twist_angle
+from ..geometry.rotations import quat_wxyz_to_rotmat, rotvec_to_rotmat, rotvec_to_rotmat_torch, twist_angle
 from ..result import PersonResult
-from ..skeletons import BLAZEPOSE_LANDMARK_NAMES, SMPL_JOINT_NAMES, SMPL_PARENTS
+from ..skeletons import BLAZEPOSE_LANDMARK_NAMES, HAND_CHAINS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,23 @@ class BodyRig:
     twist_axis: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     twist_fraction: float = 0.0
 
-    def bone_world_deltas(self, G: np.ndarray) -> np.ndarray:
+    def finger_bones(self) -> np.ndarray | None:
+        """Rig indices ``(2, 15)`` of the finger bones (left, right; ``core.skeletons.HAND_CHAINS`` order,
+        each chain parent first), or None when the rig has no fingers (SMPL)."""
+        names = list(self.rig.names)
+        want = [[f"{b}.{s}" for _, _, bones in HAND_CHAINS for b in bones] for s in ("L", "R")]
+        if any(n not in names for side in want for n in side):
+            return None
+        return np.array([[names.index(n) for n in side] for side in want], dtype=np.int64)
+
+    def bone_world_deltas(self, G: np.ndarray, fingers: np.ndarray | None = None) -> np.ndarray:
         """World rotation of every bone relative to its rest ``(T, B, 3, 3)`` from the SMPL globals ``G (T, 24, 3, 3)``.
 
         The rig's rest is the canonical T-pose turned Z up (``C``), so bone b's delta is ``G_group(b) @ C^T``
-        (times a share of the child joint's twist for twist bones).
+        (times a share of the child joint's twist for twist bones). ``fingers (T, 2, 15, 3, 3)``: local
+        rotations of the finger bones (``finger_bones()`` order; canonical rest axes, relative to the rig
+        parent), which then turn with their parents: ``W_b = W_parent(b) @ C L_b C^T``; without them (or on
+        a rig without fingers) the fingers follow their group rigidly.
         """
         G = np.asarray(G, dtype=np.float64)
         W = G[:, self.bone_group]
@@ -64,7 +76,28 @@ class BodyRig:
             local = np.swapaxes(G[:, g], -1, -2) @ G[:, c]
             theta = twist_angle(local, a)
             W[:, b] = G[:, g] @ rotvec_to_rotmat(self.twist_fraction * theta[:, None] * a)
+        idx = None if fingers is None else self.finger_bones()
+        if idx is not None:
+            L = np.asarray(fingers, dtype=np.float64)
+            if L.shape != (len(G), 2, idx.shape[1], 3, 3):
+                raise ValueError(f"fingers must have shape {(len(G), 2, idx.shape[1], 3, 3)}, got {L.shape}")
+            parents = self.rig.parents
+            for s in range(2):
+                for k, b in enumerate(idx[s]):  # chains parent first; rig parents precede children
+                    W[:, b] = W[:, parents[b]] @ L[:, s, k]
         return W @ R_BLENDER_FROM_CANON.T
+
+    def finger_locals(self, quats: np.ndarray) -> np.ndarray | None:
+        """The finger locals ``(T, 2, 15, 3, 3)`` (as ``bone_world_deltas`` takes them) that Blender
+        pose-bone quaternions ``(T, B, 4)`` on this rig hold; None on a rig without fingers. The inverse of
+        ``blender_pose_from_world_rotations`` for those bones: ``L_b = C^T R_b basis_b R_b^T C``."""
+        idx = self.finger_bones()
+        if idx is None:
+            return None
+        C = R_BLENDER_FROM_CANON
+        R = self.rig.matrices[idx]  # (2, 15, 3, 3)
+        basis = quat_wxyz_to_rotmat(np.asarray(quats, dtype=np.float64)[:, idx])
+        return C.T @ R[None] @ basis @ np.swapaxes(R, -1, -2)[None] @ C
 
 
 class BodyModel(torch.nn.Module):
@@ -195,8 +228,13 @@ class BodyModel(torch.nn.Module):
             heights[s] = lms[[heel, toe], 1] - sole
         return offsets, heights
 
-    def person_result(self, track_id: int, frames, global_orient, body_pose, transl, shape) -> PersonResult:
-        """A PersonResult (world = Blender Z-up) whose rig, played in Blender, puts the bone heads on ``joints``."""
+    def person_result(self, track_id: int, frames, global_orient, body_pose, transl, shape, fingers=None,
+                      hand_confidence=None) -> PersonResult:
+        """A PersonResult (world = Blender Z-up) whose rig, played in Blender, puts the bone heads on ``joints``.
+
+        ``fingers (T, 2, 15, 3, 3)``: the finger bones' local rotations (``core.fit.hands``; see
+        ``BodyRig.bone_world_deltas``), ignored by a body without finger bones; None: rest hands.
+        ``hand_confidence (T, 2)``: stored as the extra ``hand_confidence`` (float32)."""
         go = np.asarray(global_orient, dtype=np.float64).reshape(-1, 3)
         bp = np.asarray(body_pose, dtype=np.float64).reshape(len(go), 23, 3)
         tr = np.asarray(transl, dtype=np.float64).reshape(len(go), 3)
@@ -206,12 +244,19 @@ class BodyModel(torch.nn.Module):
             body_rig = self.rig(shape_np)
         G = smpl_global_rotations(go, bp, SMPL_PARENTS)
         joints = smpl_joints_world(G, J_rest, tr, SMPL_PARENTS)
-        quats, root_loc = blender_pose_from_world_rotations(body_rig.rig, body_rig.bone_world_deltas(G), joints[:, 0])
+        quats, root_loc = blender_pose_from_world_rotations(body_rig.rig, body_rig.bone_world_deltas(G, fingers),
+                                                            joints[:, 0])
+        extras = {}
+        if hand_confidence is not None:
+            hc = np.asarray(hand_confidence, dtype=np.float32)
+            if hc.shape != (len(go), 2):
+                raise ValueError(f"hand_confidence must have shape {(len(go), 2)}, got {hc.shape}")
+            extras["hand_confidence"] = hc
         r = body_rig.rig
         return PersonResult(
             track_id=int(track_id), frames=np.asarray(frames), global_orient=go, body_pose=bp, transl=tr,
             shape=shape_np, joints=joints, bone_names=tuple(r.names), bone_parents=np.asarray(r.parents),
             bone_heads=r.heads, bone_tails=r.tails, bone_matrices=r.matrices, bone_rotations=quats,
             root_location=root_loc, rest_vertices=body_rig.rest_vertices, skin_indices=body_rig.skin_indices,
-            skin_weights=body_rig.skin_weights,
+            skin_weights=body_rig.skin_weights, extras=extras,
         )

@@ -69,6 +69,8 @@ def forwarded_options(args, actions) -> list[str]:
             continue
         if isinstance(action, argparse._StoreTrueAction):
             words.append(action.option_strings[-1])
+        elif isinstance(action, argparse.BooleanOptionalAction):  # --hands / --no-hands
+            words.append(action.option_strings[0] if value else action.option_strings[1])
         else:
             words += [action.option_strings[-1], str(value)]
     return words

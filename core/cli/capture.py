@@ -48,6 +48,10 @@ def add_capture_options(parser: argparse.ArgumentParser) -> list[argparse.Action
                              "estimated from the people, else level)")
     parser.add_argument("--no-foot-lock", action="store_true",
                         help="keep the fitted feet as they are instead of locking planted feet in place")
+    parser.add_argument("--hands", action=argparse.BooleanOptionalAction, default=None,
+                        help="read both hands of every person and animate the fingers and wrists from them "
+                             f"(Anny; under --body smpl the hands stay at rest); --no-hands keeps rest hands "
+                             f"(default: {'on' if _D.perception.hands else 'off'})")
     parser.add_argument("--shape", action="append", metavar="VALUES",
                         help="a person's body, e.g. \"person=0,height=1.82,gender=0\" (person 0-based; height in "
                              "metres; Anny: gender 0 male .. 1 female, age, muscle, weight, proportions, "
@@ -90,6 +94,8 @@ def build_config(args) -> CaptureConfig:
         config = replace(config, estimate_camera=False)
     if args.no_foot_lock:
         config = replace(config, plant_feet=False)
+    if getattr(args, "hands", None) is not None:
+        config = replace(config, perception=replace(config.perception, hands=bool(args.hands)))
     config.validate()
     return config
 

@@ -14,12 +14,13 @@ from .schema import PersonResult
 
 
 def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, device, plant: bool = True,
-                 still: np.ndarray | None = None) -> PersonResult:
+                 still: np.ndarray | None = None, hands=None) -> PersonResult:
     """One person in the world (Z up, metres): SMPL parameters, joints, rig, skinned mesh and keys, with
     planted feet (core.ground.plant) unless ``plant`` is False. ``still``: foot points standing still in
     the image, ``(T, 2, 2)`` (core.ground.people.still_feet), which count as contacts near the ground.
     Extras: ``contacts (T, 2)`` (left, right foot planted), ``observed (T,)`` (frames with observations)
-    and, planted, ``root_shift (T, 3)``."""
+    and, planted, ``root_shift (T, 3)``. ``hands``: the person's ``core.fit.hands.HandFit`` (its wrists
+    already in ``fit``): the finger bones turn with it and the extra ``hand_confidence (T, 2)`` is stored."""
     shape = torch.as_tensor(fit.shape, dtype=torch.float32, device=device)
     with torch.no_grad():
         J0 = body.rest_joints(shape).double().cpu().numpy()
@@ -33,7 +34,10 @@ def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, 
                              still=still)
         go, bp, transl = planted.global_orient, planted.body_pose, planted.transl
         extras.update(contacts=planted.contacts.any(axis=2), root_shift=planted.root_shift.astype(np.float32))
-    person = body.person_result(fit.track_id, fit.frames, go, bp, transl, fit.shape)
+    fingers = None if hands is None else hands.fingers
+    confidence = None if hands is None else hands.confidence
+    person = body.person_result(fit.track_id, fit.frames, go, bp, transl, fit.shape, fingers=fingers,
+                                hand_confidence=confidence)
     if not plant:
         extras["contacts"] = np.zeros((len(fit.frames), 2), bool)
-    return replace(person, extras=extras)
+    return replace(person, extras={**person.extras, **extras})

@@ -105,8 +105,18 @@ def reshape_person(body, person: PersonResult, new_shape, fps: float, replant: b
         planted = plant_feet(go, bp, transl, J_new, off_new, fps, h_new, contacts=contacts)
         go, bp, transl = planted.global_orient, planted.body_pose, planted.transl
         extras["root_shift"] = (np.asarray(extras["root_shift"], np.float64) + planted.root_shift).astype(np.float32)
-    new = body.person_result(person.track_id, person.frames, go, bp, transl, new_shape)
+    fingers = _finger_locals(body, person)
+    new = body.person_result(person.track_id, person.frames, go, bp, transl, new_shape, fingers=fingers)
     return replace(new, extras=extras)
+
+
+def _finger_locals(body, person: PersonResult):
+    """The finger bones' local rotations ``(T, 2, 15, 3, 3)`` the person's keys hold (the hands fitted by
+    the capture, kept through a reshape), or None for a body without finger bones or a rig that differs."""
+    old_rig = body.rig(person.shape)
+    if tuple(old_rig.rig.names) != tuple(person.bone_names):
+        return None
+    return old_rig.finger_locals(person.bone_rotations)
 
 
 def _point_contacts(go, bp, transl, J, offsets, heights, fps, side_contacts) -> np.ndarray:

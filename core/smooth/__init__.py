@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from .whittaker import (
     lam_from_strength,
+    smooth_angles_adaptive,
     smooth_positions_adaptive,
     smooth_rotations,
     smooth_rotations_adaptive,
     whittaker,
 )
 
-__all__ = ["lam_from_strength", "smooth_fit", "smooth_positions_adaptive", "smooth_rotations",
+__all__ = ["lam_from_strength", "smooth_angles_adaptive", "smooth_fit", "smooth_positions_adaptive", "smooth_rotations",
            "smooth_rotations_adaptive", "whittaker"]
 
 

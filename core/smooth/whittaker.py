@@ -113,3 +113,14 @@ def smooth_positions_adaptive(x: np.ndarray, strength: float, fps: float, weight
     if strength <= 0 or len(x) < 3:
         return x.copy()
     return _adaptive(x[:, None], strength, fps, weights, v_lo=0.3, v_hi=0.7)[:, 0]
+
+
+def smooth_angles_adaptive(x: np.ndarray, strength: float, fps: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Zero-lag, motion-adaptive smoothing of joint angles ``x (T, G, C)`` in radians (G joints of C angles
+    each, a parameterisation without wrap-around such as flexion/abduction/twist): the rotations' speed
+    thresholds, so a still finger is smoothed hard and a moving one lightly. ``weights (T,)``: 0 where a
+    frame has no observation (filled by the smoother)."""
+    x = np.asarray(x, dtype=np.float64)
+    if strength <= 0 or len(x) < 3:
+        return x.copy()
+    return _adaptive(x, strength, fps, weights, v_lo=math.radians(40), v_hi=math.radians(120))

@@ -202,7 +202,16 @@ def swap_sides(obs: TrackObservations, mask: np.ndarray) -> TrackObservations:
         fields[k] = a
     fields["z"][mask] *= -1.0
     fields["world"][mask, :, 2] *= -1.0
+    if obs.hands is not None:  # hands were given their side from the misread wrists: give them back too
+        h = obs.hands
+        fields["hands"] = replace(h, **{k: _swap_hand_sides(getattr(h, k), mask) for k in ("keypoints", "world", "score", "rois")})
     return replace(obs, **fields)
+
+
+def _swap_hand_sides(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    a = np.asarray(a).copy()
+    a[mask] = a[mask][:, ::-1]
+    return a
 
 
 def drop_frames(obs: TrackObservations, drop: np.ndarray) -> TrackObservations:
@@ -218,7 +227,10 @@ def drop_frames(obs: TrackObservations, drop: np.ndarray) -> TrackObservations:
         k = ~np.isin(dense.frames, obs.frames[drop])
         dense = replace(dense, frames=dense.frames[k], points=dense.points[k], parts=dense.parts[k],
                         uv=dense.uv[k], score=dense.score[k])
-    return replace(obs, dense=dense, **fields)
+    hands = obs.hands
+    if hands is not None:
+        hands = replace(hands, **{k: np.asarray(getattr(hands, k))[keep] for k in ("keypoints", "world", "score", "rois")})
+    return replace(obs, dense=dense, hands=hands, **fields)
 
 
 def bridgeable(mask: np.ndarray, frames: np.ndarray, fps: float, max_bridge_s: float = MAX_BRIDGE_S) -> np.ndarray:
