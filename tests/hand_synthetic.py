@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.geometry.kinematics import global_rotations, smpl_joints_world
-from core.geometry.rig import Rig, posed_bone_frames
+from core.geometry.rig import posed_bone_frames, posed_hand_points
 from core.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from core.skeletons import HAND_CHAINS, SMPL_JOINT_NAMES
 from core.types import HandObservations, TrackFit
@@ -59,20 +59,8 @@ def hand_points(body, fit: TrackFit, fingers: np.ndarray | None) -> np.ndarray:
     locals ``fingers (T, 2, 15, 3, 3)`` (None: rest), through the result's rig and pose-bone keys."""
     p = body.person_result(0, fit.frames, rotmat_to_rotvec(fit.rotmats[:, 0]), rotmat_to_rotvec(fit.rotmats[:, 1:]),
                            fit.transl, fit.shape, fingers=fingers)
-    rig = Rig(names=p.bone_names, parents=p.bone_parents, heads=p.bone_heads, tails=p.bone_tails,
-              matrices=p.bone_matrices)
-    heads, orients = posed_bone_frames(rig, p.bone_rotations, p.root_location)
-    length = np.linalg.norm(rig.tails - rig.heads, axis=-1)
-    tails = heads + orients[..., :, 1] * length[None, :, None]
-    names = list(rig.names)
-    out = np.zeros((len(fit.frames), 2, 21, 3))
-    for s, (side, suffix) in enumerate((("left", "L"), ("right", "R"))):
-        out[:, s, 0] = heads[:, names.index(f"{side}_wrist")]
-        for _, lms, bones in HAND_CHAINS:
-            for k, b in enumerate(bones):
-                out[:, s, lms[k]] = heads[:, names.index(f"{b}.{suffix}")]
-            out[:, s, lms[3]] = tails[:, names.index(f"{bones[-1]}.{suffix}")]
-    return out
+    rig = p.rig()
+    return posed_hand_points(rig, *posed_bone_frames(rig, p.bone_rotations, p.root_location))
 
 
 def observe(points: np.ndarray, noise_m: float = 0.0, noise_px: float = 0.0, seed: int = 0,

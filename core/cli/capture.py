@@ -143,7 +143,8 @@ def run(args) -> int:
             write_glb(cap.result, glb, outputs)
         if preview:
             render_capture_preview(preview, info, cap.body, cap.fits, cap.camera, cap.perception.frame_range,
-                                   device=device, progress=progress, outputs=outputs)
+                                   device=device, progress=progress, outputs=outputs, people=cap.result.people,
+                                   T_world_from_cam=cap.T_world_from_cam)
         outputs.commit()
     progress.close()
     n = cap.perception.frame_range[1] - cap.perception.frame_range[0]
