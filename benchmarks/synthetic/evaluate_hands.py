@@ -8,6 +8,10 @@ MediaPipe's hand order (``core.skeletons.HAND_LANDMARK_NAMES``), in millimetres,
 - ``wrist_mm``: mean joint error after translating the prediction so that its wrist is on the truth's;
 - ``palm_mm``: after a rigid Procrustes alignment (rotation + translation, no scale) of the wrist and the
   four finger MCPs (landmarks 0, 5, 9, 13, 17), per frame: the finger articulation alone;
+- ``palm_sim_mm`` (diagnostic): the same after a similarity alignment (with scale) of those five points;
+  ``size_ratio``: median predicted / true wrist-to-middle-MCP length (MediaPipe guesses a hand's metric
+  size; Doppel's comes from the fitted body); ``wrist_offset``: where the predicted wrist lies along the
+  true hand in the image (share of the wrist-to-middle-MCP length, positive towards the fingers);
 - ``pck``: share of the 20 joints within ``PCK_FRAC`` (0.2) of the hand's size in the image, that size
   being the 3-D wrist-to-middle-MCP length at the wrist's depth, ``f L / z`` (a bone foreshortened in
   the image does not shrink the threshold).
@@ -61,6 +65,32 @@ def palm_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return out
 
 
+def palm_similarity_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``(N, 20)`` errors (mm) after a similarity alignment (with scale) of the wrist and the four MCPs: the
+    articulation without the hand's metric size (a diagnostic for methods that guess the size)."""
+    out = np.empty((len(pred), 20))
+    for n, (p, g) in enumerate(zip(pred, gt)):
+        sc, R, t = ev.similarity_procrustes(p[list(PALM)], g[list(PALM)])
+        out[n] = np.linalg.norm(sc * p[1:] @ R.T + t - g[1:], axis=-1) * 1000.0
+    return out
+
+
+def size_ratio(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Median over frames of the predicted over the true wrist-to-middle-MCP length."""
+    lp = np.linalg.norm(pred[:, MIDDLE_MCP] - pred[:, 0], axis=-1)
+    lg = np.linalg.norm(gt[:, MIDDLE_MCP] - gt[:, 0], axis=-1)
+    return float(np.median(lp / np.maximum(lg, 1e-9)))
+
+
+def wrist_offset(pred_2d: np.ndarray, gt_2d: np.ndarray) -> float:
+    """Median over frames of where the predicted wrist lies along the true hand in the image: its offset from
+    the true wrist projected on the true wrist -> middle MCP direction, as a share of that length
+    (positive: towards the fingers)."""
+    v = gt_2d[:, MIDDLE_MCP] - gt_2d[:, 0]
+    L2 = np.maximum(np.sum(v * v, axis=-1), 1e-9)
+    return float(np.median(np.sum((pred_2d[:, 0] - gt_2d[:, 0]) * v, axis=-1) / L2))
+
+
 def hand_scale_px(gt_cam: np.ndarray, focal: float) -> np.ndarray:
     """``(..., 21, 3)`` camera-frame truth -> the hand's size in pixels ``(...)``: f |wrist - middle MCP| / z."""
     L = np.linalg.norm(gt_cam[..., MIDDLE_MCP, :] - gt_cam[..., 0, :], axis=-1)
@@ -78,11 +108,15 @@ def score_hand(pred_cam, pred_2d, gt_cam, gt_2d, focal: float, gt_frames: int) -
     n = len(pred_cam)
     out = {"frames": int(n), "gt_frames": int(gt_frames)}
     if n == 0:
-        out.update(wrist_mm=None, palm_mm=None, pck=None, wrist_mm_per_joint=None)
+        out.update(wrist_mm=None, palm_mm=None, palm_sim_mm=None, size_ratio=None, wrist_offset=None, pck=None,
+                   wrist_mm_per_joint=None)
         return out
     we = wrist_errors(pred_cam, gt_cam)
     out["wrist_mm"] = float(we.mean())
     out["palm_mm"] = float(palm_errors(pred_cam, gt_cam).mean())
+    out["palm_sim_mm"] = float(palm_similarity_errors(pred_cam, gt_cam).mean())
+    out["size_ratio"] = size_ratio(pred_cam, gt_cam)
+    out["wrist_offset"] = wrist_offset(pred_2d, gt_2d)
     out["pck"] = float(pck_hits(pred_2d, gt_2d, hand_scale_px(gt_cam, focal)).mean())
     out["wrist_mm_per_joint"] = [round(float(v), 1) for v in we.mean(0)]
     return out
@@ -92,7 +126,7 @@ def summarise(hands: list[dict], n_gt: int) -> dict:
     """Means over the scored hands; ``coverage``: frames scored / the truth's hand frames (of every hand)."""
     scored = [h for h in hands if h["frames"] > 0]
     out = {"hands": len(scored), "hands_gt": int(n_gt)}
-    for k in ("wrist_mm", "palm_mm", "pck"):
+    for k in ("wrist_mm", "palm_mm", "palm_sim_mm", "size_ratio", "wrist_offset", "pck"):
         vals = [h[k] for h in scored if h.get(k) is not None]
         out[k] = float(np.mean(vals)) if vals else None
     total = sum(h["gt_frames"] for h in hands)
