@@ -17,7 +17,8 @@ MediaPipe's hand order (``core.skeletons.HAND_LANDMARK_NAMES``), in millimetres,
   the image does not shrink the threshold).
 
 Predictions: a Doppel result file (its finger bones posed by ``core.geometry.rig.posed_bone_frames``
-from the result's ``bone_rotations``, the fingertips at the last finger bones' tails; people matched to
+from the result's ``bone_rotations``, the fingertips defined on its own mesh as the truth's are on the
+rendered one, ``mesh_fingertips``: the rig's last finger bones end about 13 mm short of the skin; people matched to
 the truth by their 2-D body joints as in ``evaluate``), MediaPipe Hands (``mediapipe==0.10.21``, legacy
 ``solutions.hands``; its 3-D ``multi_hand_world_landmarks`` used as camera-frame points up to a
 translation; detections matched per frame to the truth's hands by 2-D wrist distance, with a penalty
@@ -194,12 +195,34 @@ def result_hands(res) -> tuple[dict, list[dict]]:
         rig = Rig(names=tuple(names), parents=np.asarray(q.bone_parents), heads=np.asarray(q.bone_heads, float),
                   tails=np.asarray(q.bone_tails, float), matrices=np.asarray(q.bone_matrices, float))
         heads, orients = posed_bone_frames(rig, q.bone_rotations, q.root_location)
-        tips = np.array([[rig.tails[bones[s][f][2]] for f in range(5)] for s in range(2)])
+        tips = mesh_fingertips(rig, q.rest_vertices, q.skin_indices, q.skin_weights, bones)
         hw = hand_points(rig, heads, orients, wrist, bones, tips)
         hc = (hw - T_wc[:3, 3]) @ T_wc[:3, :3]
         p["hands_cam"], p["hands_2d"] = hc, ev.project(hc, K)
         p["hand_confidence"] = q.extras.get("hand_confidence")
     return dict(cam), people
+
+
+def mesh_fingertips(rig, rest_vertices, skin_indices, skin_weights, bones) -> np.ndarray:
+    """``(2, 5, 3)`` rest fingertip points of a result's own body, defined as the ground truth's are
+    (``fingers.HandRig``): the centroid of the most distal ``TIP_SHARE`` of the vertices whose strongest
+    bone is the finger's last bone, along that bone; the bone's tail where it has no vertices."""
+    from .fingers import TIP_SHARE
+
+    rest_vertices = np.asarray(rest_vertices, float)
+    dom = np.asarray(skin_indices)[np.arange(len(rest_vertices)), np.asarray(skin_weights).argmax(1)]
+    out = np.empty((2, 5, 3))
+    for s in range(2):
+        for f in range(5):
+            b = bones[s][f][2]
+            verts = rest_vertices[dom == b]
+            if len(verts) < 3:
+                out[s, f] = rig.tails[b]
+                continue
+            d = rig.tails[b] - rig.heads[b]
+            proj = (verts - rig.heads[b]) @ (d / np.linalg.norm(d))
+            out[s, f] = verts[proj >= np.quantile(proj, 1.0 - TIP_SHARE)].mean(0)
+    return out
 
 
 def score_people(pred: list[dict], gt: list[dict]) -> dict:

@@ -170,8 +170,9 @@ def make_report(command: str, clips: dict, ov: dict, ehash: str, has_capture: bo
                      f"{_f(c.get('hand_px'), 0)} | {_f(c['render']['seconds_per_frame'], 2)} |")
     lines += ["", f"Render time of these clips (from scratch): {_f(ov['render_seconds'] / 60.0, 1)} min.", "",
               "### Finger joints: Doppel, MediaPipe Hands, rest hands", "",
-              "Per hand (matched person, side), over the 20 non-wrist hand landmarks (MediaPipe order; the ground "
-              "truth's fingertip is the distal end of the finger's skin, Doppel's the last finger bone's tail), "
+              "Per hand (matched person, side), over the 20 non-wrist hand landmarks (MediaPipe order; the "
+              "fingertip is the distal end of the finger's skin, a point on the last finger bone, for the ground truth "
+              "and for Doppel's own mesh alike), "
               "camera frame, millimetres. *wrist*: both hands translated so that the wrists coincide; *palm*: "
               "after a rigid Procrustes alignment of the wrist and the four finger MCPs (isolates the finger "
               "articulation); *palm-s*: the same with a scaled (similarity) alignment, and *size*: the median ratio of the "
