@@ -172,3 +172,65 @@ def test_mediapipe_detections_matched_by_wrist_and_side():
     assert eh.match_detections(far, gt, 0) == []
     sc = eh.score_mediapipe([dets], gt)
     assert sc["overall"]["hands"] == 2 and sc["overall"]["wrist_mm"] < 1e-9 and sc["overall"]["handedness_agrees"] == 1.0
+
+
+def test_tiny_render_draws_the_posed_fingers(tmp_path):
+    """A tiny render with fingers (320x180, 2 frames, person masks): the ground truth has the hand arrays,
+    and around the hands the rendered silhouette is the finger-posed mesh's, not the rest-finger mesh's."""
+    import json
+    import os
+
+    import cv2
+
+    pytest.importorskip("bpy")
+    pytest.importorskip("anny")
+    from benchmarks.synthetic.bodies import load_target_body
+    from benchmarks.synthetic.fingers import HandRenderConfig, HandRig, render_hands
+    from benchmarks.synthetic.render import project_points
+    from core.export.raster import rasterize
+    from core.geometry.rotations import rotvec_to_rotmat
+
+    mocap = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mocap")
+    pair = [os.path.join(mocap, f) for f in ("60_01_scaled.bvh", "61_01_scaled.bvh")]
+    if not all(os.path.isfile(p) for p in pair):
+        pytest.skip("salsa BVH pair not found")
+    cfg = HandRenderConfig(width=320, height=180, fps=25.0, start_s=4.0, duration_s=2 / 25.0, samples=1, denoise=False,
+                           seed=104, body="anny", masks=True, fingers=True, framing="upper", min_person_frac=0.6,
+                           distance_range=(2.0, 8.0), fov_range=(35.0, 55.0), cam_height_range=(1.0, 1.8),
+                           pitch_range=(-20.0, 5.0), margin=0.03, sources=("60_01_scaled.bvh", "61_01_scaled.bvh"))
+    info = render_hands(pair, str(tmp_path), "tinyhands", cfg, progress=None)
+    with np.load(info["gt"], allow_pickle=False) as z:
+        gt = {k: z[k] for k in z.files}
+    meta = json.loads(str(gt["meta_json"]))
+    assert meta["fingers"]["landmarks"].startswith("MediaPipe") and meta["camera"]["framing"] == "upper"
+    T, n, W, H = meta["n_frames"], meta["n_people"], meta["width"], meta["height"]
+    body = load_target_body("anny")
+    posed, rest = [], []
+    for i in range(n):
+        assert gt[f"p{i}_hand_joints_world"].shape == (T, 2, 21, 3) and gt[f"p{i}_hand_joints_2d"].shape == (T, 2, 21, 2)
+        rot = np.concatenate([rotvec_to_rotmat(gt[f"p{i}_global_orient"])[:, None],
+                              rotvec_to_rotmat(gt[f"p{i}_body_pose"])], 1)
+        v, _ = body.posed(rot, gt[f"p{i}_transl"], gt[f"p{i}_shape"])
+        hr = HandRig(body.model, gt[f"p{i}_shape"])
+        fq = hr.finger_quats(gt[f"p{i}_finger_angles_deg"])
+        np.testing.assert_allclose(fq, gt[f"p{i}_finger_quats"], atol=1e-9)
+        hands, vf = hr.pose(rot, gt[f"p{i}_transl"], fq, v)
+        np.testing.assert_allclose(hands, gt[f"p{i}_hand_joints_world"], atol=1e-6)
+        posed.append(np.asarray(vf, float))
+        rest.append(np.asarray(v, float))
+    faces = np.asarray(body.faces, np.int64)
+    F = np.concatenate([faces + i * posed[0].shape[1] for i in range(n)])
+    wrong = {"posed": 0, "rest": 0}
+    for t in range(T):
+        mask = cv2.imread(os.path.join(info["masks"], f"{t:05d}.png"), cv2.IMREAD_GRAYSCALE) > 0
+        window = np.zeros_like(mask)
+        for i in range(n):
+            for s in range(2):
+                lo = np.floor(gt[f"p{i}_hand_joints_2d"][t, s].min(0) - 3).astype(int).clip(0)
+                hi = np.ceil(gt[f"p{i}_hand_joints_2d"][t, s].max(0) + 3).astype(int)
+                window[lo[1]:hi[1], lo[0]:hi[0]] = True
+        for key, verts in (("posed", posed), ("rest", rest)):
+            cam, px = project_points(np.concatenate([v[t] for v in verts]), gt["K"], gt["T_world_from_cam"])
+            drawn = rasterize(px - 0.5, 1.0 / cam[:, 2], F, H, W) >= 0
+            wrong[key] += int(((drawn != mask) & window).sum())
+    assert wrong["posed"] * 3 < wrong["rest"], wrong  # the render shows the posed fingers
