@@ -21,7 +21,16 @@ hand or the wrist). Here the finger bones get rotations of their own and the ver
 
 Why a module of its own: ``render.config_hash`` hashes ``render.py`` and ``bodies.py``, so code added
 there would re-key (and re-render) every clip of the main suite. ``HandRenderConfig`` (a
-``RenderConfig`` with ``fingers``) and ``render_hands`` live here; with ``fingers=False`` nothing here runs.
+``RenderConfig`` with ``fingers`` and ``framing``) and ``render_hands`` live here; with ``fingers=False``
+and ``framing="body"`` a render is the plain one.
+
+Motion-capture finger channels: none of the suite's files has usable ones. The 59 pool files (CC_Base
+rigs) carry 30 finger joints each, but after the T-pose first frame only ``Thumb1`` moves (ranges of
+5-605 degrees: CMU's noisy thumb channel, wrapping), plus one file's ``Mid1`` by 7 degrees; the
+``mocap/`` salsa files' finger joints never move, the bvh11 files move only a thumb joint, and
+fairmotion has CMU's hand, thumb and one-piece fingers segments (``LFingers`` moves 7 degrees). So every hand gets the random motion, and the
+ground truth's ``meta.fingers.bvh_finger_channels`` records what each source file moves
+(``moving_finger_channels``).
 """
 from __future__ import annotations
 
@@ -144,9 +153,8 @@ class HandRig:
             wr = H[self.wrist[s]]
             i_mcp, p_mcp = H[self.bones[s, 1, 0]], H[self.bones[s, 4, 0]]
             n = _unit(np.cross(i_mcp - wr, p_mcp - wr))
-            # Palmar side: the thumb sits on it in Anny's rest (palms down, thumbs forward); check by the
-            # thumb tip's side of the palm plane is unreliable, so use handedness: the cross product
-            # above points dorsally for the left hand and palmarly for the right.
+            # The palmar side. (index MCP - wrist) x (pinky MCP - wrist) points out of the back of a left
+            # hand and out of the palm of a right one (mirror images); Anny's rest has both palms down.
             n = -n if s == 0 else n
             self.palm_normal[s] = n
             thumb_side = _unit(i_mcp - p_mcp)
@@ -306,6 +314,30 @@ FINGER_META = {"source": "random (seeded); the CMU files carry no usable finger 
                "fingertip": "a point fixed on each finger's last bone: the centroid of the distal 10% of its skin"}
 
 
+FINGER_WORDS = ("thumb", "index", "mid", "ring", "pinky", "finger")
+
+
+def moving_finger_channels(path: str, min_range_deg: float = 2.0) -> dict:
+    """The finger joints of a BVH file whose rotation channels move by more than ``min_range_deg`` over the
+    file (a CC_Base file's T-pose first frame left out): ``{joint: range in degrees}``."""
+    from .bvh import read_bvh
+    from .cc_base import is_cc_base
+
+    b = read_bvh(path)
+    motion = b.motion[1:] if is_cc_base(b) else b.motion
+    out = {}
+    for j, (name, sl) in enumerate(zip(b.names, b.channel_slices())):
+        low = name.lower()
+        if b.is_end_site[j] or "toe" in low or not any(w in low for w in FINGER_WORDS):
+            continue
+        rot = [k for k, c in enumerate(b.channels[j]) if c.endswith("rotation")]
+        if rot and len(motion):
+            r = float(np.ptp(motion[:, sl][:, rot], axis=0).max())
+            if r > min_range_deg:
+                out[name] = round(r, 1)
+    return out
+
+
 def render_hands(bvh_paths, out_dir: str, name: str, cfg: HandRenderConfig, progress=print) -> dict:
     """``render.render`` with finger motion when ``cfg.fingers``: the video shows the posed fingers and the
     ground truth gains ``p{i}_hand_joints_*``, ``p{i}_rest_hand_joints_*``, ``p{i}_finger_angles_deg``,
@@ -329,7 +361,8 @@ def render_hands(bvh_paths, out_dir: str, name: str, cfg: HandRenderConfig, prog
             arrays = {k: z[k] for k in z.files}
         arrays.update(hand_ground_truth(hands, clip.K, clip.T_world_from_cam))
         meta = json.loads(str(arrays["meta_json"]))
-        meta["fingers"] = dict(FINGER_META, limits_deg=LIMITS_DEG, key_spacing_s=cfg.finger_key_s)
+        meta["fingers"] = dict(FINGER_META, limits_deg=LIMITS_DEG, key_spacing_s=cfg.finger_key_s,
+                               bvh_finger_channels={os.path.basename(p): moving_finger_channels(p) for p in bvh_paths})
         arrays["meta_json"] = np.array(json.dumps(meta))
         tmp = info["gt"] + ".tmp.npz"
         np.savez_compressed(tmp, **arrays)
