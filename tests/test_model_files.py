@@ -209,3 +209,24 @@ def test_an_smpl_npz_with_a_huge_declared_member_is_refused(tmp_path):
     with pytest.raises(WeightsFormatError, match="SMPL_NEUTRAL.npz") as err:
         load_body_model("smpl", weights_dir=tmp_path)
     assert "declares" in str(err.value)
+
+
+def test_the_weights_script_knows_the_hand_models(tmp_path):
+    """weights/fetch_mediapipe_models.py copies the hand graphs out of mediapipe 0.10.21 with the manifest's
+    sha256, and its check names a missing one."""
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fetch_mediapipe_models", WEIGHTS / "fetch_mediapipe_models.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    entries = [e for e in script._load_manifest() if e["file"].startswith("hand_")]
+    assert {e["file"] for e in entries} == {"hand_landmark_full.tflite", "hand_recrop.tflite"}
+    for e in entries:
+        (tmp_path / e["file"]).write_bytes((WEIGHTS / e["file"]).read_bytes())
+    assert script.check(entries, tmp_path) == []
+    (tmp_path / "hand_recrop.tflite").unlink()
+    assert script.check(entries, tmp_path) == ["hand_recrop.tflite is missing"]
+    pytest.importorskip("mediapipe", reason="the copy is made from an installed mediapipe==0.10.21")
+    for name, blob in script._read_source(entries, None).items():
+        assert hashlib.sha256(blob).hexdigest() == next(e["sha256"] for e in entries if e["file"] == name)
