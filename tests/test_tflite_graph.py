@@ -157,7 +157,7 @@ def test_batch_equals_single_runs(models, frames, model):
         assert err <= tol, f"{model} {name}: batch of 4 vs single runs differ, rel err {err:.3g}"
 
 
-def _hand_crops(video: Path, frames_at: tuple[int, ...], size: int) -> list[np.ndarray]:
+def _hand_crops(video: Path, frames_at: tuple[int, ...], size: int, models) -> list[np.ndarray]:
     """Crops (1, size, size, 3) in [0, 1] of the hand regions the pipeline reads (core.observe.hands: placed
     from the body's landmarks, refined by the re-crop model) on real frames: both hands of the person found
     first, where a region was read."""
@@ -165,9 +165,7 @@ def _hand_crops(video: Path, frames_at: tuple[int, ...], size: int) -> list[np.n
 
     from core.geometry.roi import roi_affine
     from core.observe.hands import read_hands
-    from core.track.perception import load_pose_models
-
-    det, lmk = models = load_pose_models("cpu")
+    det, lmk = models
     crops = []
     for index in frames_at:
         rgb = _frame(video, index)
@@ -185,11 +183,11 @@ def _hand_crops(video: Path, frames_at: tuple[int, ...], size: int) -> list[np.n
     return crops
 
 
-def test_hand_graph_outputs_match_litert_on_real_hand_crops(models):
+def test_hand_graph_outputs_match_litert_on_real_hand_crops(models, pose_models):
     """All four outputs of hand_landmark_full (21 landmarks, hand flag, handedness, 21 world landmarks) on
     the hands of the tai chi clip, where the hand is there to read (flag > 0.5 on most crops)."""
     graph, ref, _ = models["hand_landmark_full.tflite"]
-    crops = _hand_crops(_need(DATA / "videos" / "hybrik_taiji.mp4"), (0, 200, 240), 224)
+    crops = _hand_crops(_need(DATA / "videos" / "hybrik_taiji.mp4"), (0, 200, 240), 224, pose_models)
     worst: dict[str, float] = {}
     flags = []
     for x in crops:
