@@ -13,6 +13,11 @@ The hand regions follow MediaPipe 0.10.21's holistic pipeline (hand_landmarks_fr
    landmarks projected back with the region, the hand flag, the handedness and 21 world landmarks turned
    by the region's rotation into camera-aligned axes (WorldLandmarkProjectionCalculator).
 
+The re-crop earns its place (measured against MediaPipe Holistic's own hand landmarks, static mode, on
+every 10th frame of hybrik_taiji: mean landmark distance / hand size): with it the hands Holistic finds are
+all found (31 of 31) at a median of 1.6% (0.9 px), 90th percentile 5.1%; from the pose region alone 18 of 31
+are found, at a median of 9.6%, 90th percentile 22%.
+
 Holistic's frame-to-frame hand tracking (the region from the previous frame's hand landmarks) is left
 out: every frame is read from its own body landmarks, so that all hands of a chunk run in one batch.
 
