@@ -64,7 +64,8 @@ def run_perception(
 ) -> PerceptionResult:
     """Detect, track and observe every person in ``video`` (frames ``start <= i < stop``); with
     ``config.hands`` a second pass over the frames reads both hands of everyone tracked (``hands_pass``).
-    ``models``: what load_pose_models gives (a plain (detector, landmarker) pair loads the hand model here).
+    ``models``: what load_pose_models gives, or a plain (detector, landmarker[, hand landmarker]) tuple
+    (without a hand landmarker one is loaded here when ``config.hands``).
 
     Raises NoPersonFound when nobody is tracked, Cancelled when ``cancel()`` turns true.
     """
@@ -75,7 +76,7 @@ def run_perception(
     if models is None:
         models = load_pose_models(device, hands=config.hands)
     det, lmk = models[0], models[1]
-    hands = getattr(models, "hands", None)
+    hands = getattr(models, "hands", None) or (models[2] if len(models) > 2 else None)
     if config.hands and hands is None:
         hands = load_hand_landmarker(device)
     det.score_thresh = config.detect_score
