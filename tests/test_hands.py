@@ -187,6 +187,31 @@ def test_left_and_right_come_from_the_body(taiji, pose_models):
 
 
 @needs_videos
+def test_the_models_handedness_is_a_mirror_label(taiji, pose_models):
+    """The same hand crops mirrored left-right flip the model's handedness: it names a hand as it would be
+    seen in a mirror (MediaPipe assumes selfie images), which is why the side comes from the body and the
+    engine turns the label to the person's hand (HANDEDNESS_IS_PERSON_RIGHT)."""
+    from core.geometry.roi import crop_rois
+    from core.observe.hands import HAND_SIZE
+
+    graph, flips, n = pose_models.hands.graph, 0, 0
+    for item in taiji:
+        ok = item["ours"]["score"][0] > 0.5
+        if not ok.any():
+            continue
+        rois = torch.as_tensor(item["ours"]["rois"][0][ok])
+        x = crop_rois(_tensor(item["rgb"]), torch.zeros(len(rois), dtype=torch.long), rois, HAND_SIZE, "border") / 255.0
+        x = x.permute(0, 2, 3, 1).contiguous()
+        with torch.no_grad():
+            plain = graph(x)[2].reshape(-1).numpy()
+            mirrored = graph(x.flip(2).contiguous())[2].reshape(-1).numpy()
+        confident = np.abs(plain - 0.5) > 0.3
+        flips += int(((plain > 0.5) != (mirrored > 0.5))[confident].sum())
+        n += int(confident.sum())
+    assert n >= 4 and flips >= n - 1, f"mirroring flipped the handedness of {flips} of {n} confident hands"
+
+
+@needs_videos
 def test_a_covered_hand_gives_no_reading(taiji, pose_models):
     """Paint over a hand that was read on a real frame: its score and every confidence drop to 0 (not a
     guess at the old place), while the other hand is unchanged."""
