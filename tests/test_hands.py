@@ -312,3 +312,15 @@ def test_landmarks_file_keeps_the_hands_and_reads_old_files(sample_with_hands, t
     with np.load(tmp_path / "old.npz") as z:
         assert not [k for k in z.files if "hand" in k]
     assert all(t.hands is None for t in load_landmarks(tmp_path / "old.npz").tracks)
+
+
+def test_a_cancel_during_the_hand_pass_stops_it(pose_models):
+    from core.errors import Cancelled
+    from core.track.perception import run_perception
+
+    seen = []
+    with pytest.raises(Cancelled):
+        run_perception(str(SAMPLE), replace(PerceptionConfig(), hands=True), models=pose_models, stop=8,
+                       progress=lambda stage, done, total: seen.append((stage, done)),
+                       cancel=lambda: any(s == "hands" for s, _ in seen))
+    assert ("hands", 0) in seen and not any(s == "hands" and d > 0 for s, d in seen)
