@@ -17,6 +17,8 @@ WEIGHTS_DIR = Path(os.environ["DOPPEL_WEIGHTS"]).expanduser() if os.environ.get(
 # Shipped (Apache-2.0, from the mediapipe==0.10.21 wheel; weights/MANIFEST.json has their sha256).
 POSE_DETECTOR = WEIGHTS_DIR / "pose_detection.tflite"
 POSE_LANDMARKER = WEIGHTS_DIR / "pose_landmark_full.tflite"
+HAND_LANDMARKER = WEIGHTS_DIR / "hand_landmark_full.tflite"
+HAND_RECROP = WEIGHTS_DIR / "hand_recrop.tflite"
 
 # Licensed extras, supplied by the user.
 DENSEPOSE_DIR = WEIGHTS_DIR / "densepose"

@@ -24,6 +24,8 @@ SAMPLE = REPO / "samples" / "sample_two_people.mp4"
 SHAPES = {  # input and outputs of each graph, without the batch (what core.detect / core.observe load them with)
     "pose_detection.tflite": ((224, 224, 3), [(2254, 12), (2254, 1)]),
     "pose_landmark_full.tflite": ((256, 256, 3), [(195,), (1,), (256, 256, 1), (64, 64, 39), (117,)]),
+    "hand_landmark_full.tflite": ((224, 224, 3), [(63,), (1,), (1,), (63,)]),
+    "hand_recrop.tflite": ((256, 256, 3), [(1, 1, 4)]),
 }
 # (file, byte, bit): single-bit flips that the reader used to pass on to an internal error
 OLD_FAULTS = [
@@ -107,15 +109,15 @@ def test_random_structural_flips_load_or_are_one_line():
             except WeightsFormatError as err:
                 _names_the_file(str(err), name)
                 outcomes.append("refused")
-    assert len(outcomes) == 12
+    assert len(outcomes) == 6 * len(SHAPES)
 
 
-@pytest.mark.parametrize("name", sorted(SHAPES))
+@pytest.mark.parametrize("name", sorted({n for n, _, _ in OLD_FAULTS} | {"hand_landmark_full.tflite"}))
 def test_a_capture_with_a_damaged_model_is_one_line_naming_it(name, tmp_path):
     """Case 5 end to end: DOPPEL_WEIGHTS points at a copy of weights/ with one flipped bit."""
     for other in (*SHAPES, "pose_prior_gmm.npz"):
         (tmp_path / other).write_bytes((WEIGHTS / other).read_bytes())
-    pos, bit = next((p, b) for n, p, b in OLD_FAULTS if n == name)
+    pos, bit = next(((p, b) for n, p, b in OLD_FAULTS if n == name), (len((WEIGHTS / name).read_bytes()) // 2, 0))
     (tmp_path / name).write_bytes(_flipped(name, pos, bit))
     env = dict(os.environ, PYTHONPATH=str(REPO), DOPPEL_WEIGHTS=str(tmp_path))
     proc = subprocess.run([sys.executable, "-m", "core", "capture", str(SAMPLE), "-o", str(tmp_path / "r.npz"),
@@ -207,3 +209,24 @@ def test_an_smpl_npz_with_a_huge_declared_member_is_refused(tmp_path):
     with pytest.raises(WeightsFormatError, match="SMPL_NEUTRAL.npz") as err:
         load_body_model("smpl", weights_dir=tmp_path)
     assert "declares" in str(err.value)
+
+
+def test_the_weights_script_knows_the_hand_models(tmp_path):
+    """weights/fetch_mediapipe_models.py copies the hand graphs out of mediapipe 0.10.21 with the manifest's
+    sha256, and its check names a missing one."""
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fetch_mediapipe_models", WEIGHTS / "fetch_mediapipe_models.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    entries = [e for e in script._load_manifest() if e["file"].startswith("hand_")]
+    assert {e["file"] for e in entries} == {"hand_landmark_full.tflite", "hand_recrop.tflite"}
+    for e in entries:
+        (tmp_path / e["file"]).write_bytes((WEIGHTS / e["file"]).read_bytes())
+    assert script.check(entries, tmp_path) == []
+    (tmp_path / "hand_recrop.tflite").unlink()
+    assert script.check(entries, tmp_path) == ["hand_recrop.tflite is missing"]
+    pytest.importorskip("mediapipe", reason="the copy is made from an installed mediapipe==0.10.21")
+    for name, blob in script._read_source(entries, None).items():
+        assert hashlib.sha256(blob).hexdigest() == next(e["sha256"] for e in entries if e["file"] == name)

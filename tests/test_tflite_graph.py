@@ -20,7 +20,8 @@ WEIGHTS = REPO / "weights"
 DATA = REPO.parent / "shared" / "data"
 VIDEOS = ["hybrik_taiji.mp4", "mmhuman3d_multi_person_demo.mp4", "sports2d_demo.mp4", "phalp_vid.mp4"]
 # model file -> (input value range)
-MODELS = {"pose_detection.tflite": (-1.0, 1.0), "pose_landmark_full.tflite": (0.0, 1.0)}
+MODELS = {"pose_detection.tflite": (-1.0, 1.0), "pose_landmark_full.tflite": (0.0, 1.0),
+          "hand_landmark_full.tflite": (0.0, 1.0), "hand_recrop.tflite": (0.0, 1.0)}
 
 TOL = 1e-3
 # Identity_2 of the landmark model (segmentation logits, |max| ~ 1700) is ill-conditioned: its
@@ -154,6 +155,52 @@ def test_batch_equals_single_runs(models, frames, model):
         tol = LOOSER.get((model, name), 1e-4)
         assert batched[idx].shape == one.shape
         assert err <= tol, f"{model} {name}: batch of 4 vs single runs differ, rel err {err:.3g}"
+
+
+def _hand_crops(video: Path, frames_at: tuple[int, ...], size: int, models) -> list[np.ndarray]:
+    """Crops (1, size, size, 3) in [0, 1] of the hand regions the pipeline reads (core.observe.hands: placed
+    from the body's landmarks, refined by the re-crop model) on real frames: both hands of the person found
+    first, where a region was read."""
+    import cv2
+
+    from core.geometry.roi import roi_affine
+    from core.observe.hands import read_hands
+    det, lmk = models
+    crops = []
+    for index in frames_at:
+        rgb = _frame(video, index)
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+        d = det(x)[0]
+        assert len(d.scores), f"no person found on frame {index} of {video.name}"
+        lb = lmk(x, np.zeros(1, dtype=int), d.rois()[:1], with_masks=False)
+        kp = np.concatenate([lb.keypoints_px, lb.visibility[..., None]], -1)
+        for roi in read_hands(models.hands, x, np.zeros(1, int), kp)["rois"][0]:
+            if roi[2] <= 0:
+                continue
+            crop = cv2.warpAffine(rgb, roi_affine(roi, size), (size, size),
+                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            crops.append((crop.astype(np.float32) / 255.0)[None])
+    return crops
+
+
+def test_hand_graph_outputs_match_litert_on_real_hand_crops(models, pose_models):
+    """All four outputs of hand_landmark_full (21 landmarks, hand flag, handedness, 21 world landmarks) on
+    the hands of the tai chi clip, where the hand is there to read (flag > 0.5 on most crops)."""
+    graph, ref, _ = models["hand_landmark_full.tflite"]
+    crops = _hand_crops(_need(DATA / "videos" / "hybrik_taiji.mp4"), (0, 200, 240), 224, pose_models)
+    worst: dict[str, float] = {}
+    flags = []
+    for x in crops:
+        want = ref(x)
+        with torch.inference_mode():
+            got = graph(torch.from_numpy(x))
+        for name, idx in graph.output_index.items():
+            worst[name] = max(worst.get(name, 0.0), _rel_err(got[idx].numpy(), want[name]))
+        flags.append(float(want["Identity_1"].item()))
+    assert sum(f > 0.5 for f in flags) >= 3, f"too few hands on the crops to compare (flags {flags})"
+    report = ", ".join(f"{n}: {e:.2e}" for n, e in worst.items())
+    assert max(worst.values()) <= TOL, report
+    print(f"hand_landmark_full on {len(crops)} hand crops, max relative error vs litert: {report}")
 
 
 def test_densified_weights_equal_litert():

@@ -12,11 +12,12 @@ from .conftest import VIDEOS, needs_videos
 
 pytestmark = [needs_videos, pytest.mark.slow]
 _cache = {}
+TRACKING = PerceptionConfig(hands=False)  # tracking only: the hand pass (tests/test_hands.py) changes no track
 
 
 def _perceive(name, pose_models):
     if name not in _cache:
-        _cache[name] = run_perception(str(VIDEOS / name), PerceptionConfig(), models=pose_models)
+        _cache[name] = run_perception(str(VIDEOS / name), TRACKING, models=pose_models)
     return _cache[name]
 
 
@@ -128,7 +129,7 @@ def test_person_who_leaves_and_comes_back_keeps_their_id(pose_models, tmp_path):
         w.write(bgr)
         k += 1
     w.release()
-    res = run_perception(str(out), PerceptionConfig(), models=pose_models)
+    res = run_perception(str(out), TRACKING, models=pose_models)
     assert len(res.tracks) == 1, f"{len(res.tracks)} ids for one person"
     f = res.tracks[0].frames
     assert f.min() <= 3 and f.max() >= 36 and not np.any((f >= 14) & (f < 26))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Put MediaPipe's BlazePose graphs into weights/ and check them against weights/MANIFEST.json.
+"""Put MediaPipe's BlazePose and hand graphs into weights/ and check them against weights/MANIFEST.json.
 
-The two .tflite files ship inside the ``mediapipe==0.10.21`` wheel (Apache-2.0). This script copies
+The .tflite files (pose detector, pose landmarks, hand landmarks, the holistic hand re-crop) ship inside
+the ``mediapipe==0.10.21`` wheel (Apache-2.0). This script copies
 them out of the installed package, or out of a wheel file given with ``--wheel``, and verifies their
 sha256. Nothing is downloaded.
 

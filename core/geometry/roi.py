@@ -83,12 +83,19 @@ def crop_rois(frames: torch.Tensor, frame_index: torch.Tensor, rois: torch.Tenso
     """Bilinear rotated crops ``(N, C, S, S)`` of ``frames (B, C, H, W)`` float.
 
     Output pixel (i, j) samples region coordinate (j / S, i / S): corners to corners, the mapping of
-    MediaPipe's OpenCV ImageToTensor converter.
+    MediaPipe's OpenCV ImageToTensor converter. The regions of one frame are sampled from it in one call
+    (their grids stacked), so no frame is copied however many regions it has.
     """
     height, width = frames.shape[2], frames.shape[3]
     t = torch.arange(out_size, device=rois.device, dtype=torch.float32) / out_size
     x, y = roi_to_frame(t[None, None, :], t[None, :, None], rois)
     grid = torch.stack([2.0 * x / max(width - 1, 1) - 1.0, 2.0 * y / max(height - 1, 1) - 1.0], -1)
-    src = frames.index_select(0, frame_index)
-    return F.grid_sample(src, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+    N, C = grid.shape[0], frames.shape[1]
+    out = frames.new_empty((N, C, out_size, out_size))
+    for f in torch.unique(frame_index).tolist():
+        sel = torch.nonzero(frame_index == f).reshape(-1)
+        g = grid.index_select(0, sel).reshape(1, len(sel) * out_size, out_size, 2)
+        crops = F.grid_sample(frames[f:f + 1], g, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+        out[sel] = crops.reshape(C, len(sel), out_size, out_size).transpose(0, 1)
+    return out
 

@@ -1,4 +1,4 @@
-"""Run TFLite float graphs (MediaPipe BlazePose) in PyTorch.
+"""Run TFLite float graphs (MediaPipe BlazePose and Hands) in PyTorch.
 
     graph = load_tflite_graph("weights/pose_detection.tflite", device="cpu")
     outputs = graph(x_nhwc)                      # list, graph output order

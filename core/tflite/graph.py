@@ -57,6 +57,71 @@ def _to_internal(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(0, 3, 1, 2)) if arr.ndim == 4 else arr
 
 
+
+def strided_slice_indices(shape: tuple[int, ...], begin, end, strides, begin_mask: int = 0, end_mask: int = 0,
+                          ellipsis_mask: int = 0, new_axis_mask: int = 0, shrink_axis_mask: int = 0,
+                          offset: bool = False) -> tuple[list[np.ndarray], list[int | None]]:
+    """TFLite / TensorFlow STRIDED_SLICE of a tensor of ``shape``, resolved at load time.
+
+    Returns ``(index, sources)``: ``index[k]`` is the (int64) positions taken along input axis k (one
+    position for a shrunk axis), ``sources`` lists the output axes in order, each the input axis it comes
+    from or None for a new axis of size 1 (shrunk axes do not appear). Follows TensorFlow's dense-spec
+    rules: one ellipsis stands for the axes the spec does not name (an implicit one at the end), a masked
+    begin/end takes the whole range in the stride's direction, negative begin/end count from the end, and
+    the bounds are clamped (to [0, n] going forwards, [-1, n-1] going backwards); with ``offset`` the end is
+    relative to the begin.
+    """
+    rank = len(shape)
+    begin, end, strides = (np.asarray(a, dtype=np.int64).reshape(-1) for a in (begin, end, strides))
+    n = len(begin)
+    if len(end) != n or len(strides) != n:
+        raise WeightsFormatError("STRIDED_SLICE: begin, end and strides differ in length")
+    if bin(ellipsis_mask & ((1 << n) - 1)).count("1") > 1:
+        raise WeightsFormatError("STRIDED_SLICE: more than one ellipsis")
+    if not ellipsis_mask & ((1 << n) - 1):
+        ellipsis_mask |= 1 << n                      # an implicit ellipsis after the last entry
+        begin, end, strides = (np.append(a, v) for a, v in ((begin, 0), (end, 0), (strides, 1)))
+        n += 1
+    named = sum(1 for i in range(n) if not (ellipsis_mask >> i) & 1 and not (new_axis_mask >> i) & 1)
+    if named > rank:
+        raise WeightsFormatError(f"STRIDED_SLICE: {named} axes sliced of a rank-{rank} tensor")
+    index: list[np.ndarray] = []
+    sources: list[int | None] = []
+    for i in range(n):
+        if (ellipsis_mask >> i) & 1:
+            for _ in range(rank - named):
+                sources.append(len(index))
+                index.append(np.arange(shape[len(index)], dtype=np.int64))
+            continue
+        if (new_axis_mask >> i) & 1:
+            sources.append(None)
+            continue
+        k = len(index)
+        d, s = int(shape[k]), int(strides[i])
+        if s == 0:
+            raise WeightsFormatError("STRIDED_SLICE: a stride of 0")
+        if (shrink_axis_mask >> i) & 1:
+            b = int(begin[i]) + (d if begin[i] < 0 else 0)
+            if not 0 <= b < d:
+                raise WeightsFormatError(f"STRIDED_SLICE: index {int(begin[i])} out of an axis of {d}")
+            index.append(np.array([b], dtype=np.int64))
+            continue
+        lo, hi = (0, d) if s > 0 else (-1, d - 1)
+        if (begin_mask >> i) & 1:
+            b = 0 if s > 0 else d - 1
+        else:
+            b = min(max(int(begin[i]) + (d if begin[i] < 0 else 0), lo), hi)
+        if (end_mask >> i) & 1:
+            e = d if s > 0 else -1
+        elif offset:
+            e = min(max(b + int(end[i]), lo), hi)
+        else:
+            e = min(max(int(end[i]) + (d if end[i] < 0 else 0), lo), hi)
+        sources.append(k)
+        index.append(np.arange(b, e, s, dtype=np.int64))
+    return index, sources
+
+
 class _Op(nn.Module):
     """One graph op: reads input slots, writes output slots."""
 
@@ -270,6 +335,84 @@ class _Pool(_Op):
         v[self.outs[0]] = self.act(y) if self.act else y
 
 
+
+def _nhwc(x: torch.Tensor, is4: bool) -> torch.Tensor:
+    """Internal layout -> TFLite layout (a view)."""
+    return x.permute(0, 2, 3, 1) if is4 else x
+
+
+def _internal(y: torch.Tensor, is4: bool) -> torch.Tensor:
+    """TFLite layout -> internal layout (a view)."""
+    return y.permute(0, 3, 1, 2) if is4 else y
+
+
+class _Reduce(_Op):
+    """MEAN / SUM / REDUCE_MAX / REDUCE_MIN over constant axes (TFLite layout, batch axis excluded)."""
+
+    def __init__(self, ins, outs, kind: str, axes: tuple[int, ...], keep: bool, in4: bool, out4: bool):
+        super().__init__(ins, outs)
+        self.kind, self.axes, self.keep, self.in4, self.out4 = kind, axes, keep, in4, out4
+
+    def run(self, v):
+        x = _nhwc(v[self.ins[0]], self.in4)
+        if not self.axes:
+            y = x
+        elif self.kind == "MEAN":
+            y = x.mean(dim=self.axes, keepdim=self.keep)
+        elif self.kind == "SUM":
+            y = x.sum(dim=self.axes, keepdim=self.keep)
+        elif self.kind == "REDUCE_MAX":
+            y = x.amax(dim=self.axes, keepdim=self.keep)
+        else:
+            y = x.amin(dim=self.axes, keepdim=self.keep)
+        v[self.outs[0]] = _internal(y, self.out4)
+
+
+class _StridedSlice(_Op):
+    """STRIDED_SLICE with constant begin/end/strides, resolved at load time (strided_slice_indices)."""
+
+    def __init__(self, ins, outs, index: list[np.ndarray], out_rest: tuple[int, ...], in4: bool, out4: bool):
+        super().__init__(ins, outs)
+        self.in4, self.out4, self.out_rest = in4, out4, out_rest
+        self.steps: list[tuple] = []                # (axis, "narrow", start, length) or (axis, "take", buffer)
+        for k, idx in enumerate(index[1:], start=1):
+            if len(idx) and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+                self.steps.append((k, "narrow", int(idx[0]), len(idx)))
+            else:
+                self.register_buffer(f"i{k}", torch.from_numpy(idx))
+                self.steps.append((k, "take", f"i{k}"))
+
+    def run(self, v):
+        x = _nhwc(v[self.ins[0]], self.in4)
+        for step in self.steps:
+            if step[1] == "narrow":
+                x = x.narrow(step[0], step[2], step[3])
+            else:
+                x = x.index_select(step[0], getattr(self, step[2]))
+        y = x.reshape((x.shape[0],) + self.out_rest)
+        v[self.outs[0]] = _internal(y, self.out4)
+
+
+class _FullyConnected(_Op):
+    """FULLY_CONNECTED: ``y = x @ W.T + b`` over the last axis (TFLite layout)."""
+
+    def __init__(self, ins, outs, weight: np.ndarray, bias: np.ndarray | None, act: str, in4: bool,
+                 out_rest: tuple[int, ...], out4: bool):
+        super().__init__(ins, outs)
+        self.register_buffer("weight", torch.from_numpy(np.ascontiguousarray(weight, np.float32)))
+        self.register_buffer("bias", None if bias is None else torch.from_numpy(np.ascontiguousarray(bias, np.float32)))
+        self.act = _activation(act)
+        self.in4, self.out_rest, self.out4 = in4, out_rest, out4
+
+    def run(self, v):
+        x = _nhwc(v[self.ins[0]], self.in4)
+        y = F.linear(x, self.weight, self.bias)
+        y = y.reshape((y.shape[0],) + self.out_rest)
+        if self.act:
+            y = self.act(y)
+        v[self.outs[0]] = _internal(y, self.out4)
+
+
 # --- the graph -----------------------------------------------------------------------------------
 
 class TFLiteGraph(nn.Module):
@@ -481,6 +624,43 @@ class TFLiteGraph(nn.Module):
                 pads = ((0, 0), (0, 0))
             return _Pool(ins[:1], outs, "max" if name == "MAX_POOL_2D" else "avg", k, stride, pads,
                          o["fused_activation_function"], (h, wd))
+        if name in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"):
+            self._check_runtime(name, ins[:1])
+            in_shape = self._shape(ins[0])
+            rank = len(in_shape)
+            axes = sorted({int(a) % rank for a in self._const(ins[1], name).reshape(-1)}) if rank else []
+            if 0 in axes:
+                raise WeightsFormatError(f"{name} over the batch axis is not supported")
+            keep = bool(o.get("keep_dims", False))
+            return _Reduce(ins[:1], outs, name, tuple(axes), keep, rank == 4, len(self._shape(outs[0])) == 4)
+        if name == "STRIDED_SLICE":
+            self._check_runtime(name, ins[:1])
+            in_shape = self._shape(ins[0])
+            b, e, st = (self._const(i, name) for i in ins[1:4])
+            index, sources = strided_slice_indices(
+                in_shape, b, e, st, o.get("begin_mask", 0), o.get("end_mask", 0), o.get("ellipsis_mask", 0),
+                o.get("new_axis_mask", 0), o.get("shrink_axis_mask", 0), o.get("offset", False))
+            if not sources or sources[0] != 0 or len(index[0]) != 1 or index[0][0] != 0 or in_shape[0] != 1:
+                raise WeightsFormatError("STRIDED_SLICE that does not keep the batch axis whole is not supported")
+            out_rest = tuple(1 if k is None else len(index[k]) for k in sources[1:])
+            if tuple(self._shape(outs[0])[1:]) != out_rest:
+                raise WeightsFormatError(f"STRIDED_SLICE gives {out_rest}, the file says {self._shape(outs[0])[1:]}")
+            return _StridedSlice(ins[:1], outs, index, out_rest, len(in_shape) == 4, len(sources) == 4)
+        if name == "FULLY_CONNECTED":
+            self._check_runtime(name, ins[:1])
+            if o.get("weights_format", 0) != 0:
+                raise WeightsFormatError("FULLY_CONNECTED with shuffled weights is not supported")
+            w = self._const(ins[1], name).astype(np.float32)
+            bias = self._const(ins[2], name).astype(np.float32) if len(ins) > 2 and ins[2] >= 0 else None
+            in_shape, out_shape = self._shape(ins[0]), self._shape(outs[0])
+            if w.ndim != 2 or not in_shape or in_shape[-1] != w.shape[1]:
+                raise WeightsFormatError(f"FULLY_CONNECTED of {in_shape} with weights {w.shape}")
+            if in_shape[0] != 1 or (not o.get("keep_num_dims", False) and int(np.prod(in_shape[1:-1])) != 1):
+                raise WeightsFormatError(f"FULLY_CONNECTED of {in_shape}: only inputs whose rows are the batch "
+                                         "can be made batch-aware")
+            out_rest = tuple(out_shape[1:])
+            return _FullyConnected(ins[:1], outs, w, bias, o.get("fused_activation_function", "NONE"),
+                                   len(in_shape) == 4, out_rest, len(out_shape) == 4)
         raise WeightsFormatError(f"TFLite op {name} is not supported by the engine's TFLite runner")
 
     # --- run ------------------------------------------------------------------------------------

@@ -262,7 +262,13 @@ def _options(name: str, t: _Table | None) -> dict:
     if name == "DEPTH_TO_SPACE":
         return dict(block_size=t.scalar(0, "i"))
     if name == "FULLY_CONNECTED":
-        return dict(fused_activation_function=act(0), keep_num_dims=bool(t.scalar(2, "B")))
+        return dict(fused_activation_function=act(0), weights_format=t.scalar(1, "b", 0),
+                    keep_num_dims=bool(t.scalar(2, "B")))
+    if name in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"):
+        return dict(keep_dims=bool(t.scalar(0, "B")))
+    if name == "STRIDED_SLICE":
+        return dict(begin_mask=t.scalar(0, "i"), end_mask=t.scalar(1, "i"), ellipsis_mask=t.scalar(2, "i"),
+                    new_axis_mask=t.scalar(3, "i"), shrink_axis_mask=t.scalar(4, "i"), offset=bool(t.scalar(5, "B")))
     return {}
 
 
