@@ -178,6 +178,29 @@ def test_the_wrist_follows_a_turned_palm(body, rest):
     assert joint_errors(body, truth_fit, hf.fingers, pts).max() < 0.005
 
 
+def test_the_wrist_follows_the_palm_where_the_body_wrist_jumps_about(body, rest):
+    """The pose landmarks hardly fix a hand's turn: a body fit's wrist may flip by 150-180 degrees from one
+    frame to the next. The hand readings of a steadily turned palm then set the wrist on every frame (the
+    reading is smoothed on its own, not as a difference to the jumping body wrist, which wraps round)."""
+    T = 30
+    turn = np.array([0.5, -0.4, 0.6])
+    truth_fit = make_fit(body, body_pose(T, turn))
+    pts = hand_points(body, truth_fit, both(rest, "point", T))
+    jumpy = body_pose(T)
+    rng = np.random.default_rng(3)
+    for side in ("left", "right"):
+        k = SMPL_JOINT_NAMES.index(f"{side}_wrist")
+        axes = rng.normal(size=(T, 3))
+        axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+        jumpy[:, k] = rotvec_to_rotmat(axes * np.radians(rng.uniform(150.0, 179.0, (T, 1))))
+    body_fit = make_fit(body, jumpy)
+    hf = fit_hands(body_fit, observe(pts), body_fit.frames, rest, FPS, 1.0, SimpleCamera())
+    for side in ("left", "right"):
+        k = SMPL_JOINT_NAMES.index(f"{side}_wrist")
+        after = np.degrees(rotation_angle(np.swapaxes(hf.rotmats[:, k], -1, -2) @ truth_fit.rotmats[:, k]))
+        assert after.max() < 2.0, (side, after.round(1))
+
+
 def test_finger_rotations_reach_the_result_file_and_survive_a_reshape(body, rest, tmp_path):
     from core.result import read_result, write_result
     from core.result.reshape import reshape_person
