@@ -417,7 +417,7 @@ def fit_hands(fit: TrackFit, hands: HandObservations, hand_frames: np.ndarray, r
         q = rotmat_to_quat_wxyz(np.swapaxes(G[:, e], -1, -2) @ R_palm)
         seen = np.flatnonzero(w_wrist > 0)
         q[seen] = quat_continuity(q[seen])
-        q_s = _smooth(q[:, None], w_wrist, fps, strength, rest=q[seen[0]])[:, 0]
+        q_s = _smooth(q[:, None], w_wrist, fps, strength / HAND_SMOOTHING, rest=q[seen[0]])[:, 0]
         target = quat_wxyz_to_rotmat(q_s / np.linalg.norm(q_s, axis=-1, keepdims=True))
         delta = rotmat_to_rotvec(np.swapaxes(L_wh, -1, -2) @ target)
         L_wh_new = L_wh @ rotvec_to_rotmat(beta[:, None] * delta)
