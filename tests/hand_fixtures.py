@@ -63,9 +63,7 @@ def curled_result(n_frames: int = 10, n_people: int = 1):
 
 
 def person_rig(person) -> Rig:
-    return Rig(names=tuple(person.bone_names), parents=np.asarray(person.bone_parents, np.int64),
-               heads=np.asarray(person.bone_heads, np.float64), tails=np.asarray(person.bone_tails, np.float64),
-               matrices=np.asarray(person.bone_matrices, np.float64))
+    return person.rig()
 
 
 def posed_tips(person, names) -> np.ndarray:

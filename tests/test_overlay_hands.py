@@ -119,3 +119,51 @@ def test_capture_preview_video_shows_the_fingers(tmp_path):
     assert len(lit["none"]) == 0
     for k in TIPS:
         assert np.linalg.norm(lit["hands"] - uv[k], axis=1).min() <= 2.0, k
+
+
+def test_capture_preview_meshes_curl_their_fingers(tmp_path):
+    """With the result's people, the overlay's meshes are the result's own skinned meshes (what Blender
+    shows): a curled hand's mesh leaves the place where straight fingertips would be."""
+    from core.body import load_body_model
+    from core.geometry.rotations import rotvec_to_rotmat
+    from core.types import TrackFit
+    from core.video import probe_video
+
+    body = load_body_model("anny")
+    straight = anny_walk(8).people[0]
+    curled = curl_fingers(straight)
+    hw_s, hw_c = hand_joints_world(straight), hand_joints_world(curled)
+    t = 7
+    T = _close_camera(hw_s, t)
+    T[:3, 3] -= [0.0, 0.3, 0.0]  # a little farther back: the whole hand in view
+    src = tmp_path / "black.avi"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (W, H))
+    for _ in range(8):
+        writer.write(np.zeros((H, W, 3), np.uint8))
+    writer.release()
+    info = probe_video(str(src))
+    rot = np.concatenate([rotvec_to_rotmat(straight.global_orient)[:, None], rotvec_to_rotmat(straight.body_pose)], 1)
+    fit = TrackFit(track_id=straight.track_id, frames=straight.frames, observed=np.ones(8, bool), rotmats=rot,
+                   transl=straight.transl, shape=straight.shape, joints=straight.joints)
+    masks = {}
+    for name, p in (("straight", straight), ("curled", curled)):
+        out = tmp_path / f"{name}.avi"
+        p = replace(p, extras={})  # no finger bones drawn: the mesh alone
+        render_capture_preview(str(out), info, body, (fit,), CAMERA, (0, 8), people=[p], T_world_from_cam=T)
+        cap = cv2.VideoCapture(str(out))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(p.frames[t]))
+        ok, frame = cap.read()
+        cap.release()
+        assert ok
+        frame[:40, :200] = 0
+        masks[name] = frame.astype(int)
+    tips_s, tips_c = _pixels(hw_s[t, 0], T), _pixels(hw_c[t, 0], T)
+    lit = {k: v.max(axis=2) > 40 for k, v in masks.items()}
+    for name, tips in (("straight", tips_s), ("curled", tips_c)):  # each mesh covers its own fingertips
+        assert all(lit[name][int(round(tips[k][1])), int(round(tips[k][0]))] for k in TIPS[1:]), name
+    # Between the knuckles and the straight fingertips the picture changed: the fingers moved in the mesh.
+    x0, y0 = np.floor(np.minimum(tips_s[5], tips_s[list(TIPS)]).min(0)).astype(int)
+    x1, y1 = np.ceil(np.maximum(tips_s[17], tips_s[list(TIPS)]).max(0)).astype(int)
+    box = (slice(max(y0, 0), min(y1, H)), slice(max(x0, 0), min(x1, W)))
+    changed = (np.abs(masks["straight"] - masks["curled"]).max(axis=2) > 30)[box]
+    assert changed.mean() > 0.02, changed.mean()  # 0 when the meshes keep rest fingers

@@ -165,12 +165,22 @@ def render_capture_preview(
             if person.extras and person.extras.get("hand_confidence") is not None:
                 hands.append((person, {int(f): t for t, f in enumerate(person.frames)}, hand_joints_world(person)))
 
+    # With the result's people, each mesh is the result's own (its rig and skinning, fingers and planted
+    # feet included: what Blender shows), taken into the camera frame; otherwise the fit's body.
+    by_track = {int(p.track_id): p for p in people} if people is not None and T_world_from_cam is not None else {}
+    T_cw = None if T_world_from_cam is None else np.linalg.inv(np.asarray(T_world_from_cam, np.float64))
+
     def vertices(k: int, t: int) -> np.ndarray:
         """Vertices of person k at its local frame t, posed in chunks of 32 frames."""
         c0 = (t // 32) * 32
         if cache.get(k, (None,))[0] != c0:
             fit = fits[k]
             sl = slice(c0, min(c0 + 32, len(fit.frames)))
+            person = by_track.get(int(fit.track_id))
+            if person is not None and np.array_equal(person.frames, fit.frames):
+                v = person.posed_vertices(sl.start, sl.stop)
+                cache[k] = (c0, (v @ T_cw[:3, :3].T + T_cw[:3, 3]).astype(np.float32))
+                return cache[k][1][t - c0]
             with torch.no_grad():
                 out = body(torch.as_tensor(fit.rotmats[sl], dtype=torch.float32, device=device),
                            torch.as_tensor(fit.transl[sl], dtype=torch.float32, device=device),

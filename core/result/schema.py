@@ -63,6 +63,24 @@ class PersonResult:
                    heads=np.asarray(self.bone_heads, np.float64), tails=np.asarray(self.bone_tails, np.float64),
                    matrices=np.asarray(self.bone_matrices, np.float64))
 
+    def posed_vertices(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The skinned mesh ``(n, V, 3)`` (world, metres) on frames ``start:stop`` of this person, posed by
+        the rig's pose-bone keys with its four-influence linear blend skinning: what Blender shows,
+        fingers included."""
+        from ..geometry.rig import posed_bone_frames
+
+        rig = self.rig()
+        sl = slice(start, stop)
+        heads, orients = posed_bone_frames(rig, self.bone_rotations[sl], self.root_location[sl])
+        R = orients @ np.swapaxes(rig.matrices, -1, -2)[None]  # (n, B, 3, 3) each bone's turn from rest
+        t = heads - np.einsum("nbij,bj->nbi", R, rig.heads)
+        v = np.asarray(self.rest_vertices, np.float64)
+        idx, w = np.asarray(self.skin_indices), np.asarray(self.skin_weights, np.float64)
+        out = np.zeros((len(R), len(v), 3))
+        for k in range(idx.shape[1]):
+            out += w[None, :, k, None] * (np.einsum("nvij,vj->nvi", R[:, idx[:, k]], v) + t[:, idx[:, k]])
+        return out
+
     def validate(self) -> None:
         T = len(self.frames)
         B = len(self.bone_names)
