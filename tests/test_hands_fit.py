@@ -201,6 +201,40 @@ def test_the_wrist_follows_the_palm_where_the_body_wrist_jumps_about(body, rest)
         assert after.max() < 2.0, (side, after.round(1))
 
 
+def test_the_arm_reaches_where_the_hand_was_read(body, rest):
+    """A body fit whose arms are off (each shoulder 15 degrees off the truth: the hand 10+ cm away) swings
+    each arm about its shoulder until the palm's centre lies where the hand model read it in the image;
+    the hand keeps the orientation the palm reading gave it."""
+    from core.fit.hands import PALM_POINTS, with_hands
+    from core.geometry.kinematics import global_rotations
+
+    T = 20
+    truth_fit = make_fit(body, body_pose(T))
+    pts = hand_points(body, truth_fit, both(rest, "point", T))
+    off = body_pose(T)
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        k = SMPL_JOINT_NAMES.index(f"{side}_shoulder")
+        off[:, k] = rotvec_to_rotmat(np.array([0.0, 0.0, 0.26 * sign])) @ off[:, k]
+    body_fit = make_fit(body, off)
+    obs = observe(pts)
+    cam = SimpleCamera()
+    J0 = body.rest_joints().double().numpy()
+    placed = {}
+    for reach in (False, True):
+        hf = fit_hands(body_fit, obs, body_fit.frames, rest, FPS, 1.0, cam, reach=reach)
+        got = hand_points(body, with_hands(body_fit, hf, J0), hf.fingers)
+        centre = got[:, :, list(PALM_POINTS)].mean(2)
+        uv = np.stack([cam.fx * centre[..., 0] / centre[..., 2] + cam.cx, cam.fy * centre[..., 1] / centre[..., 2] + cam.cy], -1)
+        read = obs.keypoints[:, :, list(PALM_POINTS), :2].mean(2)
+        placed[reach] = (np.linalg.norm(uv - read, axis=-1), global_rotations(hf.rotmats))
+    assert placed[False][0].min() > 20.0  # pixels: the hands are off without the reach
+    assert placed[True][0].max() < 2.0
+    for side in ("left", "right"):  # the hand's own orientation stays the palm reading's
+        k = SMPL_JOINT_NAMES.index(f"{side}_hand")
+        turn = rotation_angle(np.swapaxes(placed[False][1][:, k], -1, -2) @ placed[True][1][:, k])
+        assert np.degrees(turn).max() < 0.5
+
+
 def test_finger_rotations_reach_the_result_file_and_survive_a_reshape(body, rest, tmp_path):
     from core.result import read_result, write_result
     from core.result.reshape import reshape_person
