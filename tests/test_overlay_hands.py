@@ -37,6 +37,18 @@ def _segment_distance(px, a, b):
     return np.linalg.norm(px - (a + s[:, None] * d), axis=1)
 
 
+def _black_video(tmp_path, n: int = 8):
+    """A black clip of ``n`` frames (W x H) to draw overlays on; its VideoInfo."""
+    from core.video import probe_video
+
+    src = tmp_path / "black.avi"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (W, H))
+    for _ in range(n):
+        writer.write(np.zeros((H, W, 3), np.uint8))
+    writer.release()
+    return probe_video(str(src))
+
+
 def _drawn(img):
     return np.argwhere(img.max(axis=2) > 40)[:, ::-1].astype(float)  # (x, y) of the lit pixels
 
@@ -91,18 +103,11 @@ def test_finger_bones_drawn_where_the_curled_fingers_project():
 
 def test_capture_preview_video_shows_the_fingers(tmp_path):
     """The overlay video itself (no meshes, black footage): the fingertips are lit, and not without hands."""
-    from core.video import probe_video
-
     person = curl_fingers(anny_walk(8).people[0])
     hw = hand_joints_world(person)
     t = 7
     T = _close_camera(hw, t)
-    src = tmp_path / "black.avi"
-    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (W, H))
-    for _ in range(8):
-        writer.write(np.zeros((H, W, 3), np.uint8))
-    writer.release()
-    info = probe_video(str(src))
+    info = _black_video(tmp_path)
     uv = _pixels(hw[t, 0], T)
     lit = {}
     for name, p in (("hands", person), ("none", replace(person, extras={}))):
@@ -127,7 +132,6 @@ def test_capture_preview_meshes_curl_their_fingers(tmp_path):
     from core.body import load_body_model
     from core.geometry.rotations import rotvec_to_rotmat
     from core.types import TrackFit
-    from core.video import probe_video
 
     body = load_body_model("anny")
     straight = anny_walk(8).people[0]
@@ -136,12 +140,7 @@ def test_capture_preview_meshes_curl_their_fingers(tmp_path):
     t = 7
     T = _close_camera(hw_s, t)
     T[:3, 3] -= [0.0, 0.3, 0.0]  # a little farther back: the whole hand in view
-    src = tmp_path / "black.avi"
-    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (W, H))
-    for _ in range(8):
-        writer.write(np.zeros((H, W, 3), np.uint8))
-    writer.release()
-    info = probe_video(str(src))
+    info = _black_video(tmp_path)
     rot = np.concatenate([rotvec_to_rotmat(straight.global_orient)[:, None], rotvec_to_rotmat(straight.body_pose)], 1)
     fit = TrackFit(track_id=straight.track_id, frames=straight.frames, observed=np.ones(8, bool), rotmats=rot,
                    transl=straight.transl, shape=straight.shape, joints=straight.joints)

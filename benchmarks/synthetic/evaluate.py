@@ -337,6 +337,21 @@ def evaluate_13(pred: list[dict], gt: list[dict]) -> dict:
 
 # --- MediaPipe baseline -----------------------------------------------------------------------
 
+def video_rgb_frames(video_path: str):
+    """Every frame of a video as RGB ``(H, W, 3)`` uint8, in order (for the MediaPipe references)."""
+    import cv2
+
+    cap = cv2.VideoCapture(video_path)
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
 def mediapipe_baseline(video_path: str, model_complexity: int = 1) -> list[dict]:
     """MediaPipe legacy Pose (video mode) on every frame -> one 'person' in COMMON13 joint order.
 
@@ -344,27 +359,19 @@ def mediapipe_baseline(video_path: str, model_complexity: int = 1) -> list[dict]
     camera-frame joints up to a translation (root-aligned metrics only). Frames without a detection
     are left out.
     """
-    import cv2
     import mediapipe as mp
 
-    cap = cv2.VideoCapture(video_path)
     frames, cams, px = [], [], []
     with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=model_complexity) as pose:
-        f = 0
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            h, w = bgr.shape[:2]
-            r = pose.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        for f, rgb in enumerate(video_rgb_frames(video_path)):
+            h, w = rgb.shape[:2]
+            r = pose.process(rgb)
             if r.pose_world_landmarks is not None and r.pose_landmarks is not None:
                 wl = np.array([[l.x, l.y, l.z] for l in r.pose_world_landmarks.landmark])
                 il = np.array([[l.x * w, l.y * h] for l in r.pose_landmarks.landmark])
                 cams.append(_to_common13(wl))
                 px.append(_to_common13(il))
                 frames.append(f)
-            f += 1
-    cap.release()
     if not frames:
         return []
     return [{"frames": np.array(frames), "joints_cam": np.array(cams), "joints_2d": np.array(px), "joints_world": None}]

@@ -262,19 +262,16 @@ def mediapipe_hands(video_path: str, max_hands: int = 2, model_complexity: int =
     """MediaPipe Hands (legacy solution, video mode) on every frame: per frame a list of detections, each
     ``side`` (0 = the person's left: MediaPipe labels handedness as if the image were mirrored, so its
     "Right" is the person's left in an ordinary video), ``score``, ``px (21, 2)`` and ``world (21, 3)``."""
-    import cv2
     import mediapipe as mp
 
-    cap = cv2.VideoCapture(video_path)
+    from .evaluate import video_rgb_frames
+
     out = []
     with mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=max_hands, model_complexity=model_complexity,
                                   min_detection_confidence=0.5, min_tracking_confidence=0.5) as hands:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            h, w = bgr.shape[:2]
-            r = hands.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        for rgb in video_rgb_frames(video_path):
+            h, w = rgb.shape[:2]
+            r = hands.process(rgb)
             dets = []
             if r.multi_hand_landmarks:
                 for lm, wl, hd in zip(r.multi_hand_landmarks, r.multi_hand_world_landmarks, r.multi_handedness):
@@ -283,7 +280,6 @@ def mediapipe_hands(video_path: str, max_hands: int = 2, model_complexity: int =
                                  "px": np.array([[q.x * w, q.y * h] for q in lm.landmark]),
                                  "world": np.array([[q.x, q.y, q.z] for q in wl.landmark])})
             out.append(dets)
-    cap.release()
     return out
 
 

@@ -36,7 +36,17 @@ import numpy as np
 from . import evaluate_hands as eh
 from . import suite
 from .fingers import HandRenderConfig, hands_config_hash, render_hands
-from .run_all import DEFAULT_CACHE, REPO, engine_has_capture, engine_hash, git_head, machine, run_capture, write_section
+from .run_all import (
+    DEFAULT_CACHE,
+    REPO,
+    cached_render,
+    engine_has_capture,
+    engine_hash,
+    git_head,
+    machine,
+    run_capture,
+    write_section,
+)
 from .suite import ClipSpec, _m, _p
 
 WIDTH, HEIGHT, FPS, DURATION_S, SAMPLES = 960, 540, 25.0, 1.0, 2
@@ -81,20 +91,7 @@ def ensure_render(spec: ClipSpec, data: str, cache: str) -> tuple[str, str, dict
     paths = suite.source_paths(spec, data)
     cfg = render_config(spec)
     out = os.path.join(cache, f"hands_{spec.name}-{hands_config_hash(paths, cfg)}")
-    video, gt = os.path.join(out, f"{spec.name}.mp4"), os.path.join(out, f"{spec.name}_gt.npz")
-    info_path = os.path.join(out, "render_info.json")
-    if os.path.isfile(video) and os.path.isfile(gt) and os.path.isfile(info_path):
-        log(f"hands: {spec.name}: cached render {out}")
-        with open(info_path) as fh:
-            return video, gt, json.load(fh)
-    t0 = time.time()
-    info = render_hands(paths, out, spec.name, cfg, progress=log)
-    info["seconds_total"] = time.time() - t0
-    with open(info_path, "w") as fh:
-        json.dump(info, fh)
-    log(f"hands: {spec.name}: rendered {info['frames']} frames in {info['seconds_total']:.0f} s "
-        f"({info['seconds_per_frame']:.2f} s/frame)")
-    return video, gt, info
+    return cached_render(out, spec.name, lambda o: render_hands(paths, o, spec.name, cfg, progress=log), "hands")
 
 
 def mediapipe_scores(video: str, gt_hands: list[dict]) -> dict:

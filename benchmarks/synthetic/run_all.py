@@ -134,25 +134,31 @@ def cached_renders(split: str, want, tool: str, cache: str = DEFAULT_CACHE):
         yield spec, found[-1], gt
 
 
+def cached_render(out: str, name: str, draw, who: str = "run_all") -> tuple[str, str, dict]:
+    """``OUTDIR/NAME.mp4`` and its ground truth, drawn by ``draw(out)`` (returns the render info) unless
+    already there; returns (video, gt, render info with the total seconds)."""
+    video, gt = os.path.join(out, f"{name}.mp4"), os.path.join(out, f"{name}_gt.npz")
+    info_path = os.path.join(out, "render_info.json")
+    if os.path.isfile(video) and os.path.isfile(gt) and os.path.isfile(info_path):
+        log(f"{who}: {name}: cached render {out}")
+        with open(info_path) as fh:
+            return video, gt, json.load(fh)
+    t0 = time.time()
+    info = draw(out)
+    info["seconds_total"] = time.time() - t0
+    with open(info_path, "w") as fh:
+        json.dump(info, fh)
+    log(f"{who}: {name}: rendered {info['frames']} frames in {info['seconds_total']:.0f} s "
+        f"({info['seconds_per_frame']:.2f} s/frame)")
+    return video, gt, info
+
+
 def ensure_render(spec: suite.ClipSpec, data: str, cache: str, quick: bool) -> tuple[str, str, dict]:
     """Render the clip unless cached; returns (video, gt, render info)."""
     paths = suite.source_paths(spec, data)
     cfg = suite.render_config(spec, quick=quick)
     out = os.path.join(cache, f"{spec.name}-{config_hash(paths, cfg)}")
-    video, gt = os.path.join(out, f"{spec.name}.mp4"), os.path.join(out, f"{spec.name}_gt.npz")
-    info_path = os.path.join(out, "render_info.json")
-    if os.path.isfile(video) and os.path.isfile(gt) and os.path.isfile(info_path):
-        log(f"run_all: {spec.name}: cached render {out}")
-        with open(info_path) as fh:
-            return video, gt, json.load(fh)
-    t0 = time.time()
-    info = render(paths, out, spec.name, cfg, progress=log)
-    info["seconds_total"] = time.time() - t0
-    with open(info_path, "w") as fh:
-        json.dump(info, fh)
-    log(f"run_all: {spec.name}: rendered {info['frames']} frames in {info['seconds_total']:.0f} s "
-        f"({info['seconds_per_frame']:.2f} s/frame)")
-    return video, gt, info
+    return cached_render(out, spec.name, lambda o: render(paths, o, spec.name, cfg, progress=log))
 
 
 def baseline_scores(video: str, gt_people: list[dict]) -> dict:
