@@ -120,6 +120,7 @@ DENSEPOSE_CHECKPOINT = "model_final_162be9.pkl"  # the engine's default, under <
 STAGE_LABELS = {
     "starting": "Starting",
     "landmarks": "Finding people",
+    "hands": "Reading hands",
     "densepose": "DensePose",
     "fit": "Fitting bodies",
     "ground": "Ground contact",
