@@ -307,11 +307,11 @@ class AnnyBody(BodyModel):
     def _tpose_heads(self, shape: torch.Tensor) -> np.ndarray:
         """Every Anny bone head in the canonical T-pose ``(104, 3)`` (moved rigidly with its group)."""
         c = self._coeffs(shape)
-        hA = (self.h_template + torch.einsum("bk,kjc->bjc", c, self.h_dirs))[0].double().numpy()
+        hA = (self.h_template + torch.einsum("bk,kjc->bjc", c, self.h_dirs))[0].double().cpu().numpy()
         _, JA = self._rest_state(shape)
-        JT = self._tpose_joints(JA)[0].double().numpy()
-        JA = JA[0].double().numpy()
-        Rc = self.rest_correction.double().numpy()
+        JT = self._tpose_joints(JA)[0].double().cpu().numpy()
+        JA = JA[0].double().cpu().numpy()
+        Rc = self.rest_correction.double().cpu().numpy()
         g = self.anny_bone_group
         return np.einsum("bij,bj->bi", Rc[g], hA - JA[g]) + JT[g]
 
@@ -321,8 +321,8 @@ class AnnyBody(BodyModel):
         C = R_BLENDER_FROM_CANON
         with torch.no_grad():
             shape_t = self._batched_shape(shape)
-            eye = torch.eye(3, dtype=self.dtype).expand(1, 24, 3, 3)
-            out = self(eye, torch.zeros(1, 3, dtype=self.dtype), shape_t)
+            eye = torch.eye(3, dtype=self.dtype, device=self.device).expand(1, 24, 3, 3)
+            out = self(eye, torch.zeros(1, 3, dtype=self.dtype, device=self.device), shape_t)
             vT = out.vertices[0].double().cpu().numpy()
             JT = out.joints[0].double().cpu().numpy()
             heads_canon = self._tpose_heads(shape_t)
