@@ -24,3 +24,21 @@ def pose_models():
     from core.track.perception import load_pose_models
 
     return load_pose_models("cpu")
+
+
+@pytest.fixture
+def addon():
+    """A fresh empty scene with the Doppel add-on enabled (as Blender enables it); disabled afterwards.
+    For the tests that run in Blender as a Python module (they importorskip bpy first)."""
+    import bpy
+    import addon_utils  # comes with bpy
+
+    def _raise(exc):
+        raise exc
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    mod = addon_utils.enable("blender_addon", default_set=True, handle_error=_raise)
+    assert mod is not None
+    yield mod
+    mod.ops.cancel_running()
+    addon_utils.disable("blender_addon", default_set=True, handle_error=_raise)

@@ -36,17 +36,6 @@ VIDEOS = os.path.join(ROOT, "..", "shared", "data", "videos")
 
 # ---------------------------------------------------------------- fixtures and helpers
 
-@pytest.fixture
-def addon():
-    """A fresh empty scene with the add-on enabled (as Blender enables it); disabled afterwards."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    mod = addon_utils.enable(PKG, default_set=True, handle_error=_raise)
-    assert mod is not None
-    yield mod
-    mod.ops.cancel_running()
-    addon_utils.disable(PKG, default_set=True, handle_error=_raise)
-
-
 def _raise(exc):
     raise exc
 

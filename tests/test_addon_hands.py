@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed; pip install bpy==5.0.1")
-import addon_utils  # noqa: E402  (comes with bpy)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -18,21 +17,7 @@ if ROOT not in sys.path:
 from core.result import write_result  # noqa: E402
 from tests.hand_fixtures import curled_result, finger_bone_names, posed_tips  # noqa: E402
 
-PKG = "blender_addon"
-
-
-def _raise(exc):
-    raise exc
-
-
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    mod = addon_utils.enable(PKG, default_set=True, handle_error=_raise)
-    assert mod is not None
-    yield mod
-    mod.ops.cancel_running()
-    addon_utils.disable(PKG, default_set=True, handle_error=_raise)
+PKG = "blender_addon"  # the add-on's module (fixture ``addon`` in conftest.py enables it)
 
 
 def test_baked_action_poses_the_fingers_as_the_result(addon, tmp_path):
