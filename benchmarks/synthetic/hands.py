@@ -40,6 +40,7 @@ from .run_all import (
     DEFAULT_CACHE,
     REPO,
     cached_render,
+    chosen_clips,
     engine_has_capture,
     engine_hash,
     git_head,
@@ -226,18 +227,9 @@ def main(argv=None) -> int:
     ap.add_argument("--report", default=os.path.join(REPO, "docs", "BENCHMARKS.md"))
     args = ap.parse_args(argv)
 
-    specs = hand_clips(args.split)
-    if args.only:
-        unknown = set(args.only) - {c.name for c in specs}
-        if unknown:
-            log(f"hands: not in split {args.split}: {sorted(unknown)}")
-            return 2
-        specs = [c for c in specs if c.name in args.only]
-    missing = [f for c in specs for f in suite.source_paths(c, args.data) if not os.path.isfile(f)]
-    if missing:
-        log(f"hands: motion capture not found: {missing[:3]}")
+    specs = chosen_clips(hand_clips(args.split), args, "hands")
+    if specs is None:
         return 2
-    os.makedirs(args.cache, exist_ok=True)
     has_capture = engine_has_capture() and not args.render_only
     extra = ["--progress", "none"] + shlex.split(args.engine_args)
     ehash = engine_hash(extra) if has_capture else ""

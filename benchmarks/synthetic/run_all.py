@@ -134,6 +134,23 @@ def cached_renders(split: str, want, tool: str, cache: str = DEFAULT_CACHE):
         yield spec, found[-1], gt
 
 
+def chosen_clips(specs: list, args, who: str) -> list | None:
+    """The clips of ``specs`` that ``--only`` names (all without it), with their motion capture present and
+    the cache folder made; None (after one line saying why) when a name is unknown or a file is missing."""
+    if args.only:
+        unknown = set(args.only) - {c.name for c in specs}
+        if unknown:
+            log(f"{who}: not in split {args.split}: {sorted(unknown)}")
+            return None
+        specs = [c for c in specs if c.name in args.only]
+    missing = [f for c in specs for f in suite.source_paths(c, args.data) if not os.path.isfile(f)]
+    if missing:
+        log(f"{who}: motion capture not found (see ../shared/data/SOURCES.md): {missing[:3]}")
+        return None
+    os.makedirs(args.cache, exist_ok=True)
+    return specs
+
+
 def cached_render(out: str, name: str, draw, who: str = "run_all") -> tuple[str, str, dict]:
     """``OUTDIR/NAME.mp4`` and its ground truth, drawn by ``draw(out)`` (returns the render info) unless
     already there; returns (video, gt, render info with the total seconds)."""
@@ -445,18 +462,9 @@ def main(argv=None) -> int:
     global ENGINE_DIR
     ENGINE_DIR = os.path.abspath(args.engine_dir)
 
-    specs = suite.clips(args.split)
-    if args.only:
-        unknown = set(args.only) - {c.name for c in specs}
-        if unknown:
-            log(f"run_all: not in split {args.split}: {sorted(unknown)}")
-            return 2
-        specs = [c for c in specs if c.name in args.only]
-    missing = [f for c in specs for f in suite.source_paths(c, args.data) if not os.path.isfile(f)]
-    if missing:
-        log(f"run_all: motion capture not found (see ../shared/data/SOURCES.md): {missing[:3]}")
+    specs = chosen_clips(suite.clips(args.split), args, "run_all")
+    if specs is None:
         return 2
-    os.makedirs(args.cache, exist_ok=True)
     has_capture = engine_has_capture() and not args.render_only
     extra = ["--progress", "none"] + shlex.split(args.engine_args) + \
         ([] if args.iterations is None else ["--iterations", str(int(args.iterations))])
