@@ -18,6 +18,28 @@ J = {n: i for i, n in enumerate((
     "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand"))}
 HIP_BLEND = 0.25  # fraction of the way from the hip joint to the outer hip surface
 
+# Where BlazePose marks its landmarks, relative to the points chosen by geometry below (metres, canonical
+# frame; x for the left side, mirrored for the right; the mean of both sides): measured on the synthetic
+# suite's development clips by least squares over 428 person-frames, the landmark model's 2-D points
+# against the rendered body's (scripts/calibrate_landmarks.py; docs/BENCHMARKS.md "Landmark placement").
+# Its hips sit 4 cm nearer the middle and 3 cm further forward than the joints blended outwards, its
+# ankles 3.4 cm above the ankle joint, its face points 3-4 cm behind the skin (the ears 5 cm inside).
+# Left at the old points, the fit leaned every body back (5 degrees; 11 with the 2-D term alone) to bring
+# its hips forward onto the model's. Heels and toes stay on the sole: the ground terms stand on them.
+# Each row: landmark name ({s}: left/right), the joint it moves with, the offset, the joints whose
+# directions and the skin groups whose vertices carry the offset (see _offset_point).
+BLAZEPOSE_OFFSETS = (
+    ("{s}_hip", "{s}_hip", (-0.041, 0.006, 0.032), ("pelvis", "{s}_knee"), ("pelvis", "{s}_hip", "spine1")),
+    ("{s}_knee", "{s}_knee", (-0.004, 0.014, -0.012), ("{s}_hip", "{s}_ankle"), ("{s}_hip", "{s}_knee")),
+    ("{s}_ankle", "{s}_ankle", (0.0, 0.034, 0.0), ("{s}_knee", "{s}_foot"), ("{s}_knee", "{s}_ankle")),
+    ("nose", "head", (0.0, 0.026, -0.039), ("neck",), ("head",)),
+    ("{s}_eye_inner", "head", (-0.006, 0.006, -0.036), ("neck",), ("head",)),
+    ("{s}_eye", "head", (-0.010, 0.010, -0.036), ("neck",), ("head",)),
+    ("{s}_eye_outer", "head", (-0.018, 0.009, -0.036), ("neck",), ("head",)),
+    ("{s}_ear", "head", (-0.050, -0.004, 0.039), ("neck",), ("head",)),
+    ("mouth_{s}", "head", (-0.008, 0.021, -0.027), ("neck",), ("head",)),
+)
+
 
 def _nearest(verts, cand, point):
     idx = np.flatnonzero(cand) if cand is not None and np.any(cand) else np.arange(len(verts))
@@ -38,6 +60,31 @@ def _argbest(verts, cand, score, fallback_point):
         return _nearest(verts, None, fallback_point)
     idx = np.flatnonzero(cand)
     return int(idx[np.argmax(score[idx])])
+
+
+def _offset_point(verts, joints, group, j0: int, target, dir_joints, groups, radius: float = 0.15):
+    """``target`` as ``joint j0 + sum_i w_i (B_i - joint j0)`` over the joints ``dir_joints`` and two skin
+    vertices of ``groups`` near it: a point inside the body that moves with the skin around it. Returns
+    (joint weights {joint: w}, [(vertex, w), (vertex, w)])."""
+    base = joints[j0]
+    d = np.asarray(target, np.float64) - base
+    Dj = np.stack([joints[j] - base for j in dir_joints], 1)  # (3, k)
+    cand = np.flatnonzero(np.isin(group, groups) & (np.linalg.norm(verts - target, axis=1) < radius))
+    if len(cand) < 2:
+        cand = np.argsort(np.linalg.norm(verts - target, axis=1))[:40]
+    cand = cand[np.argsort(np.linalg.norm(verts[cand] - target, axis=1))[:40]]
+    Dv = verts[cand] - base  # (C, 3)
+    best = None
+    k = Dj.shape[1]
+    for a in range(len(cand)):
+        for b in range(a + 1, len(cand)):
+            A = np.concatenate([Dj, Dv[[a, b]].T], 1)  # (3, k + 2)
+            w = np.linalg.solve(A.T @ A + 1e-3 * np.eye(k + 2), A.T @ d)  # small weights: little skin deformation
+            cost = float(np.sum((A @ w - d) ** 2) + 1e-3 * np.sum(w ** 2))
+            if best is None or cost < best[0]:
+                best = (cost, w, (int(cand[a]), int(cand[b])))
+    _, w, (va, vb) = best
+    return {j: float(w[i]) for i, j in enumerate(dir_joints)}, [(va, float(w[k])), (vb, float(w[k + 1]))]
 
 
 def landmark_spec(verts: np.ndarray, joints: np.ndarray, group: np.ndarray, eye_centers=None, eye_verts=None,
@@ -128,4 +175,24 @@ def landmark_spec(verts: np.ndarray, joints: np.ndarray, group: np.ndarray, eye_
             sole = foot
         set_vertex(f"{side}_heel", _argbest(verts, sole, -verts[:, 2], aj + [0, -0.06, -0.06]))
         set_vertex(f"{side}_foot_index", _argbest(verts, foot, verts[:, 2], joints[J[f"{side}_foot"]]))
+    # Where BlazePose puts them (BLAZEPOSE_OFFSETS), realised from joints and the skin around them.
+    done = set()
+    for side, sgn in (("left", 1.0), ("right", -1.0)):
+        for name, joint, off, dirs, vgroups in BLAZEPOSE_OFFSETS:
+            k = L[name.format(s=side)]
+            if k in done:  # the nose: one landmark for both sides
+                continue
+            done.add(k)
+            current = jw[k] @ joints + vw[k] @ verts[vi[k]]
+            x = sgn * off[0] if "{s}" in name else 0.0
+            target = current + np.array([x, off[1], off[2]])
+            j0 = J[joint.format(s=side)]
+            jws, vws = _offset_point(verts, joints, group, j0, target, [J[n.format(s=side)] for n in dirs],
+                                     [J[n.format(s=side)] for n in vgroups])
+            jw[k] = 0.0
+            jw[k, j0] = 1.0 - sum(jws.values()) - sum(w for _, w in vws)
+            for j, w in jws.items():
+                jw[k, j] += w
+            for m, (v, w) in enumerate(vws):
+                vi[k, m], vw[k, m] = v, w
     return jw, vi, vw
