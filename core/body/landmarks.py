@@ -79,8 +79,8 @@ def _offset_point(verts, joints, group, j0: int, target, dir_joints, groups, rad
     for a in range(len(cand)):
         for b in range(a + 1, len(cand)):
             A = np.concatenate([Dj, Dv[[a, b]].T], 1)  # (3, k + 2)
-            w = np.linalg.solve(A.T @ A + 1e-3 * np.eye(k + 2), A.T @ d)  # small weights: little skin deformation
-            cost = float(np.sum((A @ w - d) ** 2) + 1e-3 * np.sum(w ** 2))
+            w = np.linalg.solve(A.T @ A + 1e-5 * np.eye(k + 2), A.T @ d)  # small weights: little skin deformation
+            cost = float(np.sum((A @ w - d) ** 2) + 1e-5 * np.sum(w ** 2))
             if best is None or cost < best[0]:
                 best = (cost, w, (int(cand[a]), int(cand[b])))
     _, w, (va, vb) = best
