@@ -122,9 +122,17 @@ def test_anny_landmarks(anny_model):
     v = out.vertices[0].numpy()
     j = out.joints[0].numpy()
     assert lm.shape == (33, 3)
-    # Hand and foot landmarks are mesh vertices (heels and toes on the sole: the ground terms stand on them).
-    for name in ("left_index", "right_pinky", "left_heel", "right_foot_index"):
+    # Hand landmarks are mesh vertices.
+    for name in ("left_index", "right_pinky"):
         assert np.min(np.linalg.norm(v - lm[LM(name)], axis=1)) < 1e-6
+    # The feet stand on sole points (heels, toe tips: what the ground terms use); BlazePose's heel sits
+    # 2.6 cm above and 2.4 cm in front of the sole's back, its foot index 4.5 cm behind the toe tip.
+    sole = v[m.sole_vertex_index.numpy()]
+    assert np.all(sole[:, 1] < v[:, 1].min() + 0.03)
+    np.testing.assert_allclose(m.pose_foot_points(rot, torch.zeros(1, 3))[0].numpy(), sole, atol=1e-6)
+    for k, (heel, toe) in enumerate(((LM("left_heel"), LM("left_foot_index")), (LM("right_heel"), LM("right_foot_index")))):
+        np.testing.assert_allclose((lm[heel] - sole[k])[1:], [0.026, 0.024], atol=0.002)
+        np.testing.assert_allclose((lm[toe] - sole[2 + k])[1:], [0.002, -0.045], atol=0.002)
     # Face points sit where BlazePose marks them: 3-4 cm inside the face's skin (core.body.landmarks).
     face_front = v[(np.abs(v[:, 0]) < 0.01) & (np.abs(v[:, 1] - lm[LM("nose"), 1]) < 0.02), 2].max()
     assert 0.025 < face_front - lm[LM("nose"), 2] < 0.06

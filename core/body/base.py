@@ -199,7 +199,14 @@ class BodyModel(torch.nn.Module):
         """The 33 BlazePose landmarks ``(N, 33, 3)`` on the posed body (same frame as ``out``)."""
         return self.landmarks_from(out.joints, out.vertices[:, self.lm_vertex_index])
 
-    def _set_landmarks(self, joint_weights: np.ndarray, vertex_index: np.ndarray, vertex_weights: np.ndarray) -> None:
+    def pose_foot_points(self, rotmats: torch.Tensor, transl: torch.Tensor, shape=None) -> torch.Tensor:
+        """The sole points ``(N, 4, 3)`` under the heels and at the toe tips (``FOOT_LANDMARKS`` order: left
+        heel, right heel, left toe, right toe), where the feet stand on the ground; skins only those."""
+        return self(rotmats, transl, shape, vertex_ids=self.sole_vertex_index).vertices
+
+    def _set_landmarks(self, joint_weights: np.ndarray, vertex_index: np.ndarray, vertex_weights: np.ndarray,
+                       sole: np.ndarray) -> None:
+        self.register_buffer("sole_vertex_index", torch.as_tensor(sole, dtype=torch.long), persistent=False)
         self.register_buffer("lm_joint_weights", torch.as_tensor(joint_weights, dtype=self.dtype), persistent=False)
         self.register_buffer("lm_vertex_index", torch.as_tensor(vertex_index, dtype=torch.long), persistent=False)
         self.register_buffer("lm_vertex_weights", torch.as_tensor(vertex_weights, dtype=self.dtype), persistent=False)
@@ -209,23 +216,24 @@ class BodyModel(torch.nn.Module):
         raise NotImplementedError
 
     def foot_geometry(self, shape=None) -> tuple[np.ndarray, np.ndarray]:
-        """Where the heel and toe landmarks sit on the feet: offsets ``(2, 2, 3)`` [side (left, right),
-        point (heel, toe)] in the frame of the joint that carries them (heel: the ankle, toe: the foot
-        joint), body canonical axes, and their heights ``(2, 2)`` above the sole of the rest pose."""
-        from ..skeletons import LM, SMPL_LEGS
+        """Where the sole points (``pose_foot_points``) sit on the feet: offsets ``(2, 2, 3)`` [side (left,
+        right), point (heel, toe)] in the frame of the joint that carries them (heel: the ankle, toe: the
+        foot joint), body canonical axes, and their heights ``(2, 2)`` above the sole of the rest pose."""
+        from ..skeletons import SMPL_LEGS
 
         with torch.no_grad():
             eye = torch.eye(3, dtype=self.dtype, device=self.device).expand(1, 24, 3, 3)
             zero = torch.zeros(1, 3, dtype=self.dtype, device=self.device)
             out = self(eye, zero, shape)
-            lms = self.landmarks(out)[0].double().cpu().numpy()
+            pts = out.vertices[0, self.sole_vertex_index].double().cpu().numpy()  # FOOT_LANDMARKS order
             J = out.joints[0].double().cpu().numpy()
             sole = float(out.vertices[0, :, 1].min())
         offsets, heights = np.zeros((2, 2, 3)), np.zeros((2, 2))
-        for s, (side, heel, toe) in enumerate((("left", LM.L_HEEL, LM.L_TOE), ("right", LM.R_HEEL, LM.R_TOE))):
+        for s, side in enumerate(("left", "right")):
             _, _, ankle, foot = SMPL_LEGS[side]
-            offsets[s, 0], offsets[s, 1] = lms[heel] - J[ankle], lms[toe] - J[foot]
-            heights[s] = lms[[heel, toe], 1] - sole
+            heel, toe = pts[s], pts[2 + s]
+            offsets[s, 0], offsets[s, 1] = heel - J[ankle], toe - J[foot]
+            heights[s] = heel[1] - sole, toe[1] - sole
         return offsets, heights
 
     def person_result(self, track_id: int, frames, global_orient, body_pose, transl, shape, fingers=None,

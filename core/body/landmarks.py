@@ -25,13 +25,17 @@ HIP_BLEND = 0.25  # fraction of the way from the hip joint to the outer hip surf
 # Its hips sit 4 cm nearer the middle and 3 cm further forward than the joints blended outwards, its
 # ankles 3.4 cm above the ankle joint, its face points 3-4 cm behind the skin (the ears 5 cm inside).
 # Left at the old points, the fit leaned every body back (5 degrees; 11 with the 2-D term alone) to bring
-# its hips forward onto the model's. Heels and toes stay on the sole: the ground terms stand on them.
+# its hips forward onto the model's. Its heels sit 2.6 cm up and 2.4 cm forward of the back of the sole
+# and its foot index 4.5 cm behind the toe tip; the sole points themselves stay (``sole``, what the ground
+# terms stand on).
 # Each row: landmark name ({s}: left/right), the joint it moves with, the offset, the joints whose
 # directions and the skin groups whose vertices carry the offset (see _offset_point).
 BLAZEPOSE_OFFSETS = (
     ("{s}_hip", "{s}_hip", (-0.041, 0.006, 0.032), ("pelvis", "{s}_knee"), ("pelvis", "{s}_hip", "spine1")),
     ("{s}_knee", "{s}_knee", (-0.004, 0.014, -0.012), ("{s}_hip", "{s}_ankle"), ("{s}_hip", "{s}_knee")),
     ("{s}_ankle", "{s}_ankle", (0.0, 0.034, 0.0), ("{s}_knee", "{s}_foot"), ("{s}_knee", "{s}_ankle")),
+    ("{s}_heel", "{s}_ankle", (-0.006, 0.026, 0.024), ("{s}_knee", "{s}_foot"), ("{s}_ankle", "{s}_foot")),
+    ("{s}_foot_index", "{s}_foot", (0.020, 0.002, -0.045), ("{s}_ankle",), ("{s}_foot", "{s}_ankle")),
     ("nose", "head", (0.0, 0.026, -0.039), ("neck",), ("head",)),
     ("{s}_eye_inner", "head", (-0.006, 0.006, -0.036), ("neck",), ("head",)),
     ("{s}_eye", "head", (-0.010, 0.010, -0.036), ("neck",), ("head",)),
@@ -99,7 +103,9 @@ def landmark_spec(verts: np.ndarray, joints: np.ndarray, group: np.ndarray, eye_
         knuckles: optional {'left_index': (3,), 'left_pinky': ..., 'left_thumb': ..., right_*} points
             whose nearest hand vertex is used (else chosen by geometry).
     Returns:
-        joint_weights (33, 24), vertex_index (33, 2), vertex_weights (33, 2).
+        joint_weights (33, 24), vertex_index (33, 2), vertex_weights (33, 2), and ``sole (4,)``: the
+        vertices on the sole under the heels and at the toe tips (left heel, right heel, left toe, right
+        toe: ``core.skeletons.FOOT_LANDMARKS`` order), where the feet stand on the ground.
     """
     V = len(verts)
     K = len(BLAZEPOSE_LANDMARK_NAMES)
@@ -175,6 +181,7 @@ def landmark_spec(verts: np.ndarray, joints: np.ndarray, group: np.ndarray, eye_
             sole = foot
         set_vertex(f"{side}_heel", _argbest(verts, sole, -verts[:, 2], aj + [0, -0.06, -0.06]))
         set_vertex(f"{side}_foot_index", _argbest(verts, foot, verts[:, 2], joints[J[f"{side}_foot"]]))
+    sole = np.array([vi[L[n], 0] for n in ("left_heel", "right_heel", "left_foot_index", "right_foot_index")])
     # Where BlazePose puts them (BLAZEPOSE_OFFSETS), realised from joints and the skin around them.
     done = set()
     for side, sgn in (("left", 1.0), ("right", -1.0)):
@@ -195,4 +202,4 @@ def landmark_spec(verts: np.ndarray, joints: np.ndarray, group: np.ndarray, eye_
                 jw[k, j] += w
             for m, (v, w) in enumerate(vws):
                 vi[k, m], vw[k, m] = v, w
-    return jw, vi, vw
+    return jw, vi, vw, sole

@@ -12,7 +12,7 @@ from ..config import FitConfig
 from ..geometry.camera import Camera, project
 from ..geometry.kinematics import chain_transforms
 from ..geometry.rotations import rotation_between
-from ..skeletons import FOOT_LANDMARKS, LM
+from ..skeletons import LM
 from ..types import TrackObservations
 from . import terms
 from .pose_prior import load_pose_prior
@@ -113,7 +113,7 @@ class Objective:
         if cfg.w_dense > 0:
             self.dense = make_dense_term(body, getattr(obs, "dense", None), self.frames, cfg.dense_points_per_region,
                                          uv_data=dense_uv, device=device)
-        ids = [self.lm_ids.to(device), self.sil_ids]
+        ids = [self.lm_ids.to(device), self.sil_ids, body.sole_vertex_index.to(device)]
         if self.dense is not None:
             ids.append(self.dense.vertex_ids)
         self.split = [len(i) for i in ids]
@@ -138,11 +138,12 @@ class Objective:
         return project(p, self.K[0], self.K[1], self.K[2], self.K[3], min_depth=MIN_DEPTH)
 
     def posed(self, rotmats, transl, shape):
-        """Joints, the 33 landmarks, silhouette sample points and the dense term's vertices (or None)."""
+        """Joints, the 33 landmarks, silhouette sample points, the sole points (``FOOT_LANDMARKS`` order) and
+        the dense term's vertices (or None)."""
         out = self.body(rotmats, transl, shape, vertex_ids=self.all_ids)
         parts = torch.split(out.vertices, self.split, dim=1)
         lms = self.body.landmarks_from(out.joints, parts[0][:, self.lm_inv])
-        return out.joints, lms, parts[1], (parts[2] if len(parts) > 2 else None)
+        return out.joints, lms, parts[1], parts[2], (parts[3] if len(parts) > 3 else None)
 
     def prior_joints(self, rotmats: torch.Tensor, shape_default: torch.Tensor) -> torch.Tensor:
         """Joints ``(T, 24, 3)`` of the pose on the prior's rest skeleton (the default body's, fixed): the
@@ -158,7 +159,7 @@ class Objective:
         "refine". ``stature``: the body's standing height for ``shape`` (metres; the fit keeps it as an
         expansion in the shape values, core.fit.optimize.RestSize)."""
         cfg = self.cfg
-        joints, lms, sil, dense_verts = self.posed(rotmats, transl, shape)
+        joints, lms, sil, feet, dense_verts = self.posed(rotmats, transl, shape)
         L: dict[str, torch.Tensor] = {}
         w = self.conf * self.obs_w[:, None]
         w2 = w * self.init_mask if stage == "init" else w
@@ -190,7 +191,6 @@ class Objective:
             L["accel"] = cfg.w_accel * terms.joint_acceleration(joints, cfg.accel_robust) / size2
             L["rot_accel"] = cfg.w_rot_accel * terms.rotation_acceleration(rotmats)
         if self.ground is not None:
-            feet = lms[:, list(FOOT_LANDMARKS)]
             for k, v in terms.ground_terms(feet, self.ground[0], self.ground[1], self.contacts).items():
                 L[k] = cfg.w_ground * v
         return L

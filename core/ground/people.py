@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..skeletons import FOOT_LANDMARKS
 from ..types import GroundEstimate, TrackFit
 from .contacts import detect_contacts
 from .estimate import estimate_ground
 
 
 def foot_points(body, fit: TrackFit, device) -> np.ndarray:
-    """Heel and toe landmarks ``(T, 4, 3)`` of a fitted person (``FOOT_LANDMARKS`` order), camera frame."""
+    """Heel and toe sole points ``(T, 4, 3)`` of a fitted person (``FOOT_LANDMARKS`` order; the body's
+    ``pose_foot_points``), camera frame."""
     with torch.no_grad():
         R = torch.as_tensor(fit.rotmats, dtype=torch.float32, device=device)
         t = torch.as_tensor(fit.transl, dtype=torch.float32, device=device)
-        lms = body.pose_landmarks(R, t, torch.as_tensor(fit.shape, dtype=torch.float32, device=device))
-    return lms[:, list(FOOT_LANDMARKS)].double().cpu().numpy()
+        pts = body.pose_foot_points(R, t, torch.as_tensor(fit.shape, dtype=torch.float32, device=device))
+    return pts.double().cpu().numpy()
 
 
 def image_planted(obs, fit: TrackFit, fps: float) -> np.ndarray:
