@@ -23,12 +23,14 @@ HIP_BLEND = 0.25  # fraction of the way from the hip joint to the outer hip surf
 # suite's development clips by least squares over 428 person-frames, the landmark model's 2-D points
 # against the rendered body's (scripts/calibrate_landmarks.py; docs/BENCHMARKS.md "Landmark placement").
 # Its hips sit 4 cm nearer the middle and 3 cm further forward than the joints blended outwards, its
-# ankles 3.4 cm above the ankle joint, its face points 3-4 cm behind the skin (the ears 5 cm inside).
+# ankles 3.4 cm above the ankle joint. (Its face points read 3-4 cm behind the skin in 2-D, but moved
+# there the fit pushed the head forward to meet the 3-D landmarks' face: 17.5 mm instead of 10.9 on the
+# development clips; so the face stays on the skin.)
 # Left at the old points, the fit leaned every body back (5 degrees; 11 with the 2-D term alone) to bring
 # its hips forward onto the model's. Its heels sit 2.6 cm up and 2.4 cm forward of the back of the sole
 # and its foot index 4.5 cm behind the toe tip; the sole points themselves stay (``sole``, what the ground
 # terms stand on).
-# Each row: landmark name ({s}: left/right), the joint it moves with, the offset, the joints whose
+# Each row: landmark name ({s}: left, right), the joint it moves with, the offset, the joints whose
 # directions and the skin groups whose vertices carry the offset (see _offset_point).
 BLAZEPOSE_OFFSETS = (
     ("{s}_hip", "{s}_hip", (-0.041, 0.006, 0.032), ("pelvis", "{s}_knee"), ("pelvis", "{s}_hip", "spine1")),
@@ -36,12 +38,6 @@ BLAZEPOSE_OFFSETS = (
     ("{s}_ankle", "{s}_ankle", (0.0, 0.034, 0.0), ("{s}_knee", "{s}_foot"), ("{s}_knee", "{s}_ankle")),
     ("{s}_heel", "{s}_ankle", (-0.006, 0.026, 0.024), ("{s}_knee", "{s}_foot"), ("{s}_ankle", "{s}_foot")),
     ("{s}_foot_index", "{s}_foot", (0.020, 0.002, -0.045), ("{s}_ankle",), ("{s}_foot", "{s}_ankle")),
-    ("nose", "head", (0.0, 0.026, -0.039), ("neck",), ("head",)),
-    ("{s}_eye_inner", "head", (-0.006, 0.006, -0.036), ("neck",), ("head",)),
-    ("{s}_eye", "head", (-0.010, 0.010, -0.036), ("neck",), ("head",)),
-    ("{s}_eye_outer", "head", (-0.018, 0.009, -0.036), ("neck",), ("head",)),
-    ("{s}_ear", "head", (-0.050, -0.004, 0.039), ("neck",), ("head",)),
-    ("mouth_{s}", "head", (-0.008, 0.021, -0.027), ("neck",), ("head",)),
 )
 
 
@@ -183,16 +179,11 @@ def landmark_spec(verts: np.ndarray, joints: np.ndarray, group: np.ndarray, eye_
         set_vertex(f"{side}_foot_index", _argbest(verts, foot, verts[:, 2], joints[J[f"{side}_foot"]]))
     sole = np.array([vi[L[n], 0] for n in ("left_heel", "right_heel", "left_foot_index", "right_foot_index")])
     # Where BlazePose puts them (BLAZEPOSE_OFFSETS), realised from joints and the skin around them.
-    done = set()
     for side, sgn in (("left", 1.0), ("right", -1.0)):
         for name, joint, off, dirs, vgroups in BLAZEPOSE_OFFSETS:
             k = L[name.format(s=side)]
-            if k in done:  # the nose: one landmark for both sides
-                continue
-            done.add(k)
             current = jw[k] @ joints + vw[k] @ verts[vi[k]]
-            x = sgn * off[0] if "{s}" in name else 0.0
-            target = current + np.array([x, off[1], off[2]])
+            target = current + np.array([sgn * off[0], off[1], off[2]])
             j0 = J[joint.format(s=side)]
             jws, vws = _offset_point(verts, joints, group, j0, target, [J[n.format(s=side)] for n in dirs],
                                      [J[n.format(s=side)] for n in vgroups])
