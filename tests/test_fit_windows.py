@@ -66,10 +66,14 @@ def test_a_long_track_fitted_in_windows_agrees_with_one_fit_of_all_frames(long_f
     rel = np.linalg.norm(J - K, axis=-1).mean(1)
     # Measured when this was written: per frame at most 6.4 cm (2.3 cm on average) and 1.2 cm root-relative.
     # Nearly all of it is depth, 4 m away, which a single camera settles only from the body's size and the
-    # reprojection: the windows' depths differ from the whole fit's by up to 5 cm (1.3 %).
+    # reprojection: the windows' depths differ from the whole fit's by up to 5 cm (1.3 %). Root-relative,
+    # with the landmarks where BlazePose marks them (core.body.landmarks.BLAZEPOSE_OFFSETS): 2.1 cm on the
+    # worst frame (in an overlap), 0.5 cm on average (before: 1.5 and 0.4), while both fits stay 5.4 cm
+    # from the truth's pose on average, as before.
     assert d.max() < 0.08, f"windowed vs whole: {d.max() * 100:.1f} cm at worst"
     assert d.mean() < 0.035, f"windowed vs whole: {d.mean() * 100:.1f} cm on average"
-    assert rel.max() < 0.02, f"root-relative: {rel.max() * 100:.1f} cm at worst"
+    assert rel.max() < 0.03, f"root-relative: {rel.max() * 100:.1f} cm at worst"
+    assert rel.mean() < 0.008, f"root-relative: {rel.mean() * 100:.1f} cm on average"
 
 
 def test_no_seam_where_the_windows_meet(long_fits):
