@@ -10,7 +10,8 @@ the bone that carries it, best moves its projection onto the landmark model's 2-
 projection; only confidently seen points count). It prints the offsets per side and their mirrored mean,
 and the median pixel residual before and after.
 
-``core.body.landmarks.BLAZEPOSE_OFFSETS`` holds the mirrored means this measured. The offsets are measured
+``core.body.landmarks.BLAZEPOSE_OFFSETS`` holds the mirrored means this measured for the landmarks it moves
+(hips, knees, ankles, heels, foot index; its comment says why the others stay). The offsets are measured
 against the landmarks as the body model defines them now, so after calibration a rerun reads near zero
 (a check that the definitions realise them). Evaluation clips are refused: they are never tuned on.
 """

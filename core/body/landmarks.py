@@ -21,15 +21,14 @@ HIP_BLEND = 0.25  # fraction of the way from the hip joint to the outer hip surf
 # Where BlazePose marks its landmarks, relative to the points chosen by geometry below (metres, canonical
 # frame; x for the left side, mirrored for the right; the mean of both sides): measured on the synthetic
 # suite's development clips by least squares over 428 person-frames, the landmark model's 2-D points
-# against the rendered body's (scripts/calibrate_landmarks.py; docs/BENCHMARKS.md "Landmark placement").
-# Its hips sit 4 cm nearer the middle and 3 cm further forward than the joints blended outwards, its
-# ankles 3.4 cm above the ankle joint. (Its face points read 3-4 cm behind the skin in 2-D, but moved
-# there the fit pushed the head forward to meet the 3-D landmarks' face: 17.5 mm instead of 10.9 on the
-# development clips; so the face stays on the skin.)
-# Left at the old points, the fit leaned every body back (5 degrees; 11 with the 2-D term alone) to bring
-# its hips forward onto the model's. Its heels sit 2.6 cm up and 2.4 cm forward of the back of the sole
-# and its foot index 4.5 cm behind the toe tip; the sole points themselves stay (``sole``, what the ground
-# terms stand on).
+# against the rendered body's (scripts/calibrate_landmarks.py; docs/BENCHMARKS.md, "landmarks where the
+# landmark model marks them"). Its hips sit 4 cm nearer the middle and 3 cm further forward than the
+# joints blended outwards: left there, the fit leaned every body back (5 degrees; 11 with the 2-D term
+# alone) to bring its hips forward onto the model's. Its ankles sit 3.4 cm above the ankle joint, its
+# heels 2.6 cm up and 2.4 cm forward of the back of the sole, its foot index 4.5 cm behind the toe tip;
+# the feet still stand on the sole (``sole``, what the ground terms use). Its face points read 3-4 cm
+# behind the skin in 2-D, but moved there the fit pushed the head forward to meet the 3-D landmarks' face
+# (17.5 mm forward instead of 10.9 on the development clips), so the face stays on the skin.
 # Each row: landmark name ({s}: left, right), the joint it moves with, the offset, the joints whose
 # directions and the skin groups whose vertices carry the offset (see _offset_point).
 BLAZEPOSE_OFFSETS = (
@@ -88,7 +87,7 @@ def _offset_point(verts, joints, group, j0: int, target, dir_joints, groups, rad
 
 
 def landmark_spec(verts: np.ndarray, joints: np.ndarray, group: np.ndarray, eye_centers=None, eye_verts=None,
-                  knuckles=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  knuckles=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Landmark definitions from a canonical T-pose mesh.
 
     Args:
