@@ -9,8 +9,9 @@ metres, ground z = 0), in three steps:
    dangling feet never count; runs shorter than 0.1 s are dropped. Motion along the camera's viewing
    ray counts half (``RAY_WEIGHT``): that is where a single camera's depth errs, and a standing person
    read a little bigger or smaller slides along it.
-2. **Anchors**: each contact run of a point gets one place on the ground (its mean position there,
-   lowered to the ground). The foot moves rigidly so that the contact point sits on its anchor; the
+2. **Anchors**: each stance of a foot gets one place on the ground: the point that comes down first
+   its mean position there, lowered to the ground; the other point where the foot puts it when it
+   comes down (so the foot does not jump as the weight rolls from heel to toe). The foot moves rigidly so that the contact point sits on its anchor; the
    root carries the smooth part of that correction (a weighted zero-lag smoother, so between
    contacts the body moves smoothly), and
 3. **leg IK** does the rest: the hip and knee turn (analytic two-bone IK, the knee keeps its bending
@@ -103,12 +104,12 @@ def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
     noise = 1.4826 * float(np.median(d2)) / math.sqrt(6.0) * fps * math.sqrt(2.0) if d2.size else 0.0
     thr = min(max(PLANT_SPEED, 3.0 * noise), 0.6)
     min_len = max(1, int(math.ceil(MIN_PLANT_S * fps - 1e-9)))
+    low = (z < level + PLANT_TOL) & (z < MAX_GROUND_GAP + PLANT_TOL)
     for p in range(P):
         slow = speed[:, p] < thr
         if still is not None:
             slow = slow | np.asarray(still[:, p], bool)
-        slow &= (z[:, p] < level + PLANT_TOL) & (z[:, p] < MAX_GROUND_GAP + PLANT_TOL)
-        out[:, p] = clean_runs(slow, min_len)
+        out[:, p] = clean_runs(slow & low[:, p], min_len)
     return out
 
 
@@ -176,15 +177,26 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
                                  still=None if still is None else np.asarray(still, bool).reshape(T, 4)).reshape(T, 2, 2)
     contacts = np.asarray(contacts, bool)
 
-    # Anchors: one place on the ground per contact run of each point.
+    # Anchors: one place on the ground per stance of each foot. The point planted first (the heel at a
+    # heel strike, the toe after a jump) takes the middle-weighted mean of where it stood; the other
+    # point of the same stance keeps its distance and direction from it as fitted when it comes down,
+    # so the foot does not jump when its weight rolls from heel to toe.
     anchor = np.full((T, 2, 2, 3), np.nan)
+    lift = np.zeros((2, 2)) if foot_heights is None else np.asarray(foot_heights, np.float64)
     for s in range(2):
-        for k in range(2):
-            for a, b in runs(contacts[:, s, k]):
-                seg = pts[a:b, s, k]
-                w = np.minimum(np.arange(1, b - a + 1), np.arange(b - a, 0, -1)).astype(float)  # middle counts most
-                c = (w[:, None] * seg).sum(0) / w.sum()
-                anchor[a:b, s, k] = [c[0], c[1], 0.0 if foot_heights is None else float(foot_heights[s, k])]
+        for a, b in runs(contacts[:, s, 0] | contacts[:, s, 1]):
+            c = contacts[a:b, s]
+            starts = [int(np.argmax(c[:, k])) if c[:, k].any() else len(c) for k in (0, 1)]
+            first = 0 if starts[0] <= starts[1] else 1
+            on = a + np.flatnonzero(c[:, first])
+            w = np.minimum(np.arange(1, len(on) + 1), np.arange(len(on), 0, -1)).astype(float)  # middle counts most
+            here = (w[:, None] * pts[on, s, first]).sum(0) / w.sum()
+            anchor[on, s, first] = [here[0], here[1], lift[s, first]]
+            other = 1 - first
+            if c[:, other].any():
+                h = a + starts[other]  # the frame the other point comes down
+                there = here + pts[h, s, other] - pts[h, s, first]
+                anchor[a + np.flatnonzero(c[:, other]), s, other] = [there[0], there[1], lift[s, other]]
     # Where the ankle must go so that the planted point sits on its anchor (the heel when it is planted,
     # else the toe). With heel and toe both planted the foot also holds one orientation, so both stay.
     ramp = max(1, int(round(RAMP_S * fps)))
