@@ -133,6 +133,10 @@ CLIPS: tuple[ClipSpec, ...] = (
     ClipSpec("dev_dribbler_passes_dancer", "dev",
              (_p("006_09", 0.2, 0.0, (0.0, 1.2)), _p("005_14", 1.0, 90.0, (0.0, 0.0), "facing")),
              "across", "a sideways dribbler crosses in front of a dancer", 58),
+    ClipSpec("dev_walkers_around_swordsman", "dev",
+             (_p("007_11", 0.3, 0.0, (0.0, 1.3)), _p("002_09", 3.0, 90.0, (0.0, 0.0), "facing"),
+              _p("007_04", 1.5, 180.0, (0.0, -1.3))),
+             "across", "one walker passes in front of a swordsman, another behind him", 59),
 )
 
 SPLITS = ("eval", "dev")
