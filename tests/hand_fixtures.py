@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from core.geometry.rig import Rig, posed_bone_frames
+from core.geometry.rig import posed_bone_frames
 from core.skeletons import HAND_CHAINS
 
 # Degrees per finger joint at the clip's end: the knuckle (MCP), the middle (PIP), the last (DIP) joint.
@@ -62,14 +62,10 @@ def curled_result(n_frames: int = 10, n_people: int = 1):
     return replace(result, people=tuple(curl_fingers(p) for p in result.people))
 
 
-def person_rig(person) -> Rig:
-    return person.rig()
-
-
 def posed_tips(person, names) -> np.ndarray:
     """World positions ``(T, len(names), 3)`` of the posed TAILS of bones ``names`` (a last finger bone's
     tail is its fingertip), by the result's own forward kinematics (``posed_bone_frames``)."""
-    rig = person_rig(person)
+    rig = person.rig()
     heads, orients = posed_bone_frames(rig, person.bone_rotations, person.root_location)
     idx = [rig.index(n) for n in names]
     length = np.linalg.norm(rig.tails[idx] - rig.heads[idx], axis=-1)

@@ -105,7 +105,7 @@ def _read_back(path):
 
 
 def test_bvh_carries_the_finger_curl(tmp_path):
-    from tests.hand_fixtures import anny_walk, curled_result, finger_bone_names, posed_tips, person_rig
+    from tests.hand_fixtures import anny_walk, curled_result, finger_bone_names, posed_tips
     from core.geometry.rig import posed_bone_frames
 
     person = curled_result(n_frames=8).people[0]
@@ -123,7 +123,7 @@ def test_bvh_carries_the_finger_curl(tmp_path):
     assert "left_hand_end" in bvh.names and body_parent(bvh, "finger2-1.L") == "left_wrist"  # as in SMPL-H/X
     assert not any(n.startswith("finger") for n in body.names)
     # Every finger joint (its bone's head) and every fingertip (End Site) where the result's rig puts it.
-    heads, _ = posed_bone_frames(person_rig(person), person.bone_rotations, person.root_location)
+    heads, _ = posed_bone_frames(person.rig(), person.bone_rotations, person.root_location)
     pelvis = heads[:, :1]
     rig_names = list(person.bone_names)
     got = pos[:, [bvh.index(n) for n in fingers]]

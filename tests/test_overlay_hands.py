@@ -59,9 +59,8 @@ def test_hand_joints_follow_the_rig():
     assert hw.shape == (8, 2, 21, 3)
     names = list(person.bone_names)
     from core.geometry.rig import posed_bone_frames
-    from tests.hand_fixtures import person_rig
 
-    heads, _ = posed_bone_frames(person_rig(person), person.bone_rotations, person.root_location)
+    heads, _ = posed_bone_frames(person.rig(), person.bone_rotations, person.root_location)
     np.testing.assert_allclose(hw[:, 1, 0], heads[:, names.index("right_wrist")])  # landmark 0: the wrist
     np.testing.assert_allclose(hw[:, 0, 6], heads[:, names.index("finger2-2.L")])  # index PIP: finger2-2's head
     tips = [n for n in finger_bone_names("L") + finger_bone_names("R") if n.endswith(("-3.L", "-3.R"))]

@@ -11,9 +11,9 @@ metres, ground z = 0), in three steps:
    read a little bigger or smaller slides along it.
 2. **Anchors**: each stance of a foot gets one place on the ground: the point that comes down first
    its mean position there, lowered to the ground; the other point where the foot puts it when it
-   comes down (so the foot does not jump as the weight rolls from heel to toe). The foot moves rigidly so that the contact point sits on its anchor; the
-   root carries the smooth part of that correction (a weighted zero-lag smoother, so between
-   contacts the body moves smoothly), and
+   comes down (so the foot does not jump as the weight rolls from heel to toe). The foot moves
+   rigidly so that the contact point sits on its anchor; the root carries the smooth part of that
+   correction (a weighted zero-lag smoother, so between contacts the body moves smoothly), and
 3. **leg IK** does the rest: the hip and knee turn (analytic two-bone IK, the knee keeps its bending
    plane), the ankle keeps its world orientation, so the foot lands exactly on the anchor. Corrections
    ramp in and out over a few frames at the ends of a contact.
