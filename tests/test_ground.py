@@ -153,7 +153,8 @@ def test_estimate_ground_from_walkers(scene):
     assert isinstance(g, GroundEstimate)
     assert g.method == "contacts"
     assert _angle_deg(g.n, scene["n_true"]) < 1.0
-    assert abs(g.camera_height - HEIGHT) < 0.02 and g.d == g.camera_height
+    # (the level-camera prior on the roll takes a quarter of a degree off the true 3: 2 cm of height)
+    assert abs(g.camera_height - HEIGHT) < 0.025 and g.d == g.camera_height
     assert abs(g.pitch_deg - PITCH) < 1.0 and abs(g.roll_deg - ROLL) < 1.0
     assert g.n_points >= 100
 
@@ -237,7 +238,8 @@ def test_jumper_has_no_contacts_and_falls_back():
     g = estimate_ground([feet], FPS)
     assert g.method == "lowest-points"
     assert _angle_deg(g.n, R @ np.array([0, 0, 1.0])) < 3.0
-    assert abs(g.camera_height - HEIGHT) < 0.08
+    # Ten landings leave the camera's slight roll (3 degrees) mostly to the level-camera prior.
+    assert abs(g.camera_height - HEIGHT) < 0.15
 
 
 def test_no_feet_at_all_and_steep_planes_fall_back():
@@ -267,6 +269,23 @@ def test_people_at_one_distance_get_a_ground_that_passes_under_them_and_a_likely
     assert abs(g.camera_height - height) < 0.35 * height
     for (fw, c), f in zip(people, feet):  # the planted feet lie on it
         assert np.median(np.abs(f[c] @ g.n + g.d)) < 0.03
+
+
+def test_a_dancer_stepping_about_one_spot_does_not_tip_the_floor_sideways():
+    # One person stepping back and forth over 0.6 m, 4.5 m from a level camera, each stance of each
+    # foot read 5 % too near or too far along its viewing ray (a body's size misread): foot points in a
+    # small patch smeared along the rays. Without a prior on the camera's roll the floor came out
+    # rolled by up to 8.5 degrees over these ten draws (a character standing on a visibly sloping floor).
+    rolls = []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        cam = camera(pitch_deg=5.0, roll_deg=0.0, height=1.4)
+        fw, c = walker((-0.3, 4.5), (0.3, 4.6), 150, cycle=1.5)
+        stance = np.cumsum(np.r_[True, np.diff(c[:, 0].astype(int)) != 0])
+        misread = np.exp(rng.normal(scale=0.05, size=(stance.max() + 1, 4)))
+        g = estimate_ground([to_cam(fw, cam) * misread[stance][:, :, None]], FPS)
+        rolls.append(abs(g.roll_deg))
+    assert max(rolls) < 4.0 and np.median(rolls) < 2.0, np.round(rolls, 1)
 
 
 def test_a_camera_placement_the_user_gives_fixes_the_ground(scene):
@@ -305,7 +324,9 @@ def test_a_given_height_far_from_the_peoples_ground_gets_a_warning(scene):
     _check_given_height(own, 1.65, log)
     assert log.lines == []
     _check_given_height(own, 2.5, log)
-    assert len(log.lines) == 1 and log.lines[0].startswith("warning: the people's feet put the ground 1.6")
+    assert len(log.lines) == 1 and log.lines[0].startswith("warning: the people's feet put the ground 1.")
+    assert abs(float(log.lines[0].split("ground ")[1].split(" m")[0]) - own.camera_height) < 0.006
+    assert "not the 2.50 m given" in log.lines[0]
 
 
 def test_a_planted_person_stands_on_the_floor_and_stays_on_their_image():
