@@ -63,6 +63,8 @@ class TrackerTuning:
     appearance_memory: float = 0.9  # running colour histogram: share of the old one kept per observation
     identity_margin: float = 0.15  # an observation whose colours match another followed person's by this much
     # more than its own track's (Bhattacharyya) was read on that other person: not taken
+    alone_overlap: float = 0.1  # a reading overlapping another person's box by more than this share of its own
+    # does not update the colours
 
 
 @dataclass(frozen=True)

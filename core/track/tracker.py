@@ -28,6 +28,7 @@ from ..skeletons import LM, mid_hip
 from ..types import LandmarkBatch, TrackObservations
 from .similarity import (
     assign,
+    boxes_from_keypoints,
     hip_similarity,
     histogram_similarity,
     keypoint_similarity,
@@ -160,12 +161,13 @@ class Tracker:
             good = [(tr, j) for tr, j in items if self._accept(tr, lb, lb_rois[j], j, t)]
             good = self._drop_duplicates(good, lb)
             good = [(tr, j) for tr, j in good if not self._someone_else(tr, lb.appearance[j])]
+            alone = self._alone(good, lb)
             good_tracks = {id(tr) for tr, _ in good}
-            for tr, j in good:
+            for (tr, j), clean in zip(good, alone):
                 obs = Observation.from_batch(t, lb, j)
                 if j in reread:
                     obs = replace(obs, reread=Observation.from_batch(t, *reread[j]))
-                tr.add(obs, lb_rois[j], lb.appearance[j], tune.appearance_memory)
+                tr.add(obs, lb_rois[j], lb.appearance[j] if clean else None, tune.appearance_memory)
                 if tr.righted_at == t:
                     tr.prev_roi = None  # no turning velocity carried over from the upside-down regions
             for tr, _ in items:
@@ -366,6 +368,29 @@ class Tracker:
             return False
         sim = histogram_similarity(appearance[None], np.stack([tr.hist] + others))[0]
         return bool(sim[1:].max() > sim[0] + self.tune.identity_margin)
+
+    def _alone(self, good, lb) -> list[bool]:
+        """For each accepted reading of a frame: is the person clear of everyone else followed (their
+        landmarks' box overlaps no other reading's, nor the last box of a followed person not read in
+        this frame, by more than ``tuning.alone_overlap`` of its area)? Only such readings update a
+        person's colours: where two people overlap, the colours around one's skeleton are partly the
+        other's, and a few such frames made two crossing people's colours alike, after which a region
+        that slid onto the other person was no longer told apart."""
+        if not good:
+            return []
+        idx = [j for _, j in good]
+        boxes = [boxes_from_keypoints(lb.keypoints_px[idx], lb.visibility[idx])]
+        read = {id(tr) for tr, _ in good}
+        unread = [tr for tr in self.active if id(tr) not in read and tr.last_kp is not None]
+        if unread:
+            boxes.append(boxes_from_keypoints(np.stack([tr.last_kp for tr in unread]), np.stack([tr.last_vis for tr in unread])))
+        B = np.concatenate(boxes)
+        lo, hi = np.maximum(B[:len(idx), None, :2], B[None, :, :2]), np.minimum(B[:len(idx), None, 2:], B[None, :, 2:])
+        inter = np.prod(np.clip(hi - lo, 0.0, None), -1)
+        area = np.prod(np.clip(B[:len(idx), 2:] - B[:len(idx), :2], 1.0, None), -1)
+        share = inter / area[:, None]
+        share[np.arange(len(idx)), np.arange(len(idx))] = 0.0
+        return list(share.max(1) <= self.tune.alone_overlap)
 
     def _drop_duplicates(self, good, lb):
         """Two tracks on the same person in one frame: keep the longer-lived one (the larger region when

@@ -109,7 +109,7 @@ class Tracklet:
             return mid_hip(self.last_kp) + (roi[:2] - self.last_roi[:2])
         return roi[:2]
 
-    def add(self, obs: Observation, roi_next: np.ndarray, appearance: np.ndarray, memory: float) -> None:
+    def add(self, obs: Observation, roi_next: np.ndarray, appearance: Optional[np.ndarray], memory: float) -> None:
         """Take an observation; ``roi_next`` is the region its landmarks give for the next frame."""
         self.observations.append(obs)
         self.sizes.append(float(pixel_scale(obs.keypoints[None], obs.visibility[None], obs.world[None])[0]))
@@ -117,7 +117,8 @@ class Tracklet:
         self.last_roi, self.last_frame = roi_next, obs.frame
         self.missed = 0
         self.last_kp, self.last_vis = obs.keypoints, obs.visibility
-        self.hist = appearance if self.hist is None else memory * self.hist + (1.0 - memory) * appearance
+        if appearance is not None:  # None: the reading overlapped someone else, its colours are not only theirs
+            self.hist = appearance if self.hist is None else memory * self.hist + (1.0 - memory) * appearance
 
     def absorb(self, other: "Tracklet") -> None:
         """Append a re-acquired tracklet's observations (they come later in time) and its motion state."""
