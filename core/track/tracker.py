@@ -167,7 +167,7 @@ class Tracker:
                 obs = Observation.from_batch(t, lb, j)
                 if j in reread:
                     obs = replace(obs, reread=Observation.from_batch(t, *reread[j]))
-                tr.add(obs, lb_rois[j], lb.appearance[j] if clean else None, tune.appearance_memory)
+                tr.add(obs, lb_rois[j], lb.appearance[j] if clean or tr.hist is None else None, tune.appearance_memory)
                 if tr.righted_at == t:
                     tr.prev_roi = None  # no turning velocity carried over from the upside-down regions
             for tr, _ in items:
@@ -373,9 +373,10 @@ class Tracker:
         """For each accepted reading of a frame: is the person clear of everyone else followed (their
         landmarks' box overlaps no other reading's, nor the last box of a followed person not read in
         this frame, by more than ``tuning.alone_overlap`` of its area)? Only such readings update a
-        person's colours: where two people overlap, the colours around one's skeleton are partly the
-        other's, and a few such frames made two crossing people's colours alike, after which a region
-        that slid onto the other person was no longer told apart."""
+        person's colours (a person's first reading starts them, whatever it is): where two people
+        overlap, the colours around one's skeleton are partly the other's, and a few such frames made
+        two crossing people's colours alike, after which a region that slid onto the other person was
+        no longer told apart."""
         if not good:
             return []
         idx = [j for _, j in good]
