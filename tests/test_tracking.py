@@ -165,6 +165,13 @@ class NearerWinsLandmarker(FakeLandmarker):
         return replace(lb, keypoints_px=kp, aux_px=aux, appearance=app)
 
 
+def crossing(landmarker, a, b, tune, n_frames):
+    """Run the tracker over ``n_frames`` of a scene of people ``a`` and ``b`` read by ``landmarker``; the
+    finished tracks and those that went from one person to the other."""
+    tracks = feed(Tracker(FakeDetector([a, b]), landmarker, PerceptionConfig(tuning=tune), FPS), n_frames)
+    return tracks, [tr for tr in tracks if len(set(owner(tr, [a, b]))) > 1]
+
+
 @pytest.mark.parametrize("guard", [True, False])
 def test_a_person_passed_in_front_of_keeps_their_track(guard):
     # B stands a little farther (A is 1.1x taller); A comes in at frame 8 and walks past in front of B.
@@ -173,9 +180,7 @@ def test_a_person_passed_in_front_of_keeps_their_track(guard):
     a = Person(lambda t: (60 + 7 * t, 250), 200, colour=10, visible=lambda t: t >= 8)
     b = Person(lambda t: (330, 245), 180, colour=300)
     tune = TrackerTuning() if guard else TrackerTuning(identity_margin=10.0)
-    tracker = Tracker(FakeDetector([a, b]), NearerWinsLandmarker([a, b]), PerceptionConfig(tuning=tune), FPS)
-    tracks = feed(tracker, 80)
-    switched = [tr for tr in tracks if len(set(owner(tr, [a, b]))) > 1]
+    tracks, switched = crossing(NearerWinsLandmarker([a, b]), a, b, tune, 80)
     if not guard:
         assert switched  # without the colours B's track went off with A
         return
@@ -223,9 +228,7 @@ def test_colours_read_while_two_people_overlap_do_not_make_them_alike(clean):
     a = Person(lambda t: (60 + 3 * t, 250), 200, colour=10, visible=lambda t: t >= 4)
     b = Person(lambda t: (330, 245), 180, colour=300)
     tune = TrackerTuning() if clean else TrackerTuning(alone_overlap=10.0)
-    tracker = Tracker(FakeDetector([a, b]), OverlapLandmarker([a, b]), PerceptionConfig(tuning=tune), FPS)
-    tracks = feed(tracker, 100)
-    switched = [tr for tr in tracks if len(set(owner(tr, [a, b]))) > 1]
+    tracks, switched = crossing(OverlapLandmarker([a, b]), a, b, tune, 100)
     if not clean:
         assert switched
         return
