@@ -75,8 +75,9 @@ def _plane_with_prior(P: np.ndarray, w: np.ndarray, height: float | None = None)
     closed form) and a normal prior on the camera's roll (ROLL_SD_DEG: people hold cameras level, and
     foot points at a few depths with their depth errors otherwise tip the floor sideways: rolls of
     30-40 degrees on synthetic clips of a dancer and a walk on uneven ground), the weights capped at
-    INDEPENDENT_POINTS in all and made robust (Cauchy, scale DEPTH_LOG_SD) over three rounds. Points spread over the floor decide the plane; points along a
-    line (people at one distance) leave the tilt about it to the prior. With ``height`` (the user's) the
+    INDEPENDENT_POINTS in all and made robust (Cauchy, scale DEPTH_LOG_SD) over three rounds. Points
+    spread over the floor decide the plane; points along a line (people at one distance) leave the tilt
+    about it to the prior. With ``height`` (the user's) the
     distance is that and only the tilt is fitted: the tilt that best puts a ground at that distance
     under the feet."""
     w = np.asarray(w, np.float64) * min(1.0, INDEPENDENT_POINTS / max(float(np.sum(w)), 1e-9))

@@ -111,13 +111,20 @@ def mask_overlap(masks: np.ndarray, rois: np.ndarray, frame_hw: tuple[int, int],
     return iou, inside
 
 
+def box_inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, M)``: the share of box ``a[i]``'s area (xyxy) that box ``b[k]`` covers."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ext = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0.0, None)
+    area = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    return ext[..., 0] * ext[..., 1] / np.maximum(area, 1e-9)[:, None]
+
+
 def region_inside(rois: np.ndarray) -> np.ndarray:
     """``(N, N)``: the share of region ``i``'s square (``rois (N, 4)``: centre, side, turn; the turn is
     ignored) that region ``k``'s square covers."""
     r = np.asarray(rois, np.float64)
-    lo, hi = r[:, :2] - r[:, 2:3] / 2.0, r[:, :2] + r[:, 2:3] / 2.0
-    ext = np.clip(np.minimum(hi[:, None], hi[None]) - np.maximum(lo[:, None], lo[None]), 0.0, None)
-    return ext[..., 0] * ext[..., 1] / np.maximum(r[:, 2] ** 2, 1e-9)[:, None]
+    boxes = np.concatenate([r[:, :2] - r[:, 2:3] / 2.0, r[:, :2] + r[:, 2:3] / 2.0], axis=1)
+    return box_inside(boxes, boxes)
 
 
 def mask_iou(masks: np.ndarray, rois: np.ndarray, frame_hw: tuple[int, int], step: int = 8) -> np.ndarray:

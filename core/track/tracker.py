@@ -28,6 +28,7 @@ from ..skeletons import LM, mid_hip
 from ..types import LandmarkBatch, TrackObservations
 from .similarity import (
     assign,
+    box_inside,
     boxes_from_keypoints,
     hip_similarity,
     histogram_similarity,
@@ -386,11 +387,8 @@ class Tracker:
         if unread:
             boxes.append(boxes_from_keypoints(np.stack([tr.last_kp for tr in unread]), np.stack([tr.last_vis for tr in unread])))
         B = np.concatenate(boxes)
-        lo, hi = np.maximum(B[:len(idx), None, :2], B[None, :, :2]), np.minimum(B[:len(idx), None, 2:], B[None, :, 2:])
-        inter = np.prod(np.clip(hi - lo, 0.0, None), -1)
-        area = np.prod(np.clip(B[:len(idx), 2:] - B[:len(idx), :2], 1.0, None), -1)
-        share = inter / area[:, None]
-        share[np.arange(len(idx)), np.arange(len(idx))] = 0.0
+        share = box_inside(B[:len(idx)], B)
+        share[np.arange(len(idx)), np.arange(len(idx))] = 0.0  # (each reading covers itself)
         return list(share.max(1) <= self.tune.alone_overlap)
 
     def _drop_duplicates(self, good, lb):
