@@ -13,7 +13,8 @@ metres, ground z = 0), in three steps:
    its mean position there, lowered to the ground; the other point where the foot puts it when it
    comes down (so the foot does not jump as the weight rolls from heel to toe). The foot moves
    rigidly so that the contact point sits on its anchor; the root carries the smooth part of that
-   correction (a weighted zero-lag smoother, so between contacts the body moves smoothly), and
+   correction (a weighted zero-lag smoother, so between contacts the body moves smoothly), along the
+   camera's viewing ray through the pelvis when the camera is known (the body stays on its image), and
 3. **leg IK** does the rest: the hip and knee turn (analytic two-bone IK, the knee keeps its bending
    plane), the ankle keeps its world orientation, so the foot lands exactly on the anchor. Corrections
    ramp in and out over a few frames at the ends of a contact.
@@ -160,7 +161,8 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
         foot_heights ``(2, 2)``: how high each point sits above the sole when the foot is flat (its anchor
             height); 0 by default.
         contacts: optional ``(T, 2, 2)`` bool to use instead of detecting them.
-        eye: the camera centre in the world, for detecting them (see ``foot_contacts``).
+        eye: the camera centre in the world, for detecting them (see ``foot_contacts``); with it the root
+            moves only along the viewing ray through the pelvis, and the legs take the rest.
         still: optional ``(T, 2, 2)`` bool, points standing still in the image (see ``foot_contacts``).
     """
     go = np.asarray(global_orient, np.float64)
@@ -240,6 +242,13 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
         root_shift = whittaker(want, lam, weights + 1e-3)
     elif weights.sum() >= 1:
         root_shift[:] = want[weights > 0].mean(0)
+    if eye is not None:
+        # Only along the viewing ray through the pelvis: that is where one camera's depth errs, and a body
+        # moved along it stays where the video shows it (the legs reach the rest; a shift straight to the
+        # anchors moved the pelvis 1-3 cm across the view, and the body off its image).
+        ray = P[:, 0] - np.asarray(eye, np.float64)[None]
+        ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
+        root_shift = np.sum(root_shift * ray, axis=1, keepdims=True) * ray
     P_orig = P
 
     def solve_legs(root_shift):
