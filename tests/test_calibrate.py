@@ -49,6 +49,23 @@ def test_a_nearly_level_camera_keeps_the_default_lens_but_gets_its_height_and_ti
     assert abs(est.pitch_deg - pitch) < 2.0
 
 
+def test_a_ground_tilted_to_the_edge_of_the_plausible_ones_is_not_taken_for_the_camera():
+    """The people of the first scene seen by the same camera rolled 40 degrees about its axis, further than
+    a camera is held (``MAX_ROLL``, 30): the best ground then sits at the bound, which says where the
+    search stopped, not how the camera is held. The estimate gives no tilt (the default lens and no plane,
+    with the reason) instead of a 30 degree roll the fit and the ground would take as given."""
+    cam, T = look_at_camera((0.0, 0.0, 2.4), (0.0, 9.0, 1.0), 70.0, W, H)
+    a = math.radians(40.0)
+    roll = np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    T[:3, :3] = T[:3, :3] @ roll
+    rng = np.random.default_rng(1)
+    people = [walker(N, FPS, (-1.0, 4.0), 80, 1.1), walker(N, FPS, (1.5, 16.0), -95, 1.3),
+              walker(N, FPS, (-3.0, 9.0), 5, 1.2, scale=0.95)]
+    est = estimate_camera([observe(lm, cam, T, i, rng) for i, (lm, _) in enumerate(people)], W, H, FPS)
+    assert est.source == "default" and est.plane is None and est.roll_deg is None, (est.source, est.roll_deg)
+    assert "edge" in est.reason, est.reason
+
+
 def test_one_distance_or_few_frames_gives_the_default_lens_and_says_why():
     cam, T = look_at_camera((0.0, 0.0, 1.5), (0.0, 8.0, 1.0), 70.0, W, H)
     lm, _ = walker(N, FPS, (-3.0, 8.0), 0, 1.2)  # across the view, always 8 m away

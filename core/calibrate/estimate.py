@@ -16,7 +16,9 @@ walking on one flat ground. For a candidate focal length ``f``:
 The focal length minimises both robust costs plus a weak prior (a 60 degree lens, +-35 % in log
 focal length), the ground comes with it. When the people do not pin the focal length down (all at one
 distance, or a wide range of lenses fitting them equally well) the default lens stays, with the
-reason; in the second case the ground's height and tilt are still estimated, for that lens.
+reason; in the second case the ground's height and tilt are still estimated, for that lens. A ground
+whose tilt comes out at the edge of the plausible ones (``MAX_PITCH``, ``MAX_ROLL``) is not taken for the
+camera either: the search stopped there, the people did not put it there.
 
 What did not work, measured on the synthetic suite's development clips (docs/BENCHMARKS.md): the
 viewing elevation of the landmark model's 3-D body axis (it reports people close to upright relative
@@ -51,6 +53,7 @@ PRIOR_LOG_SIGMA = 0.35  # prior on log focal length around the default lens
 FOV_RANGE_DEG = (20.0, 120.0)  # candidate fields of view along the longer side
 MAX_PITCH = math.radians(60.0)  # the camera looks at most this far up or down ...
 MAX_ROLL = math.radians(30.0)  # ... and is rolled at most this far
+EDGE = math.radians(1.0)  # a tilt this close to those bounds is at the edge
 MAX_FOCAL_SPREAD = 3.0  # plausible focal lengths spanning more than this factor: the lens is not pinned down
 
 
@@ -235,6 +238,14 @@ class _Problem:
         return n, self.terms(n)
 
 
+def _at_edge(n: np.ndarray) -> bool:
+    """A ground whose tilt sits at the edge of the plausible ones (``MAX_PITCH``, ``MAX_ROLL``): the people
+    pull it further than a camera is held, so it is no measurement of the camera."""
+    pitch = math.asin(float(np.clip(-n[2], -1.0, 1.0)))
+    roll = math.atan2(float(n[0]), float(-n[1]))
+    return abs(pitch) > MAX_PITCH - EDGE or abs(roll) > MAX_ROLL - EDGE
+
+
 def _with_ground(f: float, width: int, height: int, source: str, reason: str, n: np.ndarray, best: dict,
                  n_bodies: int, focal_range=None) -> CameraEstimate:
     d = float(best["d"])
@@ -263,6 +274,8 @@ def estimate_camera(tracks: Sequence[TrackObservations], width: int, height: int
         n, best = _Problem(b, H, axes, starts, f0, cx, cy).solve()
         if best["d"] <= 0:
             return default_camera(width, height, why)
+        if _at_edge(n):
+            return default_camera(width, height, why + "; the ground's tilt came out at the edge of the plausible ones")
         return _with_ground(f0, width, height, "default", why,
                             n, best, len(b.scale))
 
@@ -277,9 +290,11 @@ def estimate_camera(tracks: Sequence[TrackObservations], width: int, height: int
         n, t = _Problem(b, H, axes, starts, f, cx, cy).solve()
         t["total"] = t["data"] + ((math.log(f) - math.log(f0)) / PRIOR_LOG_SIGMA) ** 2
         found.append((n, t))
-    total = np.array([t["total"] if t["d"] > 0 else np.inf for _, t in found])
+    below = np.array([t["d"] > 0 for _, t in found])
+    total = np.array([t["total"] if ok and not _at_edge(n) else np.inf for ok, (n, t) in zip(below, found)])
     if not np.any(np.isfinite(total)):
-        return default_camera(width, height, "no lens puts the ground below the people")
+        return default_camera(width, height, "the ground's tilt came out at the edge of the plausible ones"
+                              if below.any() else "no lens puts the ground below the people")
     k = int(np.argmin(total))
     # The focal lengths whose cost is within the noise of the best: the robust cost per observation is
     # about one at the noise level, so allow one per independent second of footage.
