@@ -190,6 +190,20 @@ def test_a_person_passed_in_front_of_keeps_their_track(guard):
     assert on_a.frames[0] <= 16 and on_a.frames[-1] == 79  # ... and A from soon after they came in
 
 
+def test_a_person_lost_behind_someone_is_not_taken_by_the_region_they_step_into():
+    # B and C stand side by side, their regions overlapping. C is hidden from frame 16 and their track
+    # is lost; B is hidden from frame 28 and their track keeps looking where B was. C steps out at 34,
+    # inside B's region, which reads C. C's colours match the lost C, not B: a miss for B, and C is
+    # a newcomer who gets their own id back. (Checked only against the people followed now, B's
+    # track went on as C to the end.)
+    b = Person(lambda t: (345, 245), 180, colour=300, visible=lambda t: t < 28)
+    c = Person(lambda t: (300, 248), 180, colour=10, visible=lambda t: t < 16 or t >= 34)
+    tracks, switched = crossing(FakeLandmarker([b, c]), b, c, TrackerTuning(), 80)
+    assert not switched, [owner(tr, [b, c]) for tr in switched]
+    on_c = [tr for tr in tracks if owner(tr, [b, c])[0] == 1]
+    assert len(on_c) == 1 and on_c[0].frames[0] == 0 and on_c[0].frames[-1] == 79  # C keeps one id to the end
+
+
 class OverlapLandmarker(FakeLandmarker):
     """Two people whose landmark boxes overlap: the colours around the skeleton read are partly the other
     person's (``mix``), and once the nearer (taller) one's hips come within ``takeover`` of a region's

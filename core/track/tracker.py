@@ -357,14 +357,17 @@ class Tracker:
         return _replace_rows(lb, np.asarray(dst, int), lb2, np.asarray(src, int))
 
     def _someone_else(self, tr: Tracklet, appearance: np.ndarray) -> bool:
-        """Were these landmarks, read in ``tr``'s region, read on another person followed now? Their
-        colours (around the skeleton they describe) match that person's running histogram by
-        ``identity_margin`` more than ``tr``'s own. When two people cross, the landmark model in the
-        farther one's region often reads the nearer one (with a high pose score), and the region then
-        follows the wrong person; such a frame is a miss for ``tr`` instead."""
+        """Were these landmarks, read in ``tr``'s region, read on another person followed now or lost a
+        moment ago? Their colours (around the skeleton they describe) match that person's running
+        histogram by ``identity_margin`` more than ``tr``'s own. When two people cross, the landmark
+        model in the farther one's region often reads the nearer one (with a high pose score), and the
+        region then follows the wrong person; such a frame is a miss for ``tr`` instead. A person just
+        lost counts too: hidden behind someone, they are lost first, and when they step out the region
+        of whoever they crossed reads them (a track that went on as the wrong person to the end of a
+        three-person clip); read as a miss, the reading is left to a newcomer who gets the lost id back."""
         if tr.hist is None or not self._established(tr):
             return False
-        others = [o.hist for o in self.active if o is not tr and o.hist is not None and self._established(o)]
+        others = [o.hist for o in self.active + self.lost if o is not tr and o.hist is not None and self._established(o)]
         if not others:
             return False
         sim = histogram_similarity(appearance[None], np.stack([tr.hist] + others))[0]
