@@ -48,6 +48,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_threads(environ) -> None:
+    """Let the math library's idle threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``) unless
+    the user chose a policy. It is read once, when torch loads, so it is set before any command imports
+    torch. With a spinning policy (the default) the engine's threads wait for each other in a busy loop,
+    and with anything else running on the machine (Blender, a render, a second capture) they take turns
+    with it: a capture of ``phalp_vid.mp4`` (180 frames, 2 cores) took 170.7 s beside one busy core,
+    against 23.2 s with sleeping threads; with the machine idle, 17.2 s against 19.0 s
+    (docs/BENCHMARKS.md, Capture)."""
+    environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if a in COMMANDS), None)
@@ -64,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _sigterm_to_cancel)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    quiet_threads(os.environ)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
