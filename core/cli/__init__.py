@@ -53,9 +53,9 @@ def quiet_threads(environ) -> None:
     the user chose a policy. It is read once, when torch loads, so it is set before any command imports
     torch. With a spinning policy (the default) the engine's threads wait for each other in a busy loop,
     and with anything else running on the machine (Blender, a render, a second capture) they take turns
-    with it: a capture of ``phalp_vid.mp4`` (180 frames, 2 cores) took 170.7 s beside one busy core,
-    against 23.2 s with sleeping threads; with the machine idle, 17.2 s against 19.0 s
-    (docs/BENCHMARKS.md, Capture)."""
+    with it: a capture of ``phalp_vid.mp4`` (180 frames, 2 cores) took 176.5 s beside one busy process,
+    against 27.5 s with sleeping threads; with the machine idle, 19.5 s against 21.6 s
+    (``benchmarks/bench_threads.py``; docs/BENCHMARKS.md, Idle threads)."""
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
