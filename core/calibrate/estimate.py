@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..geometry.axes import up_from_pitch
+from ..geometry.axes import tilt_from_up, up_from_pitch
 from ..geometry.camera import DEFAULT_FOV_DEG, focal_from_fov
 from ..observe.scale import pixel_scale
 from ..skeletons import LM
@@ -238,22 +238,17 @@ class _Problem:
         return n, self.terms(n)
 
 
-def _tilt(n: np.ndarray) -> tuple[float, float]:
-    """The camera's pitch (positive = looking down) and roll, radians, from world up ``n`` in its frame."""
-    return math.asin(float(np.clip(-n[2], -1.0, 1.0))), math.atan2(float(n[0]), float(-n[1]))
-
-
 def _at_edge(n: np.ndarray) -> bool:
     """A ground whose tilt sits at the edge of the plausible ones (``MAX_PITCH``, ``MAX_ROLL``): the people
     pull it further than a camera is held, so it is no measurement of the camera."""
-    pitch, roll = _tilt(n)
+    pitch, roll = tilt_from_up(n)
     return abs(pitch) > MAX_PITCH - EDGE or abs(roll) > MAX_ROLL - EDGE
 
 
 def _with_ground(f: float, width: int, height: int, source: str, reason: str, n: np.ndarray, best: dict,
                  n_bodies: int, focal_range=None) -> CameraEstimate:
     d = float(best["d"])
-    pitch, roll = (math.degrees(a) for a in _tilt(n))
+    pitch, roll = (math.degrees(a) for a in tilt_from_up(n))
     return CameraEstimate(f, _fov(f, width, height), source, reason=reason, plane=(n, d), camera_height=d,
                           pitch_deg=pitch, roll_deg=roll, focal_range=focal_range, n_bodies=n_bodies,
                           cost={k_: v for k_, v in best.items() if k_ != "d"})

@@ -9,6 +9,8 @@ Frames:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .rotations import rotmat_to_quat_wxyz
@@ -28,6 +30,12 @@ def up_from_pitch(pitch_deg: float) -> np.ndarray:
     ``(0, -cos, -sin)``, the normal of the ground plane as ``core.ground`` writes it."""
     a = np.radians(float(pitch_deg))
     return np.array([0.0, -np.cos(a), -np.sin(a)])
+
+
+def tilt_from_up(n: np.ndarray) -> tuple[float, float]:
+    """The camera's pitch (positive = looking down) and roll, in radians, from world up (or the ground's
+    normal) ``n`` in the camera frame (OpenCV axes)."""
+    return math.asin(float(np.clip(-n[2], -1.0, 1.0))), math.atan2(float(n[0]), float(-n[1]))
 
 
 def world_from_ground(n: np.ndarray, d: float) -> np.ndarray:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..geometry.axes import UP_LEVEL_CAM
+from ..geometry.axes import UP_LEVEL_CAM, tilt_from_up
 from ..types import GroundEstimate
 from .contacts import detect_contacts
 from .plane import fit_ground_plane, point_spreads
@@ -27,8 +27,7 @@ def _make_estimate(n: np.ndarray, d: float, n_points: int, method: str) -> Groun
     n = np.asarray(n, dtype=np.float64)
     s = float(np.linalg.norm(n))
     n, d = n / s, float(d) / s
-    pitch = math.degrees(math.asin(float(np.clip(-n[2], -1.0, 1.0))))
-    roll = math.degrees(math.atan2(float(n[0]), float(-n[1])))
+    pitch, roll = (math.degrees(a) for a in tilt_from_up(n))
     return GroundEstimate(n=n, d=d, camera_height=d, pitch_deg=pitch, roll_deg=roll, n_points=int(n_points),
                           method=method)
 
