@@ -76,6 +76,9 @@ class PerceptionConfig:
     # Besides the whole frame, sweep square tiles across the long side (people up to twice as large to the
     # detector), on one detector frame in every detect_every: people far away or with their faces turned.
     detect_tiles: bool = True
+    # On those sweep frames, also offer what moves against a still camera's background and nobody followed
+    # explains (core.detect.motion): people seen from behind, whom the face-keyed detector never finds.
+    detect_motion: bool = True
     chunk: int = 8  # frames per batch
     max_missed_s: float = 0.5  # a track survives this long without a confident observation
     reacquire_s: float = DEFAULTS["reacquire_s"]  # a person who comes back within this window keeps their id

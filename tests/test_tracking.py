@@ -537,3 +537,84 @@ def test_a_body_read_across_two_people_is_not_taken():
     span = {int(f): float(np.ptp(kp[:, 1])) for tr in tracks for f, kp in zip(tr.frames, tr.keypoints)}
     assert max(span.values()) < 1.3 * 1.04 * 150, span  # (the template spans 1.04 body heights)
     assert set(range(24, 40)) <= set(span), sorted(span)  # A is read again once the readings are right
+
+
+def test_a_track_that_slides_onto_someone_does_not_cost_them_their_frames():
+    # B walks towards C and goes behind them at frame 24. B's region, still moving on, reads C from then
+    # on: a duplicate of C's own reading, and B's track, the older one, would win it, only to be refused
+    # as someone else's colours afterwards; C's track would lose every frame until B's was given up.
+    b = Person(lambda t: (150 + 6 * t, 250), 190, colour=300, visible=lambda t: t < 24)
+    c = Person(lambda t: (330, 245), 180, colour=10, visible=lambda t: t >= 10)
+    tracks = track([b, c], 60)
+    on_c = [tr for tr in tracks if set(owner(tr, [b, c])) == {1}]
+    assert len(on_c) == 1, [owner(tr, [b, c]) for tr in tracks]
+    missing = sorted(set(range(16, 60)) - set(on_c[0].frames.tolist()))
+    assert not missing, f"C's track lost frames {missing}"
+
+
+def test_a_person_found_again_is_judged_by_their_size_since():
+    # Lost 200 px tall, found again 140 px tall after walking away unseen: the readings after that are
+    # compared with how big they look now, not with how big they looked before they were lost.
+    def seen(frames, height):
+        p = Person(lambda t: (300, 250), height, colour=10)
+        tr = Tracklet()
+        world = np.concatenate([TEMPLATE * 1.7, np.zeros((33, 1))], 1)  # metres: a 1.7 m person
+        for t in frames:
+            roi = np.array([*p.hip(t), 1.25 * height, 0.0], np.float32)
+            tr.add(Observation(frame=t, keypoints=p.keypoints(t), visibility=np.full(33, 0.95),
+                               presence=np.full(33, 0.95), z=np.zeros(33), world=world, roi=roi, score=0.9, mask=None),
+                   roi, p.hist, 0.9)
+        return tr
+
+    old, new = seen(range(0, 20), 200.0), seen(range(40, 42), 140.0)
+    before = old.size()
+    assert before == pytest.approx(200.0 / 1.7, rel=0.1)
+    old.absorb(new)
+    assert old.size() == pytest.approx(new.size(), rel=1e-6)
+    assert old.size() < 0.8 * before
+
+
+class FacesOnly(FakeDetector):
+    """Like the BlazePose detector, which keys on faces: people seen from behind (``backs``) are never
+    detected."""
+
+    def __init__(self, people, backs):
+        super().__init__([p for p in people if p not in backs])
+
+
+def feed_drawn(tracker: Tracker, people, n_frames: int) -> list:
+    """``feed`` on frames that show the people: a still textured background with each visible person a
+    filled box the size of their body (what ``core.detect.motion`` sees move)."""
+    rng = np.random.default_rng(5)
+    bg = torch.from_numpy(np.kron(rng.uniform(60, 180, (H // 8, W // 8, 3)), np.ones((8, 8, 1)))).permute(2, 0, 1).float()
+    chunk = tracker.cfg.chunk
+    for s in range(0, n_frames, chunk):
+        idx = list(range(s, min(s + chunk, n_frames)))
+        frames = bg[None].repeat(len(idx), 1, 1, 1)
+        for b, t in enumerate(idx):
+            for k, p in enumerate(people):
+                if p.visible(t):
+                    kp = p.keypoints(t)
+                    x0, y0 = np.floor(kp.min(0)).astype(int)
+                    x1, y1 = np.ceil(kp.max(0)).astype(int)
+                    frames[b, :, max(y0, 0):y1, max(x0, 0):x1] = torch.tensor([200.0, 60.0 + 90 * k, 40.0])[:, None, None]
+            frames[b, 0, 0, 0] = float(t)  # the fakes read the frame index here
+        tracker.process_chunk(idx, frames)
+    return tracker.finish((0, n_frames))
+
+
+def test_a_person_seen_from_behind_is_found_by_their_motion():
+    # A faces the camera; B walks across farther back with their back to it, never detected. What moves
+    # against the background and nobody followed explains is offered as a region: B is followed from
+    # their second second on. Without it B is never captured.
+    a = Person(lambda t: (160, 250), 200, colour=10)
+    b = Person(lambda t: (300 + 3 * t, 220), 130, colour=300)
+    for motion in (True, False):
+        tracker = Tracker(FacesOnly([a, b], backs=[b]), FakeLandmarker([a, b]), PerceptionConfig(detect_motion=motion), FPS)
+        tracks = feed_drawn(tracker, [a, b], 75)
+        on_b = [tr for tr in tracks if set(owner(tr, [a, b])) == {1}]
+        if not motion:
+            assert not on_b
+            continue
+        assert len(tracks) == 2 and len(on_b) == 1, [owner(tr, [a, b]) for tr in tracks]
+        assert on_b[0].frames[0] <= 25 and on_b[0].frames[-1] == 74

@@ -22,10 +22,11 @@ import torch
 
 from ..config import PerceptionConfig
 from ..detect.blazepose import PoseDetector
+from ..detect.motion import MotionProposals
 from ..observe.landmarks import PoseLandmarker
 from ..observe.scale import pixel_scale
 from ..skeletons import LM, mid_hip
-from ..types import LandmarkBatch, TrackObservations
+from ..types import Detections, LandmarkBatch, TrackObservations
 from .similarity import (
     assign,
     box_inside,
@@ -66,6 +67,7 @@ class Tracker:
         # over), kept to read frames again once a region is turned upright (_reread_righted): enough to
         # reach back two detections.
         self._recent: deque = deque(maxlen=max(1, -(-2 * config.detect_every // config.chunk)))
+        self.motion = MotionProposals(fps) if config.detect_motion else None
 
     # -- one chunk -------------------------------------------------------------------------------
     def process_chunk(self, indices: list[int], frames: torch.Tensor) -> None:
@@ -74,6 +76,8 @@ class Tracker:
         B = len(indices)
         self.frame_hw = (int(frames.shape[2]), int(frames.shape[3]))
         self.stats["frames"] += B
+        if self.motion is not None:
+            self.motion.update(indices, frames)
         detect_all = self.force_detect or not self.active
         det_rows = [b for b, t in enumerate(indices) if detect_all or t - self.last_detect >= cfg.detect_every]
         dets = {}
@@ -87,6 +91,10 @@ class Tracker:
             self.stats["tiled_frames"] = self.stats.get("tiled_frames", 0) + sum(tiled)
             for b, d in zip(det_rows, self.det(frames.index_select(0, sel), tiled)):
                 dets[b] = d
+            if self.motion is not None:
+                for b, swept in zip(det_rows, tiled):
+                    if swept:
+                        dets[b] = self._with_moving(dets[b], frames[b], indices[b])
             self.last_detect = indices[det_rows[-1]]
             self.stats["detector_frames"] += len(det_rows)
 
@@ -160,8 +168,11 @@ class Tracker:
         for b, t in enumerate(indices):
             items = [(tr, j) for j, (tr, bb, _) in enumerate(plan) if bb == b]
             good = [(tr, j) for tr, j in items if self._accept(tr, lb, lb_rois[j], j, t)]
-            good = self._drop_duplicates(good, lb)
+            # Someone else's colours first: a track whose region slid onto another person reads them,
+            # and as the longer-lived of the two it would otherwise win the duplicate check below and
+            # then be refused as someone else, leaving that person's own track without the frame.
             good = [(tr, j) for tr, j in good if not self._someone_else(tr, lb.appearance[j])]
+            good = self._drop_duplicates(good, lb)
             alone = self._alone(good, lb)
             good_tracks = {id(tr) for tr, _ in good}
             for (tr, j), clean in zip(good, alone):
@@ -182,6 +193,29 @@ class Tracker:
         turned = lb is not None and bool((np.abs(np.remainder(lb.rois[:, 3] + np.pi, 2 * np.pi) - np.pi) > 0.25 * np.pi).any())
         self._recent.append((list(indices), frames.to(torch.uint8) if turned else None))
         self.force_detect = any(tr.missed > 0 for tr in self.active) or not self.active
+
+    def _with_moving(self, dets: Detections, frame: torch.Tensor, t: int) -> Detections:
+        """``dets`` and the moving pieces of the frame that neither they nor anyone followed explain
+        (core.detect.motion): each followed person's landmark box, moved on to where their region is
+        predicted, and each detection's body (its hips to its scale point, above and below) are masked
+        out first."""
+        known = []
+        for tr in self.active:
+            if tr.last_kp is None or tr.last_roi is None:
+                continue
+            box = boxes_from_keypoints(tr.last_kp[None], tr.last_vis[None])[0]
+            shift = tr.predict_roi(t, self.tune)[:2] - tr.last_roi[:2]
+            known.append(box + np.concatenate([shift, shift]))
+        for hip, top in dets.keypoints[:, :2]:
+            r = float(np.hypot(*(top - hip)))
+            known.append([hip[0] - 0.35 * r, hip[1] - r, hip[0] + 0.35 * r, hip[1] + r])
+        moving = self.motion.propose(frame, np.asarray(known, np.float64).reshape(-1, 4))
+        if not len(moving.scores):
+            return dets
+        self.stats["motion_proposals"] = self.stats.get("motion_proposals", 0) + len(moving.scores)
+        return Detections(np.concatenate([dets.scores, moving.scores]),
+                          np.concatenate([dets.boxes_xyxy, moving.boxes_xyxy]),
+                          np.concatenate([dets.keypoints, moving.keypoints]))
 
     def _follow(self, frames, rows, plan, lb: LandmarkBatch, upright: dict) -> LandmarkBatch:
         """Read a followed person's frame again in the region their landmarks gave on the frame before,

@@ -62,6 +62,7 @@ class Tracklet:
         self.righted_at = -1  # the frame at which the detector turned this track's region upright
         self.righted_rot = 0.0  # the rotation of that upright region (radians)
         self.sizes: list[float] = []  # pixels per metre of the observations, in the order they came
+        self.sizes_from = 0  # the first of them since the person was last found again (absorb)
 
     @property
     def n_obs(self) -> int:
@@ -99,8 +100,11 @@ class Tracklet:
 
     def size(self, recent: int = 5) -> float:
         """How big the person has looked lately: the median pixels per metre of their last ``recent``
-        readings (NaN before any reading gave one)."""
-        s = [v for v in self.sizes[-recent:] if np.isfinite(v)]
+        readings since they were last found again (NaN before any reading gave one). Readings from
+        before they were lost do not count: unseen, they may have walked away from the camera (a
+        walker lost behind a dancer was found again at 0.7 of their size before, and every reading
+        after was refused as someone too small to be them)."""
+        s = [v for v in self.sizes[self.sizes_from:][-recent:] if np.isfinite(v)]
         return float(np.median(s)) if s else float("nan")
 
     def hip_prediction(self, roi: np.ndarray) -> np.ndarray:
@@ -123,6 +127,7 @@ class Tracklet:
     def absorb(self, other: "Tracklet") -> None:
         """Append a re-acquired tracklet's observations (they come later in time) and its motion state."""
         self.observations.extend(other.observations)
+        self.sizes_from = len(self.sizes)
         self.sizes.extend(other.sizes)
         for name in ("last_roi", "prev_roi", "prev_frame", "last_frame", "missed", "last_kp", "last_vis"):
             setattr(self, name, getattr(other, name))
@@ -133,6 +138,7 @@ class Tracklet:
         """Keep only the observations at ``indices`` (in that order)."""
         self.observations = [self.observations[i] for i in indices]
         self.sizes = [self.sizes[i] for i in indices]
+        self.sizes_from = 0
 
     def finish(self, mask_size: int) -> TrackObservations:
         """The observations as arrays, in frame order."""
