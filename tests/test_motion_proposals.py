@@ -40,11 +40,12 @@ def test_a_person_walking_against_a_still_background_is_proposed():
     bg = _background()
     mp = _run(lambda t: _frame(bg, [_walker(t)]), 40)
     d = mp.propose(_frame(bg, [_walker(40)]), np.zeros((0, 4)))
-    assert len(d.scores) == 1
+    assert len(d.scores) == 2  # one piece, offered in a region around it and in a larger one
     x0, y0, x1, y1, _ = _walker(40)
-    assert iou_matrix(d.boxes_xyxy, np.array([[x0, y0, x1, y1]]))[0, 0] > 0.6
-    hip, top = d.keypoints[0, 0], d.keypoints[0, 1]
-    assert abs(hip[0] - (x0 + x1) / 2) < 6 and top[1] < hip[1]  # an upright region centred on them
+    assert np.all(iou_matrix(d.boxes_xyxy, np.array([[x0, y0, x1, y1]]))[:, 0] > 0.6)
+    rois = d.rois()
+    assert np.all(np.abs(rois[:, 0] - (x0 + x1) / 2) < 6) and np.all(np.abs(rois[:, 3]) < 1e-6)  # upright, centred
+    assert rois[0, 2] >= 1.2 * (y1 - y0) and rois[1, 2] > 1.5 * (y1 - y0)  # the whole body, and more
 
 
 def test_someone_already_followed_is_not_proposed_again():

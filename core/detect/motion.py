@@ -32,8 +32,13 @@ MIN_HEIGHT_PX = 32.0  # ... or than this many pixels
 MIN_TALL = 0.7  # height / width: people upright or walking are taller than wide (a floor shadow is not)
 MIN_FILL = 0.15  # share of its box a piece must fill
 MASK_MARGIN = 0.12  # a followed person's box is masked out with this share of its size around it
-MAX_PROPOSALS = 4  # the largest pieces are offered, at most this many per frame
-ROI_PER_HEIGHT = 0.5  # the hips' centre to the full-body scale point, as a share of the piece's height
+MAX_PROPOSALS = 3  # the largest pieces are offered, at most this many per frame
+# The hips' centre to the full-body scale point, as a share of the piece's height: each piece is offered
+# twice, as a region just around it and as a larger one, since a piece is often only part of the person
+# (legs the colour of the floor; on a walker 100 px tall whose piece was their upper body, the landmark
+# model found nobody in the smaller region on two frames of three and the person in the larger one).
+# Where both find the person, the tracker keeps one (a duplicate).
+ROI_PER_HEIGHT = (0.5, 0.8)
 
 
 class MotionProposals:
@@ -112,8 +117,9 @@ class MotionProposals:
         for bh, x, y, bw in found:
             x0, y0, x1, y1 = x / s, y / s, (x + bw) / s, (y + bh) / s
             c = np.array([0.5 * (x0 + x1), 0.5 * (y0 + y1)])
-            top = c - [0.0, ROI_PER_HEIGHT * (y1 - y0)]
-            boxes.append([x0, y0, x1, y1])
-            kps.append([c, top, c, top])
-        return Detections(np.zeros(len(found), np.float32), np.asarray(boxes, np.float32),
+            for r in ROI_PER_HEIGHT:
+                top = c - [0.0, r * (y1 - y0)]
+                boxes.append([x0, y0, x1, y1])
+                kps.append([c, top, c, top])
+        return Detections(np.zeros(len(boxes), np.float32), np.asarray(boxes, np.float32),
                           np.asarray(kps, np.float32))
