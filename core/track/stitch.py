@@ -50,6 +50,7 @@ def merge(a: Tracklet, b: Tracklet) -> Tracklet:
     if b.hist is not None:
         a.hist = b.hist if a.hist is None else 0.5 * (a.hist + b.hist)
     a.id = min(a.id, b.id) if a.id >= 0 and b.id >= 0 else max(a.id, b.id)
+    a.by_motion = a.by_motion and b.by_motion
     return a
 
 

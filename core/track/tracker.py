@@ -43,6 +43,12 @@ from .stitch import drop_stragglers, reach, stitch_tracks
 from .tracklet import Observation, Tracklet
 
 
+PIECE_HEIGHT = (0.5, 2.0)  # a moving piece's first reading: its body's height against the piece's
+PIECE_INSIDE = 0.5  # ... and the most of its box that may lie inside a followed person's
+MOTION_MIN_S = 1.0  # seconds of readings a person found only by their motion needs to be kept
+PIECE_MIN_WIDTH = 0.15  # ... and its width against its height (a person side on with the arms down: 0.2-0.25)
+
+
 class Tracker:
     """Feed chunks of frames in order with :meth:`process_chunk`, then call :meth:`finish`."""
 
@@ -102,6 +108,7 @@ class Tracker:
         candidates: list[Tracklet] = []
         cand_roi: dict[int, np.ndarray] = {}
         cand_start: dict[int, int] = {}
+        pieces: dict[int, np.ndarray] = {}  # candidates offered by a moving piece: its box
         plan: list[tuple[Tracklet, int, np.ndarray]] = []
         upright: dict[int, np.ndarray] = {}  # tracks turned upright in this chunk: their region from then on
         for b, t in enumerate(indices):
@@ -136,6 +143,9 @@ class Tracker:
                     candidates.append(c)
                     cand_roi[id(c)] = d_rois[i]
                     cand_start[id(c)] = b
+                    if dets[b].scores[i] <= 0.0:  # a moving piece (core.detect.motion), not a detection
+                        pieces[id(c)] = dets[b].boxes_xyxy[i]
+                        c.by_motion = True
                     tracks_here.append(c)
                     preds.append(d_rois[i])
             for tr, roi in zip(tracks_here, preds):
@@ -167,7 +177,8 @@ class Tracker:
         # Update the tracks frame by frame.
         for b, t in enumerate(indices):
             items = [(tr, j) for j, (tr, bb, _) in enumerate(plan) if bb == b]
-            good = [(tr, j) for tr, j in items if self._accept(tr, lb, lb_rois[j], j, t)]
+            good = [(tr, j) for tr, j in items if self._accept(tr, lb, lb_rois[j], j, t)
+                    and (id(tr) not in pieces or tr.n_obs or self._reads_the_piece(lb, j, pieces[id(tr)]))]
             # Someone else's colours first: a track whose region slid onto another person reads them,
             # and as the longer-lived of the two it would otherwise win the duplicate check below and
             # then be refused as someone else, leaving that person's own track without the frame.
@@ -216,6 +227,24 @@ class Tracker:
         return Detections(np.concatenate([dets.scores, moving.scores]),
                           np.concatenate([dets.boxes_xyxy, moving.boxes_xyxy]),
                           np.concatenate([dets.keypoints, moving.keypoints]))
+
+    def _reads_the_piece(self, lb: LandmarkBatch, j: int, piece: np.ndarray) -> bool:
+        """Is reading ``j``, the first of a newcomer offered by a moving piece (box ``piece``), the thing
+        that moved: a body about the piece's height (0.5-2x), not a line, centred on the piece, and
+        mostly clear of the people followed? On real footage the landmark model answered a flickering
+        door edge with a confident skeleton 3 px wide and 43 px tall."""
+        box = boxes_from_keypoints(lb.keypoints_px[j:j + 1], lb.visibility[j:j + 1], margin=0.0)[0]
+        w, h, ph = box[2] - box[0], box[3] - box[1], piece[3] - piece[1]
+        if not PIECE_HEIGHT[0] * ph <= h <= PIECE_HEIGHT[1] * ph or w < PIECE_MIN_WIDTH * h:
+            return False
+        c, m = 0.5 * (box[:2] + box[2:]), 0.25 * (piece[2:] - piece[:2])
+        if np.any(c < piece[:2] - m) or np.any(c > piece[2:] + m):
+            return False
+        known = [tr for tr in self.active if tr.last_kp is not None]
+        if not known:
+            return True
+        others = boxes_from_keypoints(np.stack([tr.last_kp for tr in known]), np.stack([tr.last_vis for tr in known]))
+        return float(box_inside(box[None], others).max()) <= PIECE_INSIDE
 
     def _follow(self, frames, rows, plan, lb: LandmarkBatch, upright: dict) -> LandmarkBatch:
         """Read a followed person's frame again in the region their landmarks gave on the frame before,
@@ -522,7 +551,10 @@ class Tracker:
         # for the message when nobody is kept: the most frames anyone was seen in (fewer than needed)
         self.longest_seen = max([tr.n_obs for tr in everyone] or fragments, default=0)
         self.frames_needed = max(min_len, fragment)
-        kept = [tr for tr in everyone if tr.n_obs >= min_len]
+        # Someone only a moving piece found must be followed for MOTION_MIN_S: moving foliage in handheld
+        # footage was read as a small person, confidently, for 9 frames (0.75 s).
+        by_motion = max(min_len, int(round(MOTION_MIN_S * self.fps)))
+        kept = [tr for tr in everyone if tr.n_obs >= (by_motion if tr.by_motion else min_len)]
         out = [tr.finish(self.cfg.mask_size) for tr in kept]
 
         def salience(o: TrackObservations) -> float:  # the most prominent people win beyond max_people

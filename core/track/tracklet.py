@@ -63,6 +63,7 @@ class Tracklet:
         self.righted_rot = 0.0  # the rotation of that upright region (radians)
         self.sizes: list[float] = []  # pixels per metre of the observations, in the order they came
         self.sizes_from = 0  # the first of them since the person was last found again (absorb)
+        self.by_motion = False  # found by a moving piece (core.detect.motion), never by the detector
 
     @property
     def n_obs(self) -> int:
