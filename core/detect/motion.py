@@ -4,11 +4,12 @@ The BlazePose detector keys on faces: a person walking away from the camera, or 
 whole time, is never detected, and someone lost behind another person is not found again when they step
 out with their back turned (on a three-person synthetic probe the detector gave the walker no score
 above 0.05 on any frame). With a still camera, what moves stands out against the background: the
-median of frames sampled over the last few seconds. The foreground left once everyone already followed
-or detected is masked out, in person-sized pieces, is offered to the tracker as a detection; the
-landmark model then reads that region, and a reading with no person in it (a shadow, a ball) is dropped
-as any other empty region is, by its pose score. A moving camera changes most of the frame against
-the median: then nothing is proposed.
+median of frames sampled over the last few seconds. What moves once everyone already followed or
+detected is masked out is cut into person-sized pieces, and each is offered to the tracker as a
+detection with a score of 0 (the detector's are at least its threshold); the landmark model then reads
+that region, a reading with no person in it (a shadow, a ball) is dropped as any other empty region is,
+by its pose score, and the tracker asks more of a newcomer found this way (core.track.tracker). A
+moving camera changes most of the frame against the median: then nothing is proposed.
 """
 from __future__ import annotations
 

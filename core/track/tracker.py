@@ -44,9 +44,9 @@ from .tracklet import Observation, Tracklet
 
 
 PIECE_HEIGHT = (0.5, 2.0)  # a moving piece's first reading: its body's height against the piece's
+PIECE_MIN_WIDTH = 0.15  # ... its width against its height (a person side on with the arms down: 0.2-0.25)
 PIECE_INSIDE = 0.5  # ... and the most of its box that may lie inside a followed person's
 MOTION_MIN_S = 1.0  # seconds of readings a person found only by their motion needs to be kept
-PIECE_MIN_WIDTH = 0.15  # ... and its width against its height (a person side on with the arms down: 0.2-0.25)
 
 
 class Tracker:
