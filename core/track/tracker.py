@@ -73,7 +73,8 @@ class Tracker:
         # over), kept to read frames again once a region is turned upright (_reread_righted): enough to
         # reach back two detections.
         self._recent: deque = deque(maxlen=max(1, -(-2 * config.detect_every // config.chunk)))
-        self.motion = MotionProposals(fps) if config.detect_motion else None
+        # The moving pieces are read on the sweep frames only: no sweep, no background kept.
+        self.motion = MotionProposals(fps) if config.detect_motion and config.detect_tiles else None
 
     # -- one chunk -------------------------------------------------------------------------------
     def process_chunk(self, indices: list[int], frames: torch.Tensor) -> None:
