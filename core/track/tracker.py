@@ -211,11 +211,9 @@ class Tracker:
         (core.detect.motion): each followed person's landmark box, moved on to where their region is
         predicted, and each detection's body (its hips to its scale point, above and below) are masked
         out first."""
+        seen = [tr for tr in self.active if tr.last_kp is not None and tr.last_roi is not None]
         known = []
-        for tr in self.active:
-            if tr.last_kp is None or tr.last_roi is None:
-                continue
-            box = boxes_from_keypoints(tr.last_kp[None], tr.last_vis[None])[0]
+        for tr, box in zip(seen, _last_boxes(seen)):
             shift = tr.predict_roi(t, self.tune)[:2] - tr.last_roi[:2]
             known.append(box + np.concatenate([shift, shift]))
         for hip, top in dets.keypoints[:, :2]:
@@ -241,11 +239,8 @@ class Tracker:
         c, m = 0.5 * (box[:2] + box[2:]), 0.25 * (piece[2:] - piece[:2])
         if np.any(c < piece[:2] - m) or np.any(c > piece[2:] + m):
             return False
-        known = [tr for tr in self.active if tr.last_kp is not None]
-        if not known:
-            return True
-        others = boxes_from_keypoints(np.stack([tr.last_kp for tr in known]), np.stack([tr.last_vis for tr in known]))
-        return float(box_inside(box[None], others).max()) <= PIECE_INSIDE
+        others = _last_boxes([tr for tr in self.active if tr.last_kp is not None])
+        return not len(others) or float(box_inside(box[None], others).max()) <= PIECE_INSIDE
 
     def _follow(self, frames, rows, plan, lb: LandmarkBatch, upright: dict) -> LandmarkBatch:
         """Read a followed person's frame again in the region their landmarks gave on the frame before,
@@ -452,7 +447,7 @@ class Tracker:
         read = {id(tr) for tr, _ in good}
         unread = [tr for tr in self.active if id(tr) not in read and tr.last_kp is not None]
         if unread:
-            boxes.append(boxes_from_keypoints(np.stack([tr.last_kp for tr in unread]), np.stack([tr.last_vis for tr in unread])))
+            boxes.append(_last_boxes(unread))
         B = np.concatenate(boxes)
         share = box_inside(B[:len(idx)], B)
         share[np.arange(len(idx)), np.arange(len(idx))] = 0.0  # (each reading covers itself)
@@ -565,6 +560,13 @@ class Tracker:
         out = sorted(out, key=salience, reverse=True)[: self.cfg.max_people]
         out = sorted(out, key=lambda o: (int(o.frames[0]), o.track_id))
         return [TrackObservations(**{**o.__dict__, "track_id": i}) for i, o in enumerate(out)]
+
+
+def _last_boxes(tracks: list) -> np.ndarray:
+    """``(N, 4)`` xyxy: the padded landmark boxes of ``tracks``' last readings (each must have one)."""
+    if not tracks:
+        return np.zeros((0, 4))
+    return boxes_from_keypoints(np.stack([tr.last_kp for tr in tracks]), np.stack([tr.last_vis for tr in tracks]))
 
 
 def _shoulders_below_hips(kp: np.ndarray) -> np.ndarray:
