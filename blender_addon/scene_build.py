@@ -341,7 +341,7 @@ def lens_note(summary: dict) -> str:
     mm = f"{cam.data.lens:.0f} mm lens"
     source = lens.get("source")
     if source == "estimated":
-        return f"; {mm} estimated from the people"
+        return f"; {mm} estimated from the " + ("scene's lines" if lens.get("basis") == "scene lines" else "people")
     if source == "default":
         return f"; {mm} assumed (no estimate: {lens.get('reason', 'unknown')})"
     return f"; {mm} ({source})" if source else ""

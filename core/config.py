@@ -170,6 +170,7 @@ class CaptureConfig:
     fov_deg: Optional[float] = None  # horizontal field of view along the longer image side
     focal_px: Optional[float] = None
     estimate_camera: bool = DEFAULTS["estimate_camera"]  # without --fov/--focal-px, estimate the lens from the people (core.calibrate)
+    scene_lines: bool = True  # and from the scene's straight lines (vanishing points), which win where they measure it
     camera_height: Optional[float] = None  # m, the lens above the ground, when the user knows it (a tripod's height)
     camera_pitch_deg: Optional[float] = None  # degrees the camera looks down (negative: up), when the user knows it
     smoothing: float = DEFAULTS["smoothing"]  # 0 = off, 1 = default, larger = smoother

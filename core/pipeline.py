@@ -96,7 +96,7 @@ def run_capture(
     perception = dense.observe(info, perception, progress, cancel)
     # Frames that misread a person's size (a half-found body, a nearer person's legs) are bridged by the fit.
     tracks, _ = without_misreads(perception.tracks, info.fps)
-    lens = find_camera(tracks, info, config, progress)
+    lens = find_camera(tracks, info, config, progress, getattr(perception, "stills", None) or None)
     cam = camera_for_video(info.width, info.height, focal_px=lens.focal_px)
 
     up = lens.up

@@ -119,6 +119,7 @@ class PerceptionResult:
     tracks: tuple[TrackObservations, ...]
     config: "PerceptionConfig"
     stats: dict = field(default_factory=dict)
+    stills: dict = field(default_factory=dict)  # a few frames kept for the camera's lines: frame -> grey image
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,22 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..progress import log_line
-from .estimate import CameraEstimate, default_camera, estimate_camera, given_camera
+from .estimate import CameraEstimate, default_camera, estimate_camera, given_camera, with_scene_lines
+from .lines import scene_camera
 
 __all__ = ["CameraEstimate", "default_camera", "estimate_camera", "find_camera", "given_camera"]
 
 
-def find_camera(tracks, info, config, progress=None) -> CameraEstimate:
+def find_camera(tracks, info, config, progress=None, stills=None) -> CameraEstimate:
     """The capture's lens: the user's (``--fov``/``--focal-px`` always win), else estimated from the people
-    (``config.estimate_camera``), else the default. Says which on the log."""
+    (``config.estimate_camera``) and the scene's lines (on ``stills``, the frames perception kept; read
+    from the file when None), else the default. Says which on the log."""
     lens = given_camera(info.width, info.height, config.fov_deg, config.focal_px)
     if lens is None and config.estimate_camera:
         lens = estimate_camera(tracks, info.width, info.height, info.fps)
+        if config.scene_lines:
+            lens = with_scene_lines(lens, scene_camera(info, tracks, lens.focal_px, stills), tracks, info.width,
+                                    info.height)
     if lens is None:
         lens = default_camera(info.width, info.height, "camera estimation is off")
     lens = replace(lens, given_pitch_deg=config.camera_pitch_deg, given_height=config.camera_height)
@@ -36,16 +41,21 @@ def describe(lens: CameraEstimate) -> str:
 def _describe_lens(lens: CameraEstimate, placement: bool) -> str:
     text = f"camera: {lens.fov_deg:.0f} degree lens (focal length {lens.focal_px:.0f} px)"
     if lens.source == "estimated":
-        lo, hi = lens.focal_range or (lens.focal_px, lens.focal_px)
-        text += f", estimated from the people (plausible {lo:.0f}-{hi:.0f} px)"
-        if placement:
+        if lens.basis == "scene lines":
+            text += ", estimated from the scene's straight lines"
+        else:
+            lo, hi = lens.focal_range or (lens.focal_px, lens.focal_px)
+            text += f", estimated from the people (plausible {lo:.0f}-{hi:.0f} px)"
+            if lens.lines:
+                text += ", the tilt from the scene's straight lines"
+        if placement and lens.camera_height is not None:
             text += (f"; camera {lens.camera_height:.2f} m above the ground, looking {lens.pitch_deg:.0f} "
                      "degrees down")
         return text
     if lens.source == "default":
         text += f", the default ({lens.reason}; give --fov or --focal-px if you know the lens)"
-        if lens.plane is not None and placement:
+        if lens.plane is not None and placement and lens.camera_height is not None:
             text += (f"; camera {lens.camera_height:.2f} m above the ground, looking {lens.pitch_deg:.0f} degrees "
-                     "down (estimated for that lens)")
+                     "down (estimated for that lens" + (", tilt from the scene's lines)" if lens.lines else ")"))
         return text
     return text + f", from {lens.source}"

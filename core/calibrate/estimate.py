@@ -76,6 +76,9 @@ class CameraEstimate:
     cost: dict = field(default_factory=dict)
     given_pitch_deg: Optional[float] = None  # the user's --camera-pitch (wins over the estimate's tilt)
     given_height: Optional[float] = None  # the user's --camera-height (wins over the ground's distance)
+    basis: str = "people"  # what an estimate was read from: "people", "scene lines" (lens and tilt), or
+    # "people, tilt from the scene lines"
+    lines: Optional[dict] = None  # what the scene's lines gave (core.calibrate.lines.SceneCamera.meta), when they did
 
     @property
     def up(self) -> Optional[np.ndarray]:
@@ -89,8 +92,13 @@ class CameraEstimate:
         if self.reason:
             out["reason"] = self.reason
         if self.plane is not None:
-            out.update(camera_height=float(self.camera_height), pitch_deg=float(self.pitch_deg),
-                       roll_deg=float(self.roll_deg), n_bodies=int(self.n_bodies))
+            out.update(pitch_deg=float(self.pitch_deg), roll_deg=float(self.roll_deg), n_bodies=int(self.n_bodies))
+            if self.camera_height is not None:
+                out["camera_height"] = float(self.camera_height)
+        if self.source == "estimated" or self.lines is not None:
+            out["basis"] = self.basis
+        if self.lines is not None:
+            out["lines"] = dict(self.lines)
         if self.focal_range is not None:
             out["focal_range"] = [float(self.focal_range[0]), float(self.focal_range[1])]
         if self.given_pitch_deg is not None:
@@ -313,3 +321,29 @@ def estimate_camera(tracks: Sequence[TrackObservations], width: int, height: int
     n, best = _Problem(b, H, axes, starts, f, cx, cy).solve()
     return _with_ground(f, width, height, "estimated", "", n, best, len(b.scale),
                         focal_range=(float(within.min()), float(within.max())))
+
+
+def with_scene_lines(lens: CameraEstimate, scene, tracks: Sequence[TrackObservations], width: int,
+                     height: int) -> CameraEstimate:
+    """``lens`` (from the people, or the default) with what the scene's lines measured
+    (core.calibrate.lines.SceneCamera, or None): the lines' lens when they measured one, and their
+    tilt. The camera's height comes from the people's hips over that ground (the ground stage then
+    places it from their feet)."""
+    if scene is None:
+        return lens
+    f = scene.focal_px if scene.focal_measured else lens.focal_px
+    n = np.asarray(scene.up, np.float64)
+    b = _collect(tracks)
+    d = None
+    if len(b.scale):
+        axes, starts = _torso_axes(b, _upright(b))
+        d = float(_Problem(b, _hip_heights(b), axes, starts, f, width / 2.0, height / 2.0).terms(n)["d"])
+        d = d if d > 0 else None
+    pitch, roll = (math.degrees(a) for a in tilt_from_up(n))
+    common = dict(plane=(n, np.nan if d is None else d), camera_height=d, pitch_deg=pitch, roll_deg=roll,
+                  n_bodies=len(b.scale), lines=scene.meta())
+    if scene.focal_measured:
+        return CameraEstimate(f, _fov(f, width, height), "estimated", basis="scene lines", **common)
+    from dataclasses import replace
+    return replace(lens, basis="people, tilt from the scene lines" if lens.source == "estimated" else "scene lines",
+                   **common)

@@ -15,6 +15,7 @@ from ..observe.hands import HandLandmarker, load_hand_landmarker, read_hands
 from ..observe.landmarks import PoseLandmarker, load_landmarker
 from ..progress import ProgressFn, null_progress
 from ..types import HandObservations, PerceptionResult, TrackObservations, VideoInfo
+from ..calibrate.lines import still_image, still_indices
 from ..video import iter_frames, probe_video
 from .tracker import Tracker
 
@@ -87,6 +88,8 @@ def run_perception(
     buf_i: list[int] = []
     buf_f: list[np.ndarray] = []
     done = 0
+    keep = set(int(i) for i in still_indices(start, stop - 1))
+    stills: dict[int, np.ndarray] = {}  # frames for the camera's lines (core.calibrate.lines), decoded once
 
     def flush():
         nonlocal done
@@ -106,6 +109,8 @@ def run_perception(
                 raise Cancelled("cancelled")
             buf_i.append(idx)
             buf_f.append(rgb)
+            if idx in keep:
+                stills[idx] = still_image(rgb)
             if len(buf_i) >= config.chunk:
                 flush()
     flush()
@@ -120,7 +125,7 @@ def run_perception(
         tracks = hands_pass(info, tracks, hands, config.chunk, device, progress, cancel)
         stats["hand_frames_read"] = int(sum((t.hands.score > 0).sum() for t in tracks))
     return PerceptionResult(video=info, frame_range=(start, stop), tracks=tuple(tracks), config=config,
-                            stats=stats)
+                            stats=stats, stills=stills)
 
 
 def hands_pass(info: VideoInfo, tracks, landmarker: HandLandmarker, chunk: int, device: torch.device,
