@@ -42,3 +42,21 @@ def addon():
     yield mod
     mod.ops.cancel_running()
     addon_utils.disable("blender_addon", default_set=True, handle_error=_raise)
+
+
+class MessageLog:
+    """A progress callback that keeps the log lines the engine writes (``progress.message``)."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def __call__(self, *a):
+        pass
+
+    def message(self, stage, message):
+        self.lines.append(message)
+
+
+@pytest.fixture
+def message_log():
+    return MessageLog()

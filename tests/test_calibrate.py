@@ -76,20 +76,11 @@ def test_one_distance_or_few_frames_gives_the_default_lens_and_says_why():
     assert est.source == "default" and "too few" in est.reason
 
 
-def test_the_users_lens_wins_and_the_log_says_where_the_lens_came_from():
+def test_the_users_lens_wins_and_the_log_says_where_the_lens_came_from(message_log):
     _, tracks, _ = _scene(70.0, 2.4, (0.0, 9.0, 1.0))
     info = VideoInfo(path="clip.mp4", width=W, height=H, fps=FPS, n_frames=N)
 
-    class Log:
-        lines = []
-
-        def __call__(self, *a):
-            pass
-
-        def message(self, stage, message):
-            self.lines.append(message)
-
-    log = Log()
+    log = message_log
     lens = find_camera(tracks, info, CaptureConfig(fov_deg=45.0), log)
     assert lens.source == "--fov" and lens.fov_deg == 45.0
     assert log.lines[-1].startswith("camera: 45 degree lens") and "from --fov" in log.lines[-1]
@@ -100,24 +91,16 @@ def test_the_users_lens_wins_and_the_log_says_where_the_lens_came_from():
     assert "estimated from the people" in log.lines[-1] and "looking 9 degrees down" in log.lines[-1]
 
 
-def test_the_users_camera_placement_wins_and_is_recorded():
+def test_the_users_camera_placement_wins_and_is_recorded(message_log):
     _, tracks, _ = _scene(70.0, 2.4, (0.0, 9.0, 1.0))
     info = VideoInfo(path="clip.mp4", width=W, height=H, fps=FPS, n_frames=N)
-    lines = []
-
-    class Log:
-        def __call__(self, *a):
-            pass
-
-        def message(self, stage, message):
-            lines.append(message)
-
-    lens = find_camera(tracks, info, CaptureConfig(camera_pitch_deg=12.0, camera_height=2.0), Log())
+    lens = find_camera(tracks, info, CaptureConfig(camera_pitch_deg=12.0, camera_height=2.0), message_log)
     assert lens.source == "estimated"  # the lens is still estimated; the placement is the user's
     up = lens.up
     assert math.degrees(math.asin(-up[2])) == pytest.approx(12.0) and up[0] == 0.0
     assert lens.meta()["given_pitch_deg"] == 12.0 and lens.meta()["given_height"] == 2.0
-    assert lines[-1].endswith("camera 2.00 m above the ground, looking 12 degrees down, as given"), lines[-1]
+    last = message_log.lines[-1]
+    assert last.endswith("camera 2.00 m above the ground, looking 12 degrees down, as given"), last
     with pytest.raises(ConfigError, match="camera-pitch"):
         CaptureConfig(camera_pitch_deg=95.0).validate()
     with pytest.raises(ConfigError, match="camera-height"):

@@ -87,24 +87,15 @@ def test_a_scene_without_lines_gives_nothing(tmp_path):
     assert scene_camera(info, [], focal_from_fov(W, H, 60.0)) is None
 
 
-def test_the_capture_lens_comes_from_the_lines_and_says_so(tmp_path):
+def test_the_capture_lens_comes_from_the_lines_and_says_so(tmp_path, message_log):
     info = probe_video(_video(tmp_path / "floor.mp4", _floor_image(45.0, 12.0, 30.0)))
-    lines = []
-
-    class Log:
-        def __call__(self, *a):
-            pass
-
-        def message(self, stage, message):
-            lines.append(message)
-
-    lens = find_camera([], info, CaptureConfig(), Log())
+    lens = find_camera([], info, CaptureConfig(), message_log)
     assert lens.source == "estimated" and lens.basis == "scene lines"
     assert abs(lens.focal_px / focal_from_fov(W, H, 45.0) - 1.0) < 0.05
     meta = lens.meta()
     assert meta["basis"] == "scene lines" and meta["lines"]["focal_measured"] is True
     assert abs(meta["pitch_deg"] - 12.0) < 1.0
-    assert "scene's straight lines" in lines[-1]
+    assert "scene's straight lines" in message_log.lines[-1]
     # The user's lens still wins, and turning the lines off leaves the people's estimate (here: none).
     assert find_camera([], info, CaptureConfig(fov_deg=60.0)).source == "--fov"
     off = find_camera([], info, CaptureConfig(scene_lines=False))
