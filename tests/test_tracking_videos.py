@@ -133,3 +133,15 @@ def test_person_who_leaves_and_comes_back_keeps_their_id(pose_models, tmp_path):
     assert len(res.tracks) == 1, f"{len(res.tracks)} ids for one person"
     f = res.tracks[0].frames
     assert f.min() <= 3 and f.max() >= 36 and not np.any((f >= 14) & (f < 26))
+
+
+def test_the_office_clip_gives_its_lens_from_its_lines_on_the_frames_perception_kept(pose_models):
+    from core.calibrate import find_camera
+    from core.config import CaptureConfig
+
+    res = _perceive("gastnet_apart.avi", pose_models)
+    assert len(res.stills) == 8 and all(max(im.shape) <= 960 for im in res.stills.values())
+    lens = find_camera(res.tracks, res.video, CaptureConfig(), stills=res.stills)
+    # Desks and windows in two directions measure a wide lens; the camera looks a little down.
+    assert lens.source == "estimated" and lens.basis == "scene lines", lens.meta()
+    assert 70.0 < lens.fov_deg < 100.0 and 2.0 < lens.pitch_deg < 12.0 and abs(lens.roll_deg) < 5.0
