@@ -28,7 +28,7 @@ planted in the image with the hip's depth (the foot's own depth differs by a pit
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -344,6 +344,5 @@ def with_scene_lines(lens: CameraEstimate, scene, tracks: Sequence[TrackObservat
                   n_bodies=len(b.scale), lines=scene.meta())
     if scene.focal_measured:
         return CameraEstimate(f, _fov(f, width, height), "estimated", basis="scene lines", **common)
-    from dataclasses import replace
     return replace(lens, basis="people, tilt from the scene lines" if lens.source == "estimated" else "scene lines",
                    **common)

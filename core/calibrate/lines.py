@@ -201,28 +201,6 @@ def _refine(lines: _Lines, idx: np.ndarray) -> np.ndarray:
     return v
 
 
-def _covariance(lines: _Lines, idx: np.ndarray, v: np.ndarray) -> Optional[np.ndarray]:
-    """The 2x2 covariance of the finite vanishing point ``v`` (normalised units) from the segments ``idx``
-    through it: each segment's direction is off by the inliers' spread of angles, which moves its line
-    at ``v`` by that angle times the segment's distance from ``v``. None for a point at infinity."""
-    if abs(v[2]) < 1e-9:
-        return None
-    p = v[:2] / v[2]
-    to = p[None] - lines.mid[idx]
-    dist = np.maximum(np.linalg.norm(to, axis=1), 1e-6)
-    to /= dist[:, None]
-    sin = np.abs(to[:, 0] * lines.dir[idx, 1] - to[:, 1] * lines.dir[idx, 0])
-    # an angle at each segment's own noise: longer segments point more precisely (1/sqrt(length))
-    sigma = max(float(np.sqrt(np.mean(sin ** 2 * lines.length[idx]))), math.radians(0.1) * 0.1)
-    w = lines.length[idx] / (sigma * dist) ** 2
-    J = lines.line[idx, :2]
-    info = (J * w[:, None]).T @ J
-    try:
-        return np.linalg.inv(info)
-    except np.linalg.LinAlgError:
-        return None
-
-
 def _vanishing_points(lines: _Lines, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     """Up to ``MAX_VPS`` vanishing points (homogeneous, normalised coordinates), each with the mask of the
     segments it explains. Each round takes the point most line length passes through; the segments
