@@ -116,20 +116,20 @@ def _read_stills(info: VideoInfo, tracks: Sequence[TrackObservations]) -> dict:
     return out
 
 
-def _person_boxes(tracks: Sequence[TrackObservations], frame: int) -> list[np.ndarray]:
-    """Boxes ``(x0, y0, x1, y1)`` of the people followed near ``frame`` (their landmarks within two frames),
-    grown by ``PERSON_MARGIN``."""
-    out = []
+def _person_boxes(tracks: Sequence[TrackObservations], frame: int) -> np.ndarray:
+    """Boxes ``(N, 4)`` xyxy around all the landmarks of the people followed near ``frame`` (within two
+    frames), grown by ``PERSON_MARGIN`` of their size, and by half as much again above (hair, head)."""
+    from ..track.similarity import boxes_from_keypoints  # (core.track imports this module)
+
+    out = [np.zeros((0, 4))]
     for t in tracks:
-        fr = np.asarray(t.frames)
-        near = np.flatnonzero(np.abs(fr - frame) <= 2)
-        for i in near:
-            kp = t.keypoints[i, :, :2]
-            x0, y0 = kp.min(0)
-            x1, y1 = kp.max(0)
-            m = PERSON_MARGIN * max(x1 - x0, y1 - y0)
-            out.append(np.array([x0 - m, y0 - 1.5 * m, x1 + m, y1 + m]))  # hair and head above the landmarks
-    return out
+        near = np.flatnonzero(np.abs(np.asarray(t.frames) - frame) <= 2)
+        if len(near):
+            kp = t.keypoints[near]
+            boxes = boxes_from_keypoints(kp[..., :2], np.ones(kp.shape[:2]), margin=PERSON_MARGIN)
+            boxes[:, 1] -= 0.5 * PERSON_MARGIN * (boxes[:, 2:] - boxes[:, :2]).max(1) / (1 + 2 * PERSON_MARGIN)
+            out.append(boxes)
+    return np.concatenate(out)
 
 
 def _segments(info: VideoInfo, tracks: Sequence[TrackObservations], stills: Optional[dict] = None) -> np.ndarray:
@@ -146,12 +146,13 @@ def _segments(info: VideoInfo, tracks: Sequence[TrackObservations], stills: Opti
         s = found.reshape(-1, 4).astype(np.float64) * (side / max(gray.shape))
         length = np.hypot(s[:, 2] - s[:, 0], s[:, 3] - s[:, 1])
         s = s[length >= MIN_LENGTH * side]
-        for b in _person_boxes(tracks, int(f)):
-            mid = 0.5 * (s[:, :2] + s[:, 2:])
-            on = np.zeros(len(s), bool)
-            for p in (s[:, :2], s[:, 2:], mid):
-                on |= (p[:, 0] > b[0]) & (p[:, 0] < b[2]) & (p[:, 1] > b[1]) & (p[:, 1] < b[3])
-            s = s[~on]
+        b = _person_boxes(tracks, int(f))[None]  # (1, B, 4)
+        on = np.zeros(len(s), bool)
+        for p in (s[:, :2], s[:, 2:], 0.5 * (s[:, :2] + s[:, 2:])):  # either end or the middle on someone
+            q = p[:, None]
+            on |= np.any((q[..., 0] > b[..., 0]) & (q[..., 0] < b[..., 2]) & (q[..., 1] > b[..., 1])
+                         & (q[..., 1] < b[..., 3]), axis=1)
+        s = s[~on]
         out.append(s)
     if not out:
         return np.zeros((0, 4))
