@@ -11,7 +11,7 @@ from core.geometry.axes import R_BLENDER_FROM_CANON
 from core.geometry.kinematics import global_rotations, smpl_joints_world
 from core.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from core.ground.contacts import image_contacts
-from core.ground.plant import foot_contacts, plant_feet
+from core.ground.plant import foot_contacts, held_through_gaps, plant_feet
 from core.result.toy import toy_rest_joints
 from core.skeletons import SMPL_LEGS
 
@@ -221,3 +221,59 @@ def test_a_body_whose_depth_wobbles_is_planted_without_leaving_its_image():
     upper = [0, 3, 6, 9, 12, 15, 16, 17, 18, 19, 20, 21]
     moved = np.linalg.norm(image(P1[:, upper]) - image(P0[:, upper]), axis=-1)
     assert moved.mean() < 1.0, f"the upper body moved {moved.mean():.2f} px on average in the image"
+
+
+def _standing(T: int):
+    """A person standing still, facing a camera 5 m away and 1.5 m up (SMPL parameters, rest joints, eye)."""
+    J = toy_rest_joints(np.random.default_rng(0))
+    go = np.tile(rotmat_to_rotvec(R_BLENDER_FROM_CANON), (T, 1))
+    bp = np.zeros((T, 23, 3))
+    bp[:, 0, 2], bp[:, 1, 2] = 0.15, -0.15  # feet apart
+    transl = np.tile(-J[0], (T, 1))
+    pts, _ = _points(go, bp, transl, J)
+    transl[:, 2] -= pts[..., 2].min()  # feet on the ground
+    return go, bp, transl, J, np.array([0.0, -5.0, 1.5])
+
+
+def test_a_person_standing_behind_someone_keeps_their_feet_planted_while_unseen():
+    """A person stands still; someone passes in front of them for 20 frames, and the fit bridges the
+    frames it has no observation for by blending the poses on either side: here a bridge that wanders
+    20 cm sideways and back, faster than any planted foot moves (40 mm a frame at most). Told which
+    frames were seen, planting holds each foot on its spot through the unseen ones (within 1 cm), and
+    puts the body back where it was seen; without that, the feet slid with the bridge."""
+    T = 60
+    go, bp, transl, J, eye = _standing(T)
+    observed = np.ones(T, bool)
+    observed[20:40] = False
+    transl[20:40, 0] += 0.2 * np.sin(np.pi * (np.arange(20) + 1) / 21)  # the bridge wanders off and back
+    free = plant_feet(go, bp, transl, J, OFFSETS, FPS, eye=eye)
+    held = plant_feet(go, bp, transl, J, OFFSETS, FPS, eye=eye, observed=observed)
+    before, _ = _points(free.global_orient, free.body_pose, free.transl, J)
+    after, _ = _points(held.global_orient, held.body_pose, held.transl, J)
+    assert held.contacts.all()
+    assert np.abs(after - after[0]).max() < 0.01  # every foot point on one spot, seen or not
+    assert np.abs(before[20:40] - before[0]).max() > 0.1  # as fitted, the feet went with the bridge
+
+
+def test_a_walker_seen_again_a_stride_further_on_keeps_free_feet_through_the_gap():
+    """Contacts are only carried through an unseen stretch when the foot (and the pelvis) come back
+    where they left: a walker whose foot comes down again 0.7 m further on took steps nobody saw."""
+    T = 40
+    pts = np.zeros((T, 4, 3))
+    pts[..., 0] = [-0.1, 0.1, -0.1, 0.1]
+    pelvis = np.zeros((T, 3))
+    contacts = np.zeros((T, 4), bool)
+    contacts[:15] = contacts[25:] = True
+    observed = np.ones(T, bool)
+    observed[15:25] = False
+    stood = held_through_gaps(contacts, pts, pelvis, observed, FPS)
+    assert stood.all()
+    walked = pts.copy()
+    walked[25:, :, 1] += 0.7
+    pelvis_walked = pelvis.copy()
+    pelvis_walked[25:, 1] += 0.7
+    assert not held_through_gaps(contacts, walked, pelvis_walked, observed, FPS)[15:25].any()
+    # Contacts that end well before the person is lost are not carried (they took a step first).
+    early = contacts.copy()
+    early[8:15] = False
+    assert not held_through_gaps(early, pts, pelvis, observed, FPS)[15:25].any()

@@ -41,6 +41,8 @@ MIN_PLANT_S = 0.1  # contact runs shorter than this are dropped
 RAMP_S = 0.12  # corrections fade in and out over this long at the ends of a contact
 RAY_WEIGHT = 0.5  # motion along the camera's viewing ray counts this much in the contact speed
 ROOT_SMOOTHING = 2.0  # strength of the zero-lag smoothing of the root correction (the root takes the slow part)
+GAP_HOLD = 0.4  # m: a foot planted before and after an unseen stretch this close (and its pelvis too) stood there
+GAP_REACH_S = 0.2  # the contacts on either side may end (start) this long before (after) the stretch
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,49 @@ def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
     return out
 
 
+def held_through_gaps(contacts: np.ndarray, points: np.ndarray, pelvis: np.ndarray, observed: np.ndarray, fps: float,
+                      eye: np.ndarray | None = None, ray_weight: float = RAY_WEIGHT, hold: float = GAP_HOLD,
+                      reach_s: float = GAP_REACH_S) -> np.ndarray:
+    """Contacts ``(T, P)`` with each point kept planted through the stretches where the person is not
+    seen (``observed (T,)`` False: hidden behind someone, or a missed detection) when it was planted
+    just before and just after (within ``reach_s``) at nearly the same place: within ``hold`` metres
+    horizontally, and the pelvis too (motion along the viewing ray counting ``ray_weight``, as in
+    ``foot_contacts``). The fit bridges such a stretch by blending the poses on either side, so a
+    person standing behind someone who passes in front of them slid from where they were last seen
+    to where they are seen again, however small the difference (measured on the synthetic suite's
+    crossings: 35 mm/frame median on the frames where the truth stands still, against 0 on the seen
+    frames). A walker seen again a stride or more further on keeps their free feet."""
+    out = np.asarray(contacts, bool).copy()
+    observed = np.asarray(observed, bool)
+    T = len(out)
+    if observed.all() or T < 3:
+        return out
+    reach = max(1, int(round(reach_s * fps)))
+    pts = np.asarray(points, np.float64)
+    pelvis = np.asarray(pelvis, np.float64)
+
+    def moved(a, b):  # horizontal distance (m), motion along the viewing ray discounted
+        d = b - a
+        if eye is not None:
+            r = 0.5 * (a + b) - np.asarray(eye, np.float64)
+            r /= max(np.linalg.norm(r), 1e-9)
+            d = d - (1.0 - ray_weight) * (d @ r) * r
+        return float(np.linalg.norm(d[:2]))
+
+    for a, b in runs(~observed):
+        if a == 0 or b == T:
+            continue
+        for p in range(out.shape[1]):
+            before = np.flatnonzero(out[max(0, a - reach):a, p])
+            after = np.flatnonzero(out[b:b + reach, p])
+            if not len(before) or not len(after):
+                continue
+            i, j = max(0, a - reach) + int(before[-1]), b + int(after[0])
+            if moved(pts[i, p], pts[j, p]) <= hold and moved(pelvis[i], pelvis[j]) <= hold:
+                out[i:j + 1, p] = True
+    return out
+
+
 def _ramp(mask: np.ndarray, n: int) -> np.ndarray:
     """1 inside runs of ``mask``, fading linearly to 0 over ``n`` frames outside them."""
     w = mask.astype(np.float64)
@@ -150,7 +195,7 @@ def _two_bone(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.n
 def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndarray, J_rest: np.ndarray,
                foot_offsets: np.ndarray, fps: float, foot_heights: np.ndarray | None = None,
                contacts: np.ndarray | None = None, eye: np.ndarray | None = None,
-               still: np.ndarray | None = None) -> PlantedFeet:
+               still: np.ndarray | None = None, observed: np.ndarray | None = None) -> PlantedFeet:
     """Plant the feet of one person (see the module docstring).
 
     Args:
@@ -164,6 +209,8 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
         eye: the camera centre in the world, for detecting them (see ``foot_contacts``); with it the root
             moves only along the viewing ray through the pelvis, and the legs take the rest.
         still: optional ``(T, 2, 2)`` bool, points standing still in the image (see ``foot_contacts``).
+        observed: optional ``(T,)`` bool, the frames with observations: detected contacts are held through
+            the frames without (see ``held_through_gaps``).
     """
     go = np.asarray(global_orient, np.float64)
     bp = np.asarray(body_pose, np.float64)
@@ -176,7 +223,10 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
     pts = foot_points(G, P, foot_offsets)
     if contacts is None:
         contacts = foot_contacts(pts.reshape(T, 4, 3), fps, eye,
-                                 still=None if still is None else np.asarray(still, bool).reshape(T, 4)).reshape(T, 2, 2)
+                                 still=None if still is None else np.asarray(still, bool).reshape(T, 4))
+        if observed is not None:
+            contacts = held_through_gaps(contacts, pts.reshape(T, 4, 3), P[:, 0], observed, fps, eye)
+        contacts = contacts.reshape(T, 2, 2)
     contacts = np.asarray(contacts, bool)
 
     # Anchors: one place on the ground per stance of each foot. The point planted first (the heel at a
@@ -192,6 +242,8 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
             first = 0 if starts[0] <= starts[1] else 1
             on = a + np.flatnonzero(c[:, first])
             w = np.minimum(np.arange(1, len(on) + 1), np.arange(len(on), 0, -1)).astype(float)  # middle counts most
+            if observed is not None and np.asarray(observed, bool)[on].any():
+                w = w * np.asarray(observed, bool)[on]  # where it was seen, not where the fit bridged it
             here = (w[:, None] * pts[on, s, first]).sum(0) / w.sum()
             anchor[on, s, first] = [here[0], here[1], lift[s, first]]
             other = 1 - first

@@ -31,7 +31,7 @@ def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, 
     if plant:
         offsets, heights = body.foot_geometry(shape)
         planted = plant_feet(go, bp, transl, J0, offsets, fps, heights, eye=np.asarray(T_world_from_cam)[:3, 3],
-                             still=still)
+                             still=still, observed=fit.observed)
         go, bp, transl = planted.global_orient, planted.body_pose, planted.transl
         extras.update(contacts=planted.contacts.any(axis=2), root_shift=planted.root_shift.astype(np.float32))
     fingers = None if hands is None else hands.fingers
