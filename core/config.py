@@ -175,6 +175,7 @@ class CaptureConfig:
     camera_pitch_deg: Optional[float] = None  # degrees the camera looks down (negative: up), when the user knows it
     smoothing: float = DEFAULTS["smoothing"]  # 0 = off, 1 = default, larger = smoother
     ground_iterations: int = 60
+    ground_depth: bool = True  # correct each person's depth by where their planted feet meet the ground (core.ground.depth)
     plant_feet: bool = DEFAULTS["lock_feet"]  # lock planted feet in the result (core.ground.plant)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     fit: FitConfig = field(default_factory=FitConfig)

@@ -77,7 +77,8 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
                   progress=None, check_cancel=None, normal=None,
                   height=None) -> tuple[GroundEstimate, list[TrackFit], list[np.ndarray]]:
     """The ground plane from everyone's feet (its tilt from ``normal`` when the camera estimate gives one),
-    and the fits refined so that feet in contact stay on it
+    each person moved nearer or farther to where their planted feet meet it (``config.ground_depth``,
+    core.ground.depth; the plane is then found again), and the fits refined so that feet in contact stay on it
     (``config.ground_iterations`` optimiser steps per person; 0 = no refit), then smoothed lightly again
     (``REFIT_SMOOTHING``). Returns the ground, the
     fits and each person's foot points standing still in the image (``image_planted``, ``(T, 4)``; the
@@ -91,6 +92,11 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     lift = foot_point_height(body, fits, device)
     below = None if height is None else height - lift  # the camera's height above the foot points' plane
     ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=below)
+    if config.ground_depth:  # each person's depth from where their planted feet meet it; then the ground again
+        fits = [_depth_from_feet(body, tr, f, ft, _planted(c, ft, fps, ground), ground, cam, fps, device)
+                for tr, f, ft, c in zip(tracks, fits, feet, planted)]
+        feet = [foot_points(body, f, device) for f in fits]
+        ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=below)
     if height is not None and normal is not None and progress is not None:  # a ground fixed in full
         _check_given_height(soles(estimate_ground(feet, fps, planted=planted, normal=normal), lift), height, progress)
     n = len(fits)
@@ -109,6 +115,21 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     if progress is not None:
         progress("ground", n * 100, n * 100)
     return soles(ground, lift), fits, planted
+
+
+def _depth_from_feet(body, obs, fit: TrackFit, feet_cam: np.ndarray, contacts: np.ndarray, ground: GroundEstimate,
+                     cam, fps: float, device) -> TrackFit:
+    """``fit`` moved along its pelvis rays to the depth its planted feet and its size agree on
+    (core.ground.depth)."""
+    from ..fit.optimize import posed_fit
+    from .depth import ground_depth_correction, moved_along_rays
+
+    c = ground_depth_correction(obs, fit.frames, fit.observed, feet_cam, contacts, ground.plane, cam, fps)
+    if not np.any(c):
+        return fit
+    transl = moved_along_rays(fit.transl, fit.joints[:, 0], c)
+    return posed_fit(body, fit.track_id, fit.frames, fit.observed, fit.rotmats, transl, fit.shape, fit.losses, device,
+                     shape_fixed=fit.shape_fixed, shape_confidence=fit.shape_confidence)
 
 
 def foot_point_height(body, fits: list[TrackFit], device) -> float:
