@@ -2,9 +2,9 @@
 
 The fit reads a person's depth from their size in the image. That reading wanders slowly: a pose
 whose limbs the 3-D landmarks place a little too far towards or away from the camera reads the whole
-body at another distance. Measured on the synthetic suite's development and probe clips, the fitted
-pelvis depth wandered 2.2 % (standard deviation of its error, slower than a second) around its mean,
-and taking that wander out would lower W-MPJPE from 258 to 209 mm.
+body at another distance. Measured on the synthetic suite's decision clips (development, probe and
+crossing clips), the fitted pelvis depth wandered 2.2 % (standard deviation of its error, slower than
+a second) around its mean, and taking that wander out would lower W-MPJPE from 258 to 209 mm.
 
 A foot planted on the ground gives a second, independent reading: the ray through its pixel meets the
 ground plane at one distance. Once the plane is known (its tilt from the camera estimate or the
@@ -25,8 +25,8 @@ import numpy as np
 from ..skeletons import FOOT_LANDMARKS
 from ..smooth.whittaker import lam_from_strength, whittaker
 
-# Chosen on the development and probe clips (docs/BENCHMARKS.md): 1.5 px trusted the feet too much
-# (W-MPJPE 250 mm against 248 mm at 3 px, PA-MPJPE 84.9 against 84.5 mm).
+# Chosen on the decision clips (docs/BENCHMARKS.md): 1.5 px trusted the feet too much (W-MPJPE 250 mm
+# against 249 mm at 3 px, PA-MPJPE 84.9 against 84.5 mm), 4.5 px too little (253 mm).
 SIGMA_PX = 3.0  # pixel noise of a planted heel or toe landmark
 SIGMA_SIZE = 0.02  # relative error of the depth read from the body's size (its measured wander)
 SMOOTHING = 2.0  # strength of the zero-lag smoothing of the correction (core.smooth)
