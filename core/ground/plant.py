@@ -71,6 +71,12 @@ def foot_points(G: np.ndarray, P: np.ndarray, foot_offsets: np.ndarray) -> np.nd
     return out
 
 
+def ray_discounted(v: np.ndarray, ray: np.ndarray, ray_weight: float = RAY_WEIGHT) -> np.ndarray:
+    """Motions ``v (..., 3)`` with their component along the unit viewing rays ``ray (..., 3)`` counting
+    ``ray_weight`` times its length (one camera measures depth far worse than image position)."""
+    return v - (1.0 - ray_weight) * np.sum(v * ray, axis=-1, keepdims=True) * ray
+
+
 def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
                   ray_weight: float = RAY_WEIGHT, still: np.ndarray | None = None) -> np.ndarray:
     """Contacts ``(T, P)`` bool of foot points ``(T, P, 3)`` in the world (Z up, ground z = 0): slow
@@ -98,9 +104,8 @@ def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
     if eye is not None:
         ray = pts - np.asarray(eye, np.float64).reshape(1, 1, 3)
         ray /= np.maximum(np.linalg.norm(ray, axis=-1, keepdims=True), 1e-9)
-        along = lambda v, r: np.sum(v * r, axis=-1, keepdims=True) * r  # noqa: E731
-        vel = vel - (1.0 - ray_weight) * along(vel, ray)
-        step = step - (1.0 - ray_weight) * along(step, ray[1:])
+        vel = ray_discounted(vel, ray, ray_weight)
+        step = ray_discounted(step, ray[1:], ray_weight)
     speed = np.linalg.norm(vel[..., :2], axis=-1)
     # Slow relative to the person's own jitter too (a far, noisy person still gets planted feet).
     d2 = np.abs(step[1:, :, :2] - step[:-1, :, :2]).ravel()
@@ -141,8 +146,7 @@ def held_through_gaps(contacts: np.ndarray, points: np.ndarray, pelvis: np.ndarr
         d = b - a
         if eye is not None:
             r = 0.5 * (a + b) - np.asarray(eye, np.float64)
-            r /= max(np.linalg.norm(r), 1e-9)
-            d = d - (1.0 - ray_weight) * (d @ r) * r
+            d = ray_discounted(d, r / max(np.linalg.norm(r), 1e-9), ray_weight)
         return float(np.linalg.norm(d[:2]))
 
     for a, b in runs(~observed):
