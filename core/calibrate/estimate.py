@@ -7,15 +7,17 @@ walking on one flat ground. For a candidate focal length ``f``:
    has a scale ``s`` (pixels per metre across the viewing ray, ``s = f / Z``, core.observe.scale) and a
    hip height ``H`` above their lowest foot. The mid-hip is at ``Q = (u - cx, v - cy, f) / s`` in the
    camera frame and ``H`` above the ground, so the ground ``(n, d)`` fits ``n . Q + d = H`` over every
-   person-frame (robust least squares with ``|n| = 1``). People seen at several distances pin it down.
+   person-frame (robust least squares with ``|n| = 1``). A person seen at several distances pins it
+   down; people who each keep to one distance do not, since the landmark model misjudges each one's
+   metric size by a few per cent, and the lens would take up those differences.
 2. **Upright bodies point at the vertical vanishing point.** The torso of a person standing upright
    (mid-hip -> mid-shoulder in the image) points at ``K n`` (homogeneous); the angle it misses by is
    the second cost. Only straight bodies count (torso and legs of the 3-D landmarks within
    ``STRAIGHT_DEG``): dancers and people bending over lean.
 
 The focal length minimises both robust costs plus a weak prior (a 60 degree lens, +-35 % in log
-focal length), the ground comes with it. When the people do not pin the focal length down (all at one
-distance, or a wide range of lenses fitting them equally well) the default lens stays, with the
+focal length), the ground comes with it. When the people do not pin the focal length down (each at
+one distance, or a wide range of lenses fitting them equally well) the default lens stays, with the
 reason; in the second case the ground's height and tilt are still estimated, for that lens. A ground
 whose tilt comes out at the edge of the plausible ones (``MAX_PITCH``, ``MAX_ROLL``) is not taken for the
 camera either: the search stopped there, the people did not put it there.
@@ -45,7 +47,7 @@ FOOT_POINT_HEIGHT = 0.03  # metres: heel and toe landmarks sit this far above th
 
 MIN_VIS = 0.5
 MIN_BODIES = 24  # person-frames seen whole needed for a horizon
-MIN_DEPTH_SPREAD = 0.08  # std of log(scale): people must be seen at different depths (8 %)
+MIN_DEPTH_SPREAD = 0.08  # std of log(scale): people must be seen at different depths (8 %), each moving in depth
 GROUND_SIGMA = 0.05  # metres: robust scale of the hips' height error over the ground
 SIGMA_VERTICAL_DEG = 3.0  # robust scale of the image torso's miss of the vanishing point
 STRAIGHT_DEG = 10.0  # torso and legs of the 3-D landmarks within this angle: an upright body
@@ -163,6 +165,13 @@ def _collect(tracks: Sequence[TrackObservations]) -> _Bodies:
                    np.concatenate(frame)[keep])
 
 
+def _own_depth_spread(b: _Bodies) -> float:
+    """The largest standard deviation of log(scale) of any one person around their own mean: how far
+    someone moves in depth, not how far apart people stand."""
+    ls = np.log(b.scale)
+    return max(float(np.std(ls[b.person == k])) for k in np.unique(b.person))
+
+
 def _hip_heights(b: _Bodies) -> np.ndarray:
     """Metric height ``(N,)`` of each person's mid-hip above their lowest foot point, along the body axis
     (mid-ankle -> mid-shoulder) of the world landmarks: how high the hips are when someone stands on
@@ -267,7 +276,7 @@ def estimate_camera(tracks: Sequence[TrackObservations], width: int, height: int
     several distances but do not pin the focal length down (a range of plausible lenses wider than
     ``MAX_FOCAL_SPREAD``, or the best at the edge of the candidates), the default lens stays, with the
     reason, and the ground's height and tilt are still estimated for it (source "default"); with too
-    few people seen whole, or all at one distance, nothing is estimated."""
+    few people seen whole, or each person at one distance, nothing is estimated."""
     cx, cy = width / 2.0, height / 2.0
     f0 = focal_from_fov(width, height, DEFAULT_FOV_DEG)
     b = _collect(tracks)
@@ -289,6 +298,12 @@ def estimate_camera(tracks: Sequence[TrackObservations], width: int, height: int
         # Hip heights at one depth trade the camera's height against its pitch; with the torsos' faint
         # convergence alone the tilt came out 10-28 degrees off on synthetic clips: estimate nothing.
         return default_camera(width, height, "everyone stays at one distance from the camera")
+    if _own_depth_spread(b) < MIN_DEPTH_SPREAD:
+        # People at different distances who each stay at theirs: the spread is between people, and
+        # so is the landmark model's error in their metric size (a few per cent each), which the lens
+        # then absorbs. On the decision clips such estimates came out at 0.39-0.56 of the true focal
+        # length with the camera at ground level; the default lens was 0.89-1.08 of it.
+        return default_camera(width, height, "each person stays at one distance from the camera")
     lo, hi = (focal_from_fov(width, height, v) for v in (FOV_RANGE_DEG[1], FOV_RANGE_DEG[0]))
     grid = np.exp(np.linspace(math.log(lo), math.log(hi), 61))
     found = []
