@@ -201,3 +201,36 @@ def test_vertex_normals_of_a_tetrahedron_corner():
     np.testing.assert_allclose(n[0], -np.ones(3) / math.sqrt(3), atol=1e-12)
     np.testing.assert_allclose(n[4], 0.0)  # unused vertex
     np.testing.assert_allclose(vertex_normals(v, f, unused=(0.0, 1.0, 0.0))[4], [0, 1, 0])
+
+
+def _crop_whole_frame(frames, frame_index, rois, out_size, padding_mode):
+    """The crop as it was before windows: every frame converted to float whole, sampled whole."""
+    from core.geometry.roi import roi_to_frame
+
+    height, width = frames.shape[2], frames.shape[3]
+    t = torch.arange(out_size, dtype=torch.float32) / out_size
+    x, y = roi_to_frame(t[None, None, :], t[None, :, None], rois)
+    grid = torch.stack([2.0 * x / (width - 1) - 1.0, 2.0 * y / (height - 1) - 1.0], -1)
+    return torch.cat([torch.nn.functional.grid_sample(frames[int(f):int(f) + 1].float(), grid[k:k + 1], mode="bilinear",
+                                                      padding_mode=padding_mode, align_corners=True)
+                      for k, f in enumerate(frame_index)])
+
+
+@pytest.mark.parametrize("padding_mode", ["border", "zeros"])
+def test_crops_read_from_uint8_frames_equal_crops_of_whole_float_frames(padding_mode):
+    """Crops are sampled from the smallest window of the (uint8) frame their pixels lie in, converted to
+    float alone. They must equal the crops of the whole frame converted to float, for regions inside the
+    frame, turned, larger than the frame, across its edges and wholly outside it (the padding sees the
+    frame's own borders)."""
+    rng = np.random.default_rng(5)
+    frames = torch.from_numpy(rng.integers(0, 256, (2, 3, 90, 160), dtype=np.uint8))
+    rois = torch.tensor([[80.0, 45.0, 40.0, 0.0], [30.0, 60.0, 25.0, 0.7], [80.0, 45.0, 300.0, -0.3],
+                         [2.0, 88.0, 30.0, 2.5], [158.5, 1.0, 12.0, 0.0], [-40.0, 45.0, 20.0, 0.0],
+                         [200.0, 120.0, 10.0, 1.0], [100.3, 20.7, 1.5, 0.2]])
+    index = torch.tensor([0, 1, 1, 0, 1, 0, 1, 0])
+    got = crop_rois(frames, index, rois, 24, padding_mode)
+    want = _crop_whole_frame(frames, index, rois, 24, padding_mode)
+    assert got.dtype == torch.float32
+    # The same samples up to float rounding of the coordinates (at most 0.003 grey levels measured).
+    assert torch.allclose(got, want, atol=0.01), float((got - want).abs().max())
+    assert torch.equal(got, crop_rois(frames.float(), index, rois, 24, padding_mode))

@@ -84,7 +84,7 @@ class PoseDetector:
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor, tiled: Optional[Sequence[bool]] = None) -> list[Detections]:
-        """``frames (B, 3, H, W)`` float RGB in [0, 255] on the device -> detections per frame.
+        """``frames (B, 3, H, W)`` RGB in [0, 255] (uint8 or float) on the device -> detections per frame.
 
         The whole frame is letterboxed to the graph's 224 px, where a person a quarter of a 1080p
         frame's height is 60 px and the face the detector keys on a few pixels. Frames flagged in

@@ -75,6 +75,7 @@ def fit_windows(body, obs: TrackObservations, cam, cfg, device, spans, init=None
                 iterations=None, progress=None, dense_uv=None, up_cam=None, fixed=None) -> TrackFit:
     """``core.fit.optimize.fit_track`` of a long track over the windows ``spans`` (``time_windows``);
     the arguments are fit_track's."""
+    from ..heap import release_freed_memory
     from .optimize import fit_track, posed_fit
 
     f0, f1 = int(obs.frames[0]), int(obs.frames[-1])
@@ -92,6 +93,7 @@ def fit_windows(body, obs: TrackObservations, cam, cfg, device, spans, init=None
     losses: dict[str, float] = {}
     n_fitted = 0
     for k, (i0, i1) in enumerate(spans):
+        release_freed_memory()  # the last window's optimiser state
         a, b = int(obs.frames[i0]), int(obs.frames[i1 - 1])
         part = slice_observations(obs, i0, i1)
         shape = fixed if first is None else (first.shape, np.ones(len(first.shape), bool))

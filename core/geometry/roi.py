@@ -80,22 +80,40 @@ def letterbox_roi(height: int, width: int) -> tuple[np.ndarray, tuple[float, flo
 
 def crop_rois(frames: torch.Tensor, frame_index: torch.Tensor, rois: torch.Tensor, out_size: int,
               padding_mode: str) -> torch.Tensor:
-    """Bilinear rotated crops ``(N, C, S, S)`` of ``frames (B, C, H, W)`` float.
+    """Bilinear rotated crops ``(N, C, S, S)`` float32 of ``frames (B, C, H, W)`` (uint8 or float).
 
     Output pixel (i, j) samples region coordinate (j / S, i / S): corners to corners, the mapping of
     MediaPipe's OpenCV ImageToTensor converter. The regions of one frame are sampled from it in one call
-    (their grids stacked), so no frame is copied however many regions it has.
+    (their grids stacked), from the smallest window of the frame that holds every pixel they touch: only
+    that window is converted to float (whole 1080p frames converted to float cost a quarter of the
+    landmark pass), and the samples are those of the whole frame (the window reaches the frame's edge
+    wherever a region does, so ``padding_mode`` sees the same borders).
     """
     height, width = frames.shape[2], frames.shape[3]
     t = torch.arange(out_size, device=rois.device, dtype=torch.float32) / out_size
     x, y = roi_to_frame(t[None, None, :], t[None, :, None], rois)
-    grid = torch.stack([2.0 * x / max(width - 1, 1) - 1.0, 2.0 * y / max(height - 1, 1) - 1.0], -1)
-    N, C = grid.shape[0], frames.shape[1]
-    out = frames.new_empty((N, C, out_size, out_size))
+    N, C = x.shape[0], frames.shape[1]
+    out = torch.empty((N, C, out_size, out_size), dtype=torch.float32, device=frames.device)
     for f in torch.unique(frame_index).tolist():
         sel = torch.nonzero(frame_index == f).reshape(-1)
-        g = grid.index_select(0, sel).reshape(1, len(sel) * out_size, out_size, 2)
-        crops = F.grid_sample(frames[f:f + 1], g, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+        xs, ys = x.index_select(0, sel), y.index_select(0, sel)
+        x0, x1 = _window(xs, width)
+        y0, y1 = _window(ys, height)
+        window = frames[f:f + 1, :, y0:y1 + 1, x0:x1 + 1].float()
+        g = torch.stack([2.0 * (xs - x0) / max(x1 - x0, 1) - 1.0, 2.0 * (ys - y0) / max(y1 - y0, 1) - 1.0], -1)
+        g = g.reshape(1, len(sel) * out_size, out_size, 2)
+        crops = F.grid_sample(window, g, mode="bilinear", padding_mode=padding_mode, align_corners=True)
         out[sel] = crops.reshape(C, len(sel), out_size, out_size).transpose(0, 1)
     return out
 
+
+def _window(coords: torch.Tensor, size: int) -> tuple[int, int]:
+    """First and last pixel (inclusive) along one axis of the frame that bilinear samples at ``coords``
+    read, clipped to the frame and at least two pixels wide (a one-pixel window has no scale)."""
+    lo = int(torch.floor(coords.min()).clamp(0, size - 1))
+    hi = int(torch.ceil(coords.max()).clamp(0, size - 1))
+    if size < 2:
+        return 0, 0
+    if hi - lo < 1:
+        lo, hi = (lo, lo + 1) if lo + 1 <= size - 1 else (lo - 1, lo)
+    return lo, hi

@@ -128,7 +128,7 @@ class HandLandmarker:
 
     @torch.no_grad()
     def recrop(self, frames: torch.Tensor, frame_index: np.ndarray, rois: np.ndarray) -> np.ndarray:
-        """Refined regions ``(N, 4)`` from the re-crop model; ``frames (B, 3, H, W)`` float RGB [0, 255]."""
+        """Refined regions ``(N, 4)`` from the re-crop model; ``frames (B, 3, H, W)`` RGB [0, 255] (uint8 or float)."""
         out = []
         for s in range(0, len(rois), self.max_batch):
             r = torch.as_tensor(np.asarray(rois[s:s + self.max_batch]), dtype=torch.float32, device=frames.device)
@@ -141,7 +141,7 @@ class HandLandmarker:
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor, frame_index: np.ndarray, rois: np.ndarray) -> HandBatch:
-        """Read hands in ``rois (N, 4)`` of ``frames (B, 3, H, W)`` float RGB [0, 255]."""
+        """Read hands in ``rois (N, 4)`` of ``frames (B, 3, H, W)`` RGB [0, 255] (uint8 or float)."""
         parts = [self._run(frames, frame_index[s:s + self.max_batch], rois[s:s + self.max_batch])
                  for s in range(0, len(rois), self.max_batch)]
         if not parts:
@@ -191,7 +191,7 @@ def hand_score(flag: np.ndarray, right: np.ndarray, side: np.ndarray) -> np.ndar
 def read_hands(landmarker: HandLandmarker, frames: torch.Tensor, frame_index: np.ndarray, pose_keypoints: np.ndarray,
                use_recrop: bool = True) -> dict[str, np.ndarray]:
     """Both hands of N (frame, person) pairs: ``pose_keypoints (N, 33, 3)`` (x px, y px, visibility) on
-    frames ``frame_index (N,)`` of ``frames (B, 3, H, W)`` float RGB [0, 255].
+    frames ``frame_index (N,)`` of ``frames (B, 3, H, W)`` RGB [0, 255] (uint8 or float).
 
     Returns ``keypoints (N, 2, 21, 3)`` (x px, y px, confidence), ``world (N, 2, 21, 3)``, ``score (N, 2)``
     and ``rois (N, 2, 4)`` (zeros where no region was read), as HandObservations holds them.

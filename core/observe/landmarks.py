@@ -56,7 +56,7 @@ class PoseLandmarker:
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor, frame_index: np.ndarray, rois: np.ndarray, with_masks: bool = True) -> LandmarkBatch:
-        """``frames (B, 3, H, W)`` float RGB [0, 255]; ``frame_index (N,)`` picks the frame of each ROI."""
+        """``frames (B, 3, H, W)`` RGB [0, 255] (uint8 or float); ``frame_index (N,)`` picks the frame of each ROI."""
         parts = []
         for s in range(0, len(rois), self.max_batch):
             parts.append(self._run(frames, frame_index[s:s + self.max_batch], rois[s:s + self.max_batch], with_masks))

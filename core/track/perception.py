@@ -11,6 +11,7 @@ import torch
 from ..config import PerceptionConfig
 from ..detect.blazepose import PoseDetector, load_detector
 from ..errors import Cancelled, NoPersonFound, TooFewFrames
+from ..heap import release_freed_memory
 from ..observe.hands import HandLandmarker, load_hand_landmarker, read_hands
 from ..observe.landmarks import PoseLandmarker, load_landmarker
 from ..progress import ProgressFn, null_progress
@@ -37,8 +38,10 @@ def load_pose_models(device: torch.device | str = "cpu", hands: bool = True) -> 
 
 
 def _frames_to_tensor(frames: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Decoded RGB frames as one ``(B, 3, H, W)`` uint8 tensor: every crop converts only the part of a
+    frame it reads to float (core.geometry.roi.crop_rois)."""
     x = torch.from_numpy(np.stack(frames)).to(device, non_blocking=True)
-    return x.permute(0, 3, 1, 2).float()
+    return x.permute(0, 3, 1, 2)
 
 
 def check_frame_range(info: VideoInfo, start: int, stop: Optional[int], config: PerceptionConfig) -> int:
@@ -96,6 +99,7 @@ def run_perception(
         if not buf_i:
             return
         tracker.process_chunk(list(buf_i), _frames_to_tensor(buf_f, device))
+        release_freed_memory()
         done += len(buf_i)
         buf_i.clear()
         buf_f.clear()
@@ -154,6 +158,7 @@ def hands_pass(info: VideoInfo, tracks, landmarker: HandLandmarker, chunk: int, 
         frame_index = np.array([p[0] for p in pairs])
         kps = np.stack([tracks[k].keypoints[row] for _, k, row in pairs])
         got = read_hands(landmarker, _frames_to_tensor(buf_f, device), frame_index, kps)
+        release_freed_memory()
         for n, (_, k, row) in enumerate(pairs):
             for key, arr in arrays[k].items():
                 arr[row] = got[key][n]

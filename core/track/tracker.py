@@ -78,7 +78,7 @@ class Tracker:
 
     # -- one chunk -------------------------------------------------------------------------------
     def process_chunk(self, indices: list[int], frames: torch.Tensor) -> None:
-        """``indices``: the chunk's video frame indices; ``frames (B, 3, H, W)`` float RGB [0, 255]."""
+        """``indices``: the chunk's video frame indices; ``frames (B, 3, H, W)`` RGB [0, 255] (uint8 or float)."""
         cfg, tune = self.cfg, self.tune
         B = len(indices)
         self.frame_hw = (int(frames.shape[2]), int(frames.shape[3]))
@@ -327,7 +327,6 @@ class Tracker:
         for s, (_, fr) in enumerate(sources):
             if not jobs[s]:
                 continue
-            fr = fr.float()
             rows = np.array([b for _, _, b, _ in jobs[s]])
             lb = self.lmk(fr, rows, np.stack([r for *_, r in jobs[s]]))
             lb2 = self.lmk(fr, rows, lb.rois_from_landmarks().astype(np.float32))
