@@ -11,6 +11,8 @@ its inverse :func:`frame_to_roi`; the functions take numpy arrays or torch tenso
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -97,8 +99,9 @@ def crop_rois(frames: torch.Tensor, frame_index: torch.Tensor, rois: torch.Tenso
     for f in torch.unique(frame_index).tolist():
         sel = torch.nonzero(frame_index == f).reshape(-1)
         xs, ys = x.index_select(0, sel), y.index_select(0, sel)
-        x0, x1 = _window(xs, width)
-        y0, y1 = _window(ys, height)
+        xmin, xmax, ymin, ymax = torch.stack([xs.min(), xs.max(), ys.min(), ys.max()]).tolist()  # one device sync
+        x0, x1 = _window(xmin, xmax, width)
+        y0, y1 = _window(ymin, ymax, height)
         window = frames[f:f + 1, :, y0:y1 + 1, x0:x1 + 1].float()
         g = torch.stack([2.0 * (xs - x0) / max(x1 - x0, 1) - 1.0, 2.0 * (ys - y0) / max(y1 - y0, 1) - 1.0], -1)
         g = g.reshape(1, len(sel) * out_size, out_size, 2)
@@ -107,13 +110,14 @@ def crop_rois(frames: torch.Tensor, frame_index: torch.Tensor, rois: torch.Tenso
     return out
 
 
-def _window(coords: torch.Tensor, size: int) -> tuple[int, int]:
-    """First and last pixel (inclusive) along one axis of the frame that bilinear samples at ``coords``
-    read, clipped to the frame and at least two pixels wide (a one-pixel window has no scale)."""
-    lo = int(torch.floor(coords.min()).clamp(0, size - 1))
-    hi = int(torch.ceil(coords.max()).clamp(0, size - 1))
+def _window(lo_coord: float, hi_coord: float, size: int) -> tuple[int, int]:
+    """First and last pixel (inclusive) along one axis of the frame that bilinear samples between
+    ``lo_coord`` and ``hi_coord`` read, clipped to the frame and at least two pixels wide (a one-pixel
+    window has no scale)."""
     if size < 2:
         return 0, 0
+    lo = min(max(math.floor(lo_coord), 0), size - 1)
+    hi = min(max(math.ceil(hi_coord), 0), size - 1)
     if hi - lo < 1:
         lo, hi = (lo, lo + 1) if lo + 1 <= size - 1 else (lo - 1, lo)
     return lo, hi
