@@ -108,10 +108,10 @@ def run_capture(
     fits, hand_fits = fit_people_hands(body, tracks, fits, cam, config, info.fps)
     T = world_from_ground(ground.n, ground.d)
     people = []
-    for fit, c, hf in zip(fits, planted, hand_fits):
+    for k, (fit, c, hf) in enumerate(zip(fits, planted, hand_fits)):
         check_cancel()
         people.append(world_person(body, fit, T, info.fps, device, plant=config.plant_feet, still=still_feet(c),
-                                   hands=hf))
+                                   hands=hf, level=ground.level(k)))
     progress("result", 1, 1)
 
     meta = ResultMeta(

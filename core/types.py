@@ -148,6 +148,9 @@ class GroundEstimate:
     from behind it. ``method``: "contacts" (a plane through foot contacts), "lowest-points" (a plane
     through each person's lowest foot points, no contacts found) or "level-camera" (assumed level
     camera, height from the lowest foot points, or a default height without any).
+    ``levels``: per person, how high (metres) what they stand on is above the ground, frame by frame on
+    their fit's frames (a box or a stage beside the floor, which they may climb onto or jump off;
+    core.ground.estimate); empty when everyone stands on the ground.
     """
 
     n: np.ndarray
@@ -157,7 +160,18 @@ class GroundEstimate:
     roll_deg: float
     n_points: int
     method: str
+    levels: tuple = ()
 
     @property
     def plane(self) -> tuple[np.ndarray, float]:
         return np.asarray(self.n, dtype=np.float64), float(self.d)
+
+    def level(self, person: int):
+        """Height above the ground of what ``person`` stands on: one per frame ``(T,)``, or 0."""
+        return np.asarray(self.levels[person], np.float64) if person < len(self.levels) else 0.0
+
+    def person_plane(self, person: int) -> tuple:
+        """The plane ``person`` stands on: the ground, raised to their level (``d`` one per frame where
+        they stand on a level of their own)."""
+        n, d = self.plane
+        return n, d - self.level(person)

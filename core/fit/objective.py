@@ -128,9 +128,11 @@ class Objective:
         self._prior_rest: Optional[torch.Tensor] = None
 
     def set_ground(self, plane: tuple[np.ndarray, float], contacts: Optional[np.ndarray] = None) -> None:
-        """Add the ground terms: a plane ``(n, d)`` in the camera frame and foot ``contacts (T, 4)``."""
+        """Add the ground terms: a plane ``(n, d)`` in the camera frame (``d`` a number, or one per frame
+        ``(T,)``: a person whose ground changes level) and foot ``contacts (T, 4)``."""
+        d = np.asarray(plane[1], np.float32)
         self.ground = (torch.as_tensor(np.asarray(plane[0], np.float32), device=self.device),
-                       torch.tensor(float(plane[1]), device=self.device))
+                       torch.as_tensor(d.reshape(-1, 1) if d.ndim else d, device=self.device))
         if contacts is not None:
             self.contacts = torch.as_tensor(np.asarray(contacts, np.float32), device=self.device)
 

@@ -103,8 +103,9 @@ def fit_windows(body, obs: TrackObservations, cam, cfg, device, spans, init=None
             on = slice_fit(prev, a, a + n_over - 1)
             start = (on.rotmats, on.transl)
         report = None if progress is None else (lambda d, tot, k=k: progress(k * tot + d, len(spans) * tot))
+        plane = ground if ground is None or np.ndim(ground[1]) == 0 else (ground[0], ground[1][a - f0:b + 1 - f0])
         if init is None:
-            f = fit_track(body, part, cam, cfg, device, ground=ground, iterations=iterations, progress=report,
+            f = fit_track(body, part, cam, cfg, device, ground=plane, iterations=iterations, progress=report,
                           dense_uv=dense_uv, up_cam=up_cam, fixed=shape, start=start, whole=True)
         else:
             guess = slice_fit(init, a, b)
@@ -114,7 +115,7 @@ def fit_windows(body, obs: TrackObservations, cam, cfg, device, spans, init=None
                 guess = replace(guess, rotmats=R0, transl=t0)
             if first is not None:
                 guess = replace(guess, shape=first.shape)
-            f = fit_track(body, part, cam, cfg, device, init=guess, ground=ground,
+            f = fit_track(body, part, cam, cfg, device, init=guess, ground=plane,
                           contacts=None if contacts is None else contacts[a - f0:b + 1 - f0], iterations=iterations,
                           progress=report, dense_uv=dense_uv, up_cam=up_cam, fixed=shape, whole=True)
         # Blend weights: rising linearly over the overlap with the previous window, falling over the next.

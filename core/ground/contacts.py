@@ -9,6 +9,8 @@ import math
 import numpy as np
 from scipy.signal import savgol_coeffs, savgol_filter
 
+from .plane import heights
+
 SPEED_THRESH = 0.25  # m/s: a foot point slower than this may be planted
 PLANE_TOL = 0.05  # m: and, when a plane is known, this close to it
 MIN_CONTACT_S = 0.1  # contact islands shorter than this are dropped (e.g. the apex of a jump)
@@ -71,7 +73,7 @@ def detect_contacts(
     ``feet_cam`` holds P foot points (e.g. left heel, right heel, left toe, right toe) in the camera
     frame; missing frames are NaN and not in contact (except a single missing frame inside a contact,
     which is a hole and filled). A point is in contact while it is slow and, if
-    ``plane = (n, d)`` is given, within ``plane_tol`` of it. Without a plane but with ``up_cam`` (world
+    ``plane = (n, d)`` is given (``d`` a number or one per frame), within ``plane_tol`` of it. Without a plane but with ``up_cam`` (world
     up in the camera frame), it must instead be within ``plane_tol`` of the person's lowest foot point
     over the surrounding half second.
 
@@ -131,9 +133,7 @@ def detect_contacts(
             vel = np.gradient(x, 1.0 / fps, axis=0)
         slow = (np.linalg.norm(vel, axis=-1) < thr) & v
         if plane is not None:
-            n = np.asarray(plane[0], dtype=np.float64)
-            dist = np.abs(x @ n + float(plane[1])) / np.linalg.norm(n)
-            slow &= dist < plane_tol
+            slow &= np.abs(heights(x, plane)) < plane_tol
         elif low is not None:
             slow &= (x @ up - low) < plane_tol
         out[:, p] = _soften(clean_runs(slow, min_len), ramp)

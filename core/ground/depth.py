@@ -40,10 +40,10 @@ def ground_depth_correction(obs, frames: np.ndarray, observed: np.ndarray, feet_
     """Log-depth correction ``(T,)`` for a person on the fit's ``frames`` (``observed`` where they were
     seen): ``feet_cam (T, 4, 3)`` the fitted heel and toe points (``FOOT_LANDMARKS`` order, camera frame),
     ``contacts (T, 4)`` which of them are planted (weights in 0..1), ``plane`` the ground ``(n, d)`` in
-    the camera frame (``n`` up, ``d`` the camera's height above it), ``obs`` the person's
+    the camera frame (``n`` up, ``d`` the camera's height above it, or one per frame), ``obs`` the person's
     TrackObservations (their landmark pixels). 0 where the feet say nothing."""
-    n, d = np.asarray(plane[0], np.float64), float(plane[1])
     T = len(frames)
+    n, d = np.asarray(plane[0], np.float64), np.broadcast_to(np.asarray(plane[1], np.float64), (T,))[:, None]
     kp = np.zeros((T, 4, 3))
     kp[np.asarray(obs.frames) - int(frames[0])] = np.asarray(obs.keypoints)[:, list(FOOT_LANDMARKS)]
     ray = np.stack([(kp[..., 0] - cam.cx) / cam.fx, (kp[..., 1] - cam.cy) / cam.fy, np.ones((T, 4))], -1)

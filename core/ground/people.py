@@ -8,6 +8,7 @@ import torch
 from ..types import GroundEstimate, TrackFit
 from .contacts import detect_contacts
 from .estimate import estimate_ground
+from .plane import heights
 
 
 def foot_points(body, fit: TrackFit, device) -> np.ndarray:
@@ -37,16 +38,16 @@ def still_feet(planted: np.ndarray) -> np.ndarray:
     return c.reshape(len(c), 2, 2).transpose(0, 2, 1)
 
 
-def _planted(c: np.ndarray, feet_cam: np.ndarray, fps: float, ground: GroundEstimate) -> np.ndarray:
+def _planted(c: np.ndarray, feet_cam: np.ndarray, fps: float, plane: tuple[np.ndarray, float]) -> np.ndarray:
     """Foot contacts ``(T, 4)`` on the fit's frames for the ground refit: still in the image (``c``, from
     ``image_planted``: whatever the fit made of their depth) and, as fitted, within reach of the ground
-    (a held-up foot does not count), or found from the fitted feet themselves."""
+    the person stands on (``plane``; a held-up foot does not count), or found from the fitted feet
+    themselves."""
     from .contacts import PLANE_TOL
 
-    n, d = ground.plane
-    height = feet_cam @ n + d
+    height = heights(feet_cam, plane)
     near = height < np.percentile(height, 10) + 3 * PLANE_TOL
-    return np.maximum(c * near, detect_contacts(feet_cam, fps, plane=ground.plane))
+    return np.maximum(c * near, detect_contacts(feet_cam, fps, plane=plane))
 
 
 HEIGHT_DISAGREES = 0.15  # a given camera height this far (relative) from the people's own ground is worth a word
@@ -80,7 +81,8 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     each person moved nearer or farther to where their planted feet meet it (``config.ground_depth``,
     core.ground.depth; the plane is then found again), and the fits refined so that feet in contact stay on it
     (``config.ground_iterations`` optimiser steps per person; 0 = no refit), then smoothed lightly again
-    (``REFIT_SMOOTHING``). Returns the ground, the
+    (``REFIT_SMOOTHING``). People on a level of their own (``GroundEstimate.levels``: a box or a stage
+    beside the floor) are moved and held to that level instead. Returns the ground, the
     fits and each person's foot points standing still in the image (``image_planted``, ``(T, 4)``; the
     refit keeps the frames). ``height``: the camera's height when the user gave it. Progress: stage
     "ground", 100 steps per person."""
@@ -93,8 +95,9 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     below = None if height is None else height - lift  # the camera's height above the foot points' plane
     ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=below)
     if config.ground_depth:  # each person's depth from where their planted feet meet it; then the ground again
-        fits = [_depth_from_feet(body, tr, f, ft, _planted(c, ft, fps, ground), ground, cam, fps, device)
-                for tr, f, ft, c in zip(tracks, fits, feet, planted)]
+        fits = [_depth_from_feet(body, tr, f, ft, _planted(c, ft, fps, ground.person_plane(k)), ground.person_plane(k),
+                                 cam, fps, device)
+                for k, (tr, f, ft, c) in enumerate(zip(tracks, fits, feet, planted))]
         feet = [foot_points(body, f, device) for f in fits]
         ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=below)
     if height is not None and normal is not None and progress is not None:  # a ground fixed in full
@@ -105,10 +108,10 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
         for k, (tr, f) in enumerate(zip(tracks, fits)):
             if check_cancel is not None:
                 check_cancel()
-            contacts = _planted(planted[k], feet[k], fps, ground)
+            contacts = _planted(planted[k], feet[k], fps, ground.person_plane(k))
             report = None if progress is None else (
                 lambda d, tot, k=k: progress("ground", k * 100 + int(100 * d / tot), n * 100))
-            g = fit_track(body, tr, cam, config.fit, device, init=f, ground=ground.plane, contacts=contacts,
+            g = fit_track(body, tr, cam, config.fit, device, init=f, ground=ground.person_plane(k), contacts=contacts,
                           iterations=config.ground_iterations, dense_uv=dense_uv, progress=report)
             refined.append(smooth_fit(body, g, REFIT_SMOOTHING * config.smoothing, fps, device))
         fits = refined
@@ -117,14 +120,14 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     return soles(ground, lift), fits, planted
 
 
-def _depth_from_feet(body, obs, fit: TrackFit, feet_cam: np.ndarray, contacts: np.ndarray, ground: GroundEstimate,
-                     cam, fps: float, device) -> TrackFit:
+def _depth_from_feet(body, obs, fit: TrackFit, feet_cam: np.ndarray, contacts: np.ndarray,
+                     plane: tuple[np.ndarray, float], cam, fps: float, device) -> TrackFit:
     """``fit`` moved along its pelvis rays to the depth its planted feet and its size agree on
-    (core.ground.depth)."""
+    (core.ground.depth), on the ground it stands on (``plane``)."""
     from ..fit.optimize import posed_fit
     from .depth import ground_depth_correction, moved_along_rays
 
-    c = ground_depth_correction(obs, fit.frames, fit.observed, feet_cam, contacts, ground.plane, cam, fps)
+    c = ground_depth_correction(obs, fit.frames, fit.observed, feet_cam, contacts, plane, cam, fps)
     if not np.any(c):
         return fit
     transl = moved_along_rays(fit.transl, fit.joints[:, 0], c)

@@ -4,6 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def heights(points: np.ndarray, plane) -> np.ndarray:
+    """Height ``n . p + d`` of ``points (T, ..., 3)`` above the plane ``(n, d)``; ``d`` a number, or one per
+    frame ``(T,)`` (a person whose ground changes level: core.ground.estimate's ``levels``)."""
+    p = np.asarray(points, np.float64)
+    d = np.asarray(plane[1], np.float64)
+    return p @ np.asarray(plane[0], np.float64) + d.reshape(d.shape + (1,) * (p.ndim - 1 - d.ndim))
+
+
 def _weighted_plane(P: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
     c = (w[:, None] * P).sum(0) / w.sum()
     Q = P - c

@@ -78,11 +78,12 @@ def ray_discounted(v: np.ndarray, ray: np.ndarray, ray_weight: float = RAY_WEIGH
 
 
 def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
-                  ray_weight: float = RAY_WEIGHT, still: np.ndarray | None = None) -> np.ndarray:
+                  ray_weight: float = RAY_WEIGHT, still: np.ndarray | None = None, level=0.0) -> np.ndarray:
     """Contacts ``(T, P)`` bool of foot points ``(T, P, 3)`` in the world (Z up, ground z = 0): slow
     horizontally, or standing still in the image (``still (T, P)`` bool, when given), and within
     ``PLANT_TOL`` of the person's foot-on-ground level, which must itself be within ``MAX_GROUND_GAP``
-    of the ground.
+    of the ground (``level``: the height of what they stand on, a number or one per frame; see
+    ``plant_feet``).
 
     ``still`` is what finds the steps of someone walking towards or away from the camera: a single
     camera reads the legs' swing along the viewing ray poorly (the fit's feet travel with the hips
@@ -97,7 +98,7 @@ def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
     out = np.zeros((T, P), bool)
     if T < 3:
         return out
-    z = pts[..., 2]
+    z = pts[..., 2] - np.broadcast_to(np.asarray(level, np.float64), (T,))[:, None]
     level = min(float(np.percentile(z.min(axis=1), 10.0)), MAX_GROUND_GAP)
     vel = np.gradient(pts, 1.0 / fps, axis=0)
     step = np.diff(pts, axis=0)
@@ -199,7 +200,7 @@ def _two_bone(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.n
 def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndarray, J_rest: np.ndarray,
                foot_offsets: np.ndarray, fps: float, foot_heights: np.ndarray | None = None,
                contacts: np.ndarray | None = None, eye: np.ndarray | None = None,
-               still: np.ndarray | None = None, observed: np.ndarray | None = None) -> PlantedFeet:
+               still: np.ndarray | None = None, observed: np.ndarray | None = None, level: float = 0.0) -> PlantedFeet:
     """Plant the feet of one person (see the module docstring).
 
     Args:
@@ -215,11 +216,14 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
         still: optional ``(T, 2, 2)`` bool, points standing still in the image (see ``foot_contacts``).
         observed: optional ``(T,)`` bool, the frames with observations: detected contacts are held through
             the frames without (see ``held_through_gaps``).
+        level: the height above the ground of what the person stands on (a box, a stage; core.ground
+            estimate's ``levels``), a number or one per frame ``(T,)``: contacts are found and anchored on it.
     """
     go = np.asarray(global_orient, np.float64)
     bp = np.asarray(body_pose, np.float64)
     tr = np.asarray(transl, np.float64).copy()
     T = len(go)
+    level = np.broadcast_to(np.asarray(level, np.float64), (T,))
     local = rotvec_to_rotmat(np.concatenate([go[:, None], bp], 1))  # (T, 24, 3, 3)
     G = global_rotations(local)
     P = smpl_joints_world(G, J_rest, tr)
@@ -227,7 +231,7 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
     pts = foot_points(G, P, foot_offsets)
     if contacts is None:
         contacts = foot_contacts(pts.reshape(T, 4, 3), fps, eye,
-                                 still=None if still is None else np.asarray(still, bool).reshape(T, 4))
+                                 still=None if still is None else np.asarray(still, bool).reshape(T, 4), level=level)
         if observed is not None:
             contacts = held_through_gaps(contacts, pts.reshape(T, 4, 3), P[:, 0], observed, fps, eye)
         contacts = contacts.reshape(T, 2, 2)
@@ -249,12 +253,15 @@ def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndar
             if observed is not None and np.asarray(observed, bool)[on].any():
                 w = w * np.asarray(observed, bool)[on]  # where it was seen, not where the fit bridged it
             here = (w[:, None] * pts[on, s, first]).sum(0) / w.sum()
-            anchor[on, s, first] = [here[0], here[1], lift[s, first]]
+            anchor[on, s, first] = np.stack([np.full(len(on), here[0]), np.full(len(on), here[1]),
+                                             lift[s, first] + level[on]], -1)
             other = 1 - first
             if c[:, other].any():
                 h = a + starts[other]  # the frame the other point comes down
                 there = here + pts[h, s, other] - pts[h, s, first]
-                anchor[a + np.flatnonzero(c[:, other]), s, other] = [there[0], there[1], lift[s, other]]
+                on2 = a + np.flatnonzero(c[:, other])
+                anchor[on2, s, other] = np.stack([np.full(len(on2), there[0]), np.full(len(on2), there[1]),
+                                                  lift[s, other] + level[on2]], -1)
     # Where the ankle must go so that the planted point sits on its anchor (the heel when it is planted,
     # else the toe). With heel and toe both planted the foot also holds one orientation, so both stay.
     ramp = max(1, int(round(RAMP_S * fps)))

@@ -114,5 +114,8 @@ def shape_meta(body, fits, overrides: dict, fit_config, camera_height=None) -> d
 
 
 def ground_dict(ground) -> dict:
-    """A GroundEstimate as the metadata stores it."""
-    return jsonable(asdict(ground))
+    """A GroundEstimate as the metadata stores it: each person's level as the height of the highest thing
+    they stood on (their frame-by-frame level is the person's ``level`` extra)."""
+    out = asdict(ground)
+    out["levels"] = [float(np.max(lv, initial=0.0)) for lv in ground.levels]
+    return jsonable(out)

@@ -94,7 +94,8 @@ def reshaped_root(global_orient, body_pose, transl, J_old, J_new, feet_old, feet
 
 def reshape_person(body, person: PersonResult, new_shape, fps: float, replant: bool = True) -> PersonResult:
     """``person`` with ``new_shape (S,)``: the rotations kept, the root moved (module docstring), rig,
-    mesh, joints and keys computed again; extras kept."""
+    mesh, joints and keys computed again; extras kept (feet planted again on what the person stood on:
+    the ``level`` extra)."""
     J_old, off_old, h_old, leg_old = _rest(body, person.shape)
     J_new, off_new, h_new, leg_new = _rest(body, new_shape)
     transl = reshaped_root(person.global_orient, person.body_pose, person.transl, J_old, J_new, (off_old, h_old),
@@ -102,7 +103,8 @@ def reshape_person(body, person: PersonResult, new_shape, fps: float, replant: b
     go, bp, extras = person.global_orient, person.body_pose, dict(person.extras)
     if replant and "root_shift" in extras:
         contacts = _point_contacts(go, bp, person.transl, J_old, off_old, h_old, fps, extras.get("contacts"))
-        planted = plant_feet(go, bp, transl, J_new, off_new, fps, h_new, contacts=contacts)
+        planted = plant_feet(go, bp, transl, J_new, off_new, fps, h_new, contacts=contacts,
+                             level=np.asarray(extras.get("level", 0.0), np.float64))
         go, bp, transl = planted.global_orient, planted.body_pose, planted.transl
         extras["root_shift"] = (np.asarray(extras["root_shift"], np.float64) + planted.root_shift).astype(np.float32)
     fingers = _finger_locals(body, person)
