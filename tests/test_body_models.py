@@ -113,6 +113,26 @@ def test_anny_person_result_and_exported_skinning(anny_model):
     assert body_rig.rig.heads[J("head"), 2] - body_rig.rig.heads[0, 2] > 0.4
 
 
+def test_a_long_capture_keys_the_same_rig_in_chunks(anny_model, monkeypatch):
+    # The rig's rotations are worked out some hundred frames at a time (a whole 10-minute capture at once
+    # held several GB); the keys must not depend on it, and stay sign-continuous across the chunks.
+    import core.body.base as base
+
+    rng = np.random.default_rng(5)
+    T = 50
+    t = np.linspace(0.0, 4.0 * np.pi, T)[:, None]
+    go = np.c_[0.3 * np.sin(t), 2.5 * t / t[-1], np.zeros_like(t)]  # turning round on the spot
+    bp = 0.4 * np.sin(t[:, :, None] + rng.uniform(0, 6, (1, 23, 3)))
+    tr = np.zeros((T, 3))
+    shape = np.full(anny_model.n_shape, 0.5)
+    whole = anny_model.person_result(0, np.arange(T), go, bp, tr, shape)
+    monkeypatch.setattr(base, "RIG_CHUNK", 7)
+    chunked = anny_model.person_result(0, np.arange(T), go, bp, tr, shape)
+    np.testing.assert_allclose(chunked.bone_rotations, whole.bone_rotations, atol=1e-12)
+    np.testing.assert_allclose(chunked.root_location, whole.root_location, atol=1e-12)
+    assert (np.sum(chunked.bone_rotations[1:] * chunked.bone_rotations[:-1], -1) > 0).all()
+
+
 def test_anny_landmarks(anny_model):
     m = anny_model
     rng = np.random.default_rng(5)

@@ -20,9 +20,12 @@ import torch
 from ..geometry.axes import R_BLENDER_FROM_CANON
 from ..geometry.kinematics import smpl_global_rotations, smpl_joints_world
 from ..geometry.rig import Rig, blender_pose_from_world_rotations
-from ..geometry.rotations import quat_wxyz_to_rotmat, rotvec_to_rotmat, rotvec_to_rotmat_torch, twist_angle
+from ..geometry.rotations import (quat_continuity, quat_wxyz_to_rotmat, rotvec_to_rotmat, rotvec_to_rotmat_torch,
+                                  twist_angle)
 from ..result import PersonResult
 from ..skeletons import BLAZEPOSE_LANDMARK_NAMES, HAND_CHAINS, SMPL_JOINT_NAMES, SMPL_PARENTS
+
+RIG_CHUNK = 512  # frames whose bone rotations are worked out together (person_result)
 
 
 @dataclass(frozen=True)
@@ -252,8 +255,16 @@ class BodyModel(torch.nn.Module):
             body_rig = self.rig(shape_np)
         G = smpl_global_rotations(go, bp, SMPL_PARENTS)
         joints = smpl_joints_world(G, J_rest, tr, SMPL_PARENTS)
-        quats, root_loc = blender_pose_from_world_rotations(body_rig.rig, body_rig.bone_world_deltas(G, fingers),
-                                                            joints[:, 0])
+        # The rig's rotations a chunk of frames at a time: every bone's (3, 3) matrices for a whole capture
+        # were several copies of 12 KiB a frame on Anny's rig (a 10-minute capture peaked 2.9 GiB here).
+        T, B = len(go), len(body_rig.rig.names)
+        quats, root_loc = np.empty((T, B, 4)), np.empty((T, 3))
+        for a in range(0, T, RIG_CHUNK):
+            c = slice(a, a + RIG_CHUNK)
+            quats[c], root_loc[c] = blender_pose_from_world_rotations(
+                body_rig.rig, body_rig.bone_world_deltas(G[c], None if fingers is None else np.asarray(fingers)[c]),
+                joints[c, 0])
+        quats = quat_continuity(quats, axis=0)  # sign-continuous across the chunks too
         extras = {}
         if hand_confidence is not None:
             hc = np.asarray(hand_confidence, dtype=np.float32)
