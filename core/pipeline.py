@@ -94,8 +94,9 @@ def run_capture(
     for ov in overrides.values():
         check_override(body, ov, len(perception.tracks))  # a person this capture does not have: one line
     perception = dense.observe(info, perception, progress, cancel)
-    # Frames that misread a person's size (a half-found body, a nearer person's legs) are bridged by the fit.
-    tracks, _ = without_misreads(perception.tracks, info.fps)
+    # Frames that misread a person's size (a half-found body, a nearer person's legs) are bridged by the fit;
+    # frames of a person who has walked out of the picture are left out.
+    tracks, _ = without_misreads(perception.tracks, info.fps, (info.width, info.height))
     lens = find_camera(tracks, info, config, progress, getattr(perception, "stills", None) or None)
     cam = camera_for_video(info.width, info.height, focal_px=lens.focal_px)
 

@@ -14,8 +14,8 @@ from core.fit.optimize import fit_track
 from core.geometry.camera import camera_for_video
 from core.observe.scale import pixel_scale
 from core.track.misreads import SIZE_PAIRS
-from core.track.misreads import (body_yaw, drop_frames, hidden_by_nearer, left_right_flips, size_jumps, swap_sides,
-                                 without_misreads)
+from core.track.misreads import (body_yaw, drop_frames, hidden_by_nearer, left_right_flips, out_of_frame, size_jumps,
+                                 swap_sides, without_misreads)
 
 from .synthetic_people import look_at_camera, observe, stander, walker
 
@@ -178,3 +178,24 @@ def test_a_person_read_the_wrong_way_for_a_moment_does_not_spin(body):
     fixed = fit_track(body, kept[0], cam, FitConfig()).joints
     assert facing_error(raw).max() > 40
     assert facing_error(fixed).max() < 15
+
+
+def test_a_person_who_walks_out_of_the_picture_ends_there(scene):
+    # The landmark model goes on reading a person from the region their track last had, past the frame's
+    # edge, with a high pose score (sports2d_demo.mp4: 1 s more, her body 1.5 m nearer and her feet 0.5 m
+    # up): those frames are left out, and the track ends where the person left.
+    cam, T_wc, _ = scene
+    lm, _ = walker(60, FPS, (1.0, 7.0), 0.0, speed=2.5)
+    obs = observe(lm, cam, T_wc, rng=np.random.default_rng(1), px_noise=0.5, world_noise=0.005)
+    xy = obs.keypoints[:, [11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28], :2]
+    inside = ((xy >= 0) & (xy < [cam.width, cam.height])).all(-1).mean(1)
+    gone = inside < 0.5
+    assert gone[:20].sum() == 0 and gone[-10:].all()  # the walk leaves the picture half way
+    kept, n = without_misreads([obs], FPS, (cam.width, cam.height))
+    assert n == gone.sum() and kept[0].frames[-1] == np.flatnonzero(~gone)[-1]
+    assert len(without_misreads([obs], FPS)[0][0].frames) == 60  # without the picture's size: every frame
+    # Legs below the bottom edge (a close shot from the waist up) keep their frames.
+    kp = obs.keypoints.copy()
+    kp[:, 23:, 1] += cam.height  # hips, knees, ankles and feet below the picture
+    kp[..., 0] -= kp[..., 0].mean(1, keepdims=True) - cam.width / 2  # the body in the middle of the picture
+    assert not out_of_frame(replace(obs, keypoints=kp), cam.width, cam.height).any()

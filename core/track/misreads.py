@@ -14,6 +14,13 @@ frame without an observation (its temporal terms) when the run is short and seen
   for as long as the pass lasts, and their feet skate. "Nearer": a clearly taller box (median over the
   frames where the two do not overlap).
 
+- **Out of the frame.** A person walking out of the picture is still read for a while from the region
+  their track last had, now past the frame's edge: the landmark model draws a whole body there with a
+  high pose score (on `sports2d_demo.mp4` a walker leaving at the left edge was read for 1 s more, none
+  of her landmarks inside the picture for the last half of it, her body 1.5 m nearer and her feet 0.5 m
+  in the air). Frames with fewer than ``MIN_INSIDE`` of the limbs' landmarks inside the picture are left
+  out wherever they are (at a track's end the track ends there), unless that is every frame of it.
+
 A third kind of misread keeps its frames: **facing the wrong way.** Seen from the front or the back,
 the landmark model sometimes reads a person the other way round for a few frames (a dancer turning, a
 person coming out from behind another): left and right labels swapped, depth relief mirrored, and the
@@ -44,6 +51,7 @@ DEG_PER_HEIGHT = 600.0  # an image step of the limbs of one box height weighs as
 _LIMBS = (11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)  # shoulders, elbows, wrists, hips, knees, ankles
 _FLIP = np.asarray(BLAZEPOSE_FLIP)
 SIZE_TREND_S = 1.5  # the trend of pixels per metre follows changes slower than about this period
+MIN_INSIDE = 0.5  # share of the limbs' landmarks inside the picture below which a frame is out of it
 # Every pair of nose, shoulders, elbows, hips, knees and ankles: a half-found body or borrowed legs
 # change many of them at once.
 _SIZE_LMS = (0, 11, 12, 13, 14, 23, 24, 25, 26, 27, 28)
@@ -245,12 +253,24 @@ def bridgeable(mask: np.ndarray, frames: np.ndarray, fps: float, max_bridge_s: f
     return mask
 
 
-def without_misreads(tracks, fps: float) -> tuple[tuple[TrackObservations, ...], int]:
-    """The tracks without their misread frames (``size_jumps``, ``hidden_by_nearer``) and with the
-    labels of their left-right swapped frames put back (``left_right_flips``), and how many frames were
-    left out in all."""
+def out_of_frame(obs: TrackObservations, width: int, height: int, min_inside: float = MIN_INSIDE) -> np.ndarray:
+    """Frames ``(T,)`` bool on which fewer than ``min_inside`` of the limbs' landmarks (shoulders, elbows,
+    wrists, hips, knees, ankles) lie inside the ``width`` x ``height`` picture; none when that is every
+    frame of the track (nothing would be left of it)."""
+    xy = np.asarray(obs.keypoints)[:, list(_LIMBS), :2]
+    inside = (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
+    out = inside.mean(axis=1) < min_inside
+    return out if not out.all() else np.zeros_like(out)
+
+
+def without_misreads(tracks, fps: float, size: tuple[int, int] | None = None) -> tuple[tuple[TrackObservations, ...], int]:
+    """The tracks without their misread frames (``size_jumps``, ``hidden_by_nearer`` and, with the
+    picture's ``size`` (width, height), ``out_of_frame``) and with the labels of their left-right swapped
+    frames put back (``left_right_flips``), and how many frames were left out in all."""
     tracks = tuple(tracks)
     near = hidden_by_nearer(tracks, fps)
     masks = [bridgeable(m | size_jumps(t, fps), t.frames, fps) for t, m in zip(tracks, near)]
+    if size is not None:
+        masks = [m | out_of_frame(t, *size) for t, m in zip(tracks, masks)]
     kept = [drop_frames(t, m) for t, m in zip(tracks, masks)]
     return tuple(swap_sides(t, left_right_flips(t, fps)) for t in kept), int(sum(m.sum() for m in masks))
