@@ -65,7 +65,8 @@ class CaptureSession:
                 return self.state
             n = len(self.imported["armatures"])
             self.state, self.message = st, (f"Captured {n} {'person' if n == 1 else 'people'} from "
-                                            f"{os.path.basename(self.video)}{scene_build.lens_note(self.imported)}")
+                                            f"{os.path.basename(self.video)}{scene_build.lens_note(self.imported)}"
+                                            f"{scene_build.levels_note(self.imported)}")
         else:
             self.state, self.message = st, self.job.message
         return self.state
@@ -213,7 +214,7 @@ class DOPPEL_OT_import_result(bpy.types.Operator):
             return {"CANCELLED"}
         n = len(summary["armatures"])
         msg = (f"Imported {n} {'person' if n == 1 else 'people'} from {os.path.basename(self.filepath)}"
-               f"{scene_build.lens_note(summary)}")
+               f"{scene_build.lens_note(summary)}{scene_build.levels_note(summary)}")
         _set_status(context, msg)
         self.report({"INFO"}, msg)
         return {"FINISHED"}

@@ -330,7 +330,8 @@ def build_from_result(context, result_path: str, video_path: str | None = None) 
         actions.append(action)
     scene.frame_set(scene.frame_start)
     return {"key": key, "name": name, "collection": coll, "camera": camera, "armatures": armatures,
-            "meshes": meshes, "actions": actions, "lens": (meta.get("camera") or {}).get("estimate") or {}}
+            "meshes": meshes, "actions": actions, "lens": (meta.get("camera") or {}).get("estimate") or {},
+            "levels": list((meta.get("ground") or {}).get("levels") or [])}
 
 
 def lens_note(summary: dict) -> str:
@@ -345,6 +346,13 @@ def lens_note(summary: dict) -> str:
     if source == "default":
         return f"; {mm} assumed (no estimate: {lens.get('reason', 'unknown')})"
     return f"; {mm} ({source})" if source else ""
+
+
+def levels_note(summary: dict) -> str:
+    """A short note for the status line on the people who stand on something above the ground (a box, a
+    stage: the result's ``ground.levels``), or ""."""
+    up = [(i, float(h)) for i, h in enumerate(summary.get("levels") or []) if float(h) > 0.0]
+    return "".join(f"; Person {i + 1} stands {h:.1f} m above the ground for part of the clip" for i, h in up)
 
 
 # ---------------------------------------------------------------- a person's body (shape controls)

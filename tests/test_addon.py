@@ -231,6 +231,18 @@ def _posed_heads(arm, names):
     return np.array([arm.matrix_world @ arm.pose.bones[n].head for n in names])
 
 
+def test_import_says_who_stands_above_the_ground(addon, tmp_path):
+    # A capture with someone on a box (the result's ground.levels): the status line says so.
+    from dataclasses import replace
+
+    r = toy_result(n_people=2, n_frames=12)
+    path = str(tmp_path / "box.npz")
+    write_result(path, replace(r, meta={**r.meta, "ground": {**(r.meta.get("ground") or {}), "levels": [0.0, 1.2]}}))
+    assert bpy.ops.doppel.import_result(filepath=path) == {"FINISHED"}
+    s = bpy.context.scene.doppel
+    assert "Person 2 stands 1.2 m above the ground" in s.status and "Person 1 stands" not in s.status, s.status
+
+
 def test_import_two_people_bake_matches_joints(addon, toy_path):
     r = read_result(toy_path)
     assert bpy.ops.doppel.import_result(filepath=toy_path) == {"FINISHED"}
