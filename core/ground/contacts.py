@@ -72,10 +72,10 @@ def detect_contacts(
 
     ``feet_cam`` holds P foot points (e.g. left heel, right heel, left toe, right toe) in the camera
     frame; missing frames are NaN and not in contact (except a single missing frame inside a contact,
-    which is a hole and filled). A point is in contact while it is slow and, if
-    ``plane = (n, d)`` is given (``d`` a number or one per frame), within ``plane_tol`` of it. Without a plane but with ``up_cam`` (world
-    up in the camera frame), it must instead be within ``plane_tol`` of the person's lowest foot point
-    over the surrounding half second.
+    which is a hole and filled). A point is in contact while it is slow and, if ``plane = (n, d)`` is
+    given (``d`` a number or one per frame), within ``plane_tol`` of it. Without a plane but with
+    ``up_cam`` (world up in the camera frame), it must instead be within ``plane_tol`` of the person's
+    lowest foot point over the surrounding half second.
 
     "Slow" is relative to the person's own jitter: velocities come from a zero-lag Savitzky-Golay
     derivative (about 0.15 s window) and the threshold is ``speed_thresh`` (0.25 m/s) or three times

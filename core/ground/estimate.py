@@ -170,7 +170,7 @@ def _judged(contacts: list) -> list[int]:
 
 def _heights(contacts: list, n: np.ndarray, d: float) -> dict:
     """Each judged person's median contact height above the plane ``(n, d)``."""
-    return {k: _weighted_median(contacts[k][0] @ n + d, contacts[k][1]) for k in _judged(contacts)}
+    return {k: _weighted_median(heights(contacts[k][0], (n, d)), contacts[k][1]) for k in _judged(contacts)}
 
 
 def _floor_people(contacts: list, n: np.ndarray | None = None) -> list[int] | None:
@@ -242,7 +242,7 @@ def estimate_ground(feet_per_person: list, fps: float, min_points: int = MIN_CON
                     height: float | None = None) -> GroundEstimate:
     """One ground plane for everyone (see :func:`_from_feet`). ``height``: the camera's height above the
     ground when the user knows it; it replaces the plane's distance (method "given" when ``normal`` is
-    given too: nothing is then taken from the feet)."""
+    given too: nothing is then taken from the feet, people on other levels included)."""
     if height is not None and normal is not None:
         return _make_estimate(normal, float(height), 0, "given")
     g = _from_feet(feet_per_person, fps, min_points, planted, normal, height)

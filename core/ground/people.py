@@ -95,9 +95,9 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
     below = None if height is None else height - lift  # the camera's height above the foot points' plane
     ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=below)
     if config.ground_depth:  # each person's depth from where their planted feet meet it; then the ground again
-        fits = [_depth_from_feet(body, tr, f, ft, _planted(c, ft, fps, ground.person_plane(k)), ground.person_plane(k),
-                                 cam, fps, device)
-                for k, (tr, f, ft, c) in enumerate(zip(tracks, fits, feet, planted))]
+        planes = [ground.person_plane(k) for k in range(len(fits))]
+        fits = [_depth_from_feet(body, tr, f, ft, _planted(c, ft, fps, pl), pl, cam, fps, device)
+                for tr, f, ft, c, pl in zip(tracks, fits, feet, planted, planes)]
         feet = [foot_points(body, f, device) for f in fits]
         ground = estimate_ground(feet, fps, planted=planted, normal=normal, height=below)
     if height is not None and normal is not None and progress is not None:  # a ground fixed in full
@@ -108,10 +108,11 @@ def ground_people(body, tracks, fits: list[TrackFit], cam, config, fps: float, d
         for k, (tr, f) in enumerate(zip(tracks, fits)):
             if check_cancel is not None:
                 check_cancel()
-            contacts = _planted(planted[k], feet[k], fps, ground.person_plane(k))
+            plane = ground.person_plane(k)
+            contacts = _planted(planted[k], feet[k], fps, plane)
             report = None if progress is None else (
                 lambda d, tot, k=k: progress("ground", k * 100 + int(100 * d / tot), n * 100))
-            g = fit_track(body, tr, cam, config.fit, device, init=f, ground=ground.person_plane(k), contacts=contacts,
+            g = fit_track(body, tr, cam, config.fit, device, init=f, ground=plane, contacts=contacts,
                           iterations=config.ground_iterations, dense_uv=dense_uv, progress=report)
             refined.append(smooth_fit(body, g, REFIT_SMOOTHING * config.smoothing, fps, device))
         fits = refined

@@ -78,7 +78,8 @@ def ray_discounted(v: np.ndarray, ray: np.ndarray, ray_weight: float = RAY_WEIGH
 
 
 def foot_contacts(points: np.ndarray, fps: float, eye: np.ndarray | None = None,
-                  ray_weight: float = RAY_WEIGHT, still: np.ndarray | None = None, level=0.0) -> np.ndarray:
+                  ray_weight: float = RAY_WEIGHT, still: np.ndarray | None = None,
+                  level: float | np.ndarray = 0.0) -> np.ndarray:
     """Contacts ``(T, P)`` bool of foot points ``(T, P, 3)`` in the world (Z up, ground z = 0): slow
     horizontally, or standing still in the image (``still (T, P)`` bool, when given), and within
     ``PLANT_TOL`` of the person's foot-on-ground level, which must itself be within ``MAX_GROUND_GAP``
@@ -209,7 +210,8 @@ def _two_bone(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.n
 def plant_feet(global_orient: np.ndarray, body_pose: np.ndarray, transl: np.ndarray, J_rest: np.ndarray,
                foot_offsets: np.ndarray, fps: float, foot_heights: np.ndarray | None = None,
                contacts: np.ndarray | None = None, eye: np.ndarray | None = None,
-               still: np.ndarray | None = None, observed: np.ndarray | None = None, level: float = 0.0) -> PlantedFeet:
+               still: np.ndarray | None = None, observed: np.ndarray | None = None,
+               level: float | np.ndarray = 0.0) -> PlantedFeet:
     """Plant the feet of one person (see the module docstring).
 
     Args:

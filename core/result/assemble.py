@@ -14,7 +14,7 @@ from .schema import PersonResult
 
 
 def world_person(body, fit: TrackFit, T_world_from_cam: np.ndarray, fps: float, device, plant: bool = True,
-                 still: np.ndarray | None = None, hands=None, level=0.0) -> PersonResult:
+                 still: np.ndarray | None = None, hands=None, level: float | np.ndarray = 0.0) -> PersonResult:
     """One person in the world (Z up, metres): SMPL parameters, joints, rig, skinned mesh and keys, with
     planted feet (core.ground.plant) unless ``plant`` is False. ``still``: foot points standing still in
     the image, ``(T, 2, 2)`` (core.ground.people.still_feet), which count as contacts near the ground.

@@ -263,7 +263,8 @@ def out_of_frame(obs: TrackObservations, width: int, height: int, min_inside: fl
     return out if not out.all() else np.zeros_like(out)
 
 
-def without_misreads(tracks, fps: float, size: tuple[int, int] | None = None) -> tuple[tuple[TrackObservations, ...], int]:
+def without_misreads(tracks, fps: float,
+                     size: tuple[int, int] | None = None) -> tuple[tuple[TrackObservations, ...], int]:
     """The tracks without their misread frames (``size_jumps``, ``hidden_by_nearer`` and, with the
     picture's ``size`` (width, height), ``out_of_frame``) and with the labels of their left-right swapped
     frames put back (``left_right_flips``), and how many frames were left out in all."""
