@@ -87,6 +87,42 @@ def test_anny_gradients(anny_model):
         assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
 
 
+def test_the_fitters_shape_expansion_follows_the_exact_body(anny_model):
+    # Inside shape_expansion a shape with a gradient poses the body from the rest state's first-order
+    # expansion: exact (values and gradient) where it was made, within a millimetre of the exact body
+    # while the shape stays within EXPANSION_TOL of it, and made again once the shape moves further.
+    from core.body.anny_model import EXPANSION_TOL
+
+    m = anny_model
+    rng = np.random.default_rng(5)
+    go, bp, tr = _random_pose(rng, 4, 0.4)
+    rot = rotvec_to_rotmat_torch(torch.as_tensor(np.concatenate([go[:, None], bp], 1), dtype=torch.float32))
+    tr = torch.as_tensor(tr, dtype=torch.float32)
+    ids = torch.arange(0, m.n_vertices, 97)
+    s0 = torch.full((1, m.n_shape), 0.45)
+
+    def pose(shape, expanded):
+        s = shape.clone().requires_grad_(True)
+        out = m(rot, tr, s, vertex_ids=ids)
+        (out.vertices.square().sum() + out.joints.square().sum()).backward()
+        return out.vertices.detach(), out.joints.detach(), s.grad
+
+    exact = pose(s0, False)
+    with m.shape_expansion():
+        at = pose(s0, True)
+        step = torch.as_tensor(rng.uniform(-1, 1, (1, m.n_shape)) * 0.9 * EXPANSION_TOL, dtype=torch.float32)
+        near = pose(s0 + step, True)
+        far = pose(s0 + 3 * EXPANSION_TOL, True)
+    torch.testing.assert_close(at[0], exact[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(at[1], exact[1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(at[2], exact[2], rtol=1e-3, atol=1e-3)  # float32 sums in another order
+    near_exact, far_exact = pose(s0 + step, False), pose(s0 + 3 * EXPANSION_TOL, False)
+    assert float((near[0] - near_exact[0]).norm(dim=-1).max()) < 1e-3
+    assert float((near[1] - near_exact[1]).norm(dim=-1).max()) < 1e-3
+    torch.testing.assert_close(far[0], far_exact[0], rtol=1e-4, atol=1e-5)  # made again where the shape went
+    assert m._expansion is None  # and nothing kept once the fit is done
+
+
 def test_anny_joints_match_rig_maths(anny_model):
     m = anny_model
     rng = np.random.default_rng(3)

@@ -12,6 +12,7 @@ T-pose in that frame. See docs/BODY_MODELS.md.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -134,6 +135,11 @@ class BodyModel(torch.nn.Module):
     @property
     def shape_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.shape_lower, self.shape_upper
+
+    def shape_expansion(self):
+        """A context in which posing with a shape that needs a gradient may use the rest state's
+        first-order expansion in the shape (the fitter's loop; see AnnyBody). Here: nothing changes."""
+        return contextlib.nullcontext()
 
     def _batched_shape(self, shape) -> torch.Tensor:
         if shape is None:

@@ -149,28 +149,31 @@ def fit_track(
     total_iters = sum(n for _, n, _ in stages)
     done = 0
     last: dict[str, float] = {}
-    for stage, n_iter, pose_free in stages:
-        size.expand_at(shape_of(shape_raw).detach())
-        lr = cfg.lr * (0.25 if stage == "refine" else 1.0)  # refining a solution: small steps only
-        params = [{"params": [root], "lr": lr * 0.5}, {"params": [shape_raw], "lr": lr}]
-        params.append({"params": [rot6d], "lr": lr})
-        opt = torch.optim.Adam(params)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_iter), eta_min=lr * 0.1)
-        for it in range(n_iter):
-            opt.zero_grad(set_to_none=True)
-            R = rot6d_to_rotmat(rot6d)
-            if not pose_free:
-                R = torch.cat([R[:, :1], R[:, 1:].detach()], 1)
-            shape = shape_of(shape_raw)
-            L = obj.losses(R, transl_of(root, shape), shape, shape_default, stage, stature=size.stature(shape))
-            loss = sum(L.values())
-            loss.backward()
-            opt.step()
-            sched.step()
-            done += 1
-            if progress is not None and (done % 10 == 0 or done == total_iters):
-                progress(done, total_iters)
-        last = {k: float(v.detach()) for k, v in L.items()}
+    # The body's rest state, nonlinear in the shape, enters every step to first order about the current
+    # shape (made again as the shape moves: core.body.anny_model.AnnyBody.shape_expansion).
+    with body.shape_expansion():
+        for stage, n_iter, pose_free in stages:
+            size.expand_at(shape_of(shape_raw).detach())
+            lr = cfg.lr * (0.25 if stage == "refine" else 1.0)  # refining a solution: small steps only
+            params = [{"params": [root], "lr": lr * 0.5}, {"params": [shape_raw], "lr": lr}]
+            params.append({"params": [rot6d], "lr": lr})
+            opt = torch.optim.Adam(params)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_iter), eta_min=lr * 0.1)
+            for it in range(n_iter):
+                opt.zero_grad(set_to_none=True)
+                R = rot6d_to_rotmat(rot6d)
+                if not pose_free:
+                    R = torch.cat([R[:, :1], R[:, 1:].detach()], 1)
+                shape = shape_of(shape_raw)
+                L = obj.losses(R, transl_of(root, shape), shape, shape_default, stage, stature=size.stature(shape))
+                loss = sum(L.values())
+                loss.backward()
+                opt.step()
+                sched.step()
+                done += 1
+                if progress is not None and (done % 10 == 0 or done == total_iters):
+                    progress(done, total_iters)
+            last = {k: float(v.detach()) for k, v in L.items()}
 
     with torch.no_grad():
         R = rot6d_to_rotmat(rot6d).double().cpu().numpy()
