@@ -251,8 +251,9 @@ class AnnyBody(BodyModel):
         """Inside, a rest state with a gradient in one shape comes from its first-order expansion about
         a nearby shape (``_expanded_rest_state``), made again whenever the shape moves more than
         ``EXPANSION_TOL`` from it. The shape's 136 blend-shape weights are a piecewise multilinear function
-        of its 6 values, built from many small tensor operations: with its gradient it cost the fit about
-        100 ms a step of the 160 ms the body took (a 50-frame track), the pose alone 60 ms."""
+        of its 6 values, built from many small tensor operations: with their gradient, posing a 50-frame
+        track cost 7.0 ms a step against 4.5 ms with the shape held (idle machine; the fit and the ground
+        refit together 12 % faster with the expansion, docs/BENCHMARKS.md)."""
         self._expansion = {}
         try:
             yield self
@@ -263,8 +264,8 @@ class AnnyBody(BodyModel):
 
     def _expanded_rest_state(self, shape: torch.Tensor, vertex_ids=None):
         """``_rest_state(shape, vertex_ids)`` for one shape ``(1, S)``, linear in it: exact at the
-        expansion point, within 0.6 mm of the exact vertices up to ``EXPANSION_TOL`` away from it
-        (measured at the default shape, where three of the values sit on an anchor of the blend)."""
+        expansion point, within 1.1 mm of the exact vertices ``EXPANSION_TOL`` away from it and 0.6 mm at
+        half that (measured at the default shape, where three of the values sit on an anchor of the blend)."""
         key = vertex_ids  # the fitter passes the same index tensor every step: one expansion per tensor
         e = next((x for x in self._expansion.values() if x["ids"] is key), None)
         if e is None or float((shape.detach() - e["at"]).abs().max()) > EXPANSION_TOL:
