@@ -90,7 +90,8 @@ def test_anny_gradients(anny_model):
 def test_the_fitters_shape_expansion_follows_the_exact_body(anny_model):
     # Inside shape_expansion a shape with a gradient poses the body from the rest state's first-order
     # expansion: exact (values and gradient) where it was made, within a millimetre of the exact body
-    # while the shape stays within EXPANSION_TOL of it, and made again once the shape moves further.
+    # while the shape stays within EXPANSION_TOL of it (here, away from the blend's anchors), and made
+    # again once the shape moves further.
     from core.body.anny_model import EXPANSION_TOL
 
     m = anny_model
