@@ -271,12 +271,12 @@ class AnnyBody(BodyModel):
         1.2 mm at half that, measured at the default shape, where three of the values sit on an anchor of
         the blend (0.7 mm at 0.04 from a shape of 0.45 throughout)."""
         key = vertex_ids  # the fitter passes the same index tensor every step: one expansion per tensor
-        e = next((x for x in self._expansion.values() if x["ids"] is key), None)
-        if e is None or float((shape.detach() - e["at"]).abs().max()) > EXPANSION_TOL:
+        e = self._expansion.get(id(key))
+        if e is None or e["ids"] is not key or float((shape.detach() - e["at"]).abs().max()) > EXPANSION_TOL:
             at = shape.detach().clone()
             with torch.no_grad():
-                jac = torch.func.jacfwd(self._coeffs)(at)[0, :, 0, :]  # (K, S): d weights / d shape
-                c0 = self._coeffs(at)  # (1, K)
+                jac, c0 = torch.func.jacfwd(lambda s: (self._coeffs(s),) * 2, has_aux=True)(at)
+                jac = jac[0, :, 0, :]  # (K, S): d weights / d shape; c0 (1, K) the weights there
                 K = self.v_dirs.shape[0]
                 dirs = self.v_dirs if key is None else self.v_dirs.reshape(K, -1, 3)[:, key].reshape(K, -1)
                 base = self.v_template if key is None else self.v_template[key]
