@@ -76,6 +76,9 @@ class PerceptionConfig:
     # Besides the whole frame, sweep square tiles across the long side (people up to twice as large to the
     # detector), on one detector frame in every detect_every: people far away or with their faces turned.
     detect_tiles: bool = True
+    # On every other sweep, also a grid of tiles half the frame's short side (people four times as large as
+    # in the whole frame: someone 100 px tall in a 360 px frame, 200 px in a 720 px one).
+    detect_fine: bool = True
     # On those sweep frames, also offer what moves against a still camera's background and nobody followed
     # explains (core.detect.motion): people seen from behind, whom the face-keyed detector never finds.
     detect_motion: bool = True

@@ -253,3 +253,21 @@ def test_the_tiles_keep_a_face_at_a_tile_edge_that_no_view_finds_whole():
     swept = det(frame, [True])[0]
     assert len(swept.scores) == 2, swept.keypoints[:, 0]
     assert min(abs(swept.keypoints[:, 0, 0] - 345)) < 4
+
+
+def test_the_finer_tiles_find_a_person_far_away():
+    # A face 7 px across in a 640x360 frame (a person about 100 px tall, far from the camera) is 2.5 px
+    # in the whole frame's 224 px and 4.4 px in the tiles as tall as the frame: the stand-in graph, like
+    # the real one, finds nobody. The finer grid (tiles half as tall) shows it at 8.7 px: found, once.
+    from core.detect.blazepose import PoseDetector, fine_tiles
+
+    frame = torch.zeros(1, 3, 360, 640)
+    frame[0, :, 200:207, 500:507] = 255.0
+    det = PoseDetector(_SpotDetector(), torch.device("cpu"))
+    assert len(det(frame)[0].scores) == 0 and len(det(frame, [True])[0].scores) == 0
+    fine = det(frame, [2])[0]
+    assert len(fine.scores) == 1 and np.hypot(*(fine.keypoints[0, 0] - [503.5, 224])) < 4, fine.keypoints[:, 0]
+    grid = fine_tiles(360, 640)  # 15 tiles of 180 px, from edge to edge, neighbours sharing a quarter
+    assert len(grid) == 15 and np.all(grid[:, 2] == 180)
+    assert grid[:, 0].min() == 90 and grid[:, 0].max() == 550 and grid[:, 1].min() == 90 and grid[:, 1].max() == 270
+    assert len(fine_tiles(240, 320)) == 0  # tiles under 160 px: the whole frame already shows those people

@@ -630,3 +630,38 @@ def test_something_only_motion_found_for_under_a_second_is_not_kept():
     tracks = feed_drawn(tracker, [a, b], 75)
     assert tracker.stats.get("motion_proposals", 0) > 0  # B's piece was offered ...
     assert [set(owner(tr, [a, b])) for tr in tracks] == [{0}]  # ... and not kept
+
+
+class SmallOnlyInFineTiles(FakeDetector):
+    """Like the BlazePose detector with a person far away (``far``): found only in the finer tiles of a
+    sweep (``tiled`` level 2), too small for the whole frame and the tiles as tall as the frame."""
+
+    def __init__(self, people, far):
+        super().__init__(people)
+        self.all, self.far = list(people), far
+
+    def __call__(self, frames: torch.Tensor, tiled=None) -> list[Detections]:
+        out = []
+        for b in range(frames.shape[0]):
+            level = 0 if tiled is None else int(tiled[b])
+            self.people = [p for p in self.all if level >= 2 or p not in self.far]
+            out += super().__call__(frames[b:b + 1], None)
+        return out
+
+
+def test_a_person_far_away_standing_still_is_found_by_the_finer_sweep():
+    # A stands near the camera; B stands far back (90 px tall), still, facing the camera: no motion to
+    # offer, and only the finer tiles, swept on every other sweep, see her face. She is captured from her
+    # first frames; without the finer tiles she never is.
+    a = Person(lambda t: (160, 250), 220, colour=10)
+    b = Person(lambda t: (480, 200), 90, colour=300)
+    for fine in (True, False):
+        tracker = Tracker(SmallOnlyInFineTiles([a, b], far=[b]), FakeLandmarker([a, b]), PerceptionConfig(detect_fine=fine), FPS)
+        tracks = feed_drawn(tracker, [a, b], 50)
+        on_b = [tr for tr in tracks if set(owner(tr, [a, b])) == {1}]
+        if not fine:
+            assert not on_b and len(tracks) == 1
+            continue
+        assert len(tracks) == 2 and len(on_b) == 1, [owner(tr, [a, b]) for tr in tracks]
+        assert on_b[0].frames[0] <= 8 and on_b[0].frames[-1] == 49
+        assert tracker.stats["fine_frames"] == -(-tracker.stats["tiled_frames"] // 2)  # every other sweep

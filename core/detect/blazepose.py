@@ -90,10 +90,16 @@ class PoseDetector:
         frame's height is 60 px and the face the detector keys on a few pixels. Frames flagged in
         ``tiled`` are also swept in square tiles across their long side (``tiles``): the people in them
         at up to twice the size. The tiles only add people: a face the whole frame found is kept as it
-        found it (MediaPipe's reading), a tile's detection with its hips (``same_hips``) is dropped."""
+        found it (MediaPipe's reading), a tile's detection with its hips (``same_hips``) is dropped.
+        ``tiled[b]`` may also be a level: 1 (or True) sweeps those tiles, 2 adds a grid of tiles half as
+        large (``fine_tiles``: people four times as large as in the whole frame of a 16:9 video)."""
         B, _, H, W = frames.shape
-        whole, parts = letterbox_roi(H, W)[0][0], list(tiles(H, W)) if tiled is not None and any(tiled) else []
-        views = [(b, r) for b in range(B) for r in [whole] + (parts if tiled is not None and tiled[b] else [])]
+        level = [0] * B if tiled is None else [int(v) for v in tiled]
+        whole = letterbox_roi(H, W)[0][0]
+        parts = {1: list(tiles(H, W)) if max(level) >= 1 else []}
+        parts[2] = parts[1] + list(fine_tiles(H, W)) if max(level) >= 2 else []
+        views = [(b, r) for b in range(B) for r in [whole] + parts.get(min(level[b], 2), [])]
+        fine_side = 0.5 * min(H, W)
         rois = torch.as_tensor(np.array([r for _, r in views]), dtype=torch.float32, device=frames.device)
         idx = torch.as_tensor([b for b, _ in views], device=frames.device)
         # BORDER_ZERO: padding (the letterbox) is black before the [-1, 1] range transform.
@@ -118,6 +124,15 @@ class PoseDetector:
             x0, y0 = cx - side / 2.0, cy - side / 2.0
             bx, kp = boxes_np[v][keep], kps_np[v][keep]
             sc = scores_np[v][keep]
+            if side <= fine_side:
+                # A finer tile is for people far away: small (a whole body within the tile; hips to the
+                # scale point is half a body) and upright. What reads larger is a part of someone near (a
+                # hand or a knee read as a face), whom the larger views see whole; what reads tipped over
+                # was, on real footage, a pair of legs or a bag on the floor.
+                axis = kp[:, 1] - kp[:, 0]
+                small = 2.0 * np.linalg.norm(axis, axis=-1) <= FINE_MAX_BODY
+                upright = -axis[:, 1] >= np.cos(np.radians(FINE_MAX_TILT_DEG)) * np.linalg.norm(axis, axis=-1)
+                bx, kp, sc = bx[small & upright], kp[small & upright], sc[small & upright]
             # In a tile, a face box at its edge may be cut (and whole in the next tile).
             inner = np.all((bx > TILE_EDGE) & (bx < 1.0 - TILE_EDGE), axis=1) if found[b] else np.ones(len(sc), bool)
             found[b].append((sc, bx * side + [x0, y0, x0, y0], kp * side + [x0, y0], inner))
@@ -167,6 +182,25 @@ def tiles(height: int, width: int, overlap: float = 0.25) -> np.ndarray:
     if width >= height:
         return np.array([[c, height / 2.0, side, 0.0] for c in centres])
     return np.array([[width / 2.0, c, side, 0.0] for c in centres])
+
+
+FINE_MAX_BODY = 1.0  # a finer tile's detection: the body at most this share of the tile's side
+FINE_MAX_TILT_DEG = 45.0  # ... and its body within this of upright
+FINE_MIN_SIDE = 160  # px: no finer tiles where they would be smaller than this (the graph reads 224 px)
+
+
+def fine_tiles(height: int, width: int, overlap: float = 0.25) -> np.ndarray:
+    """A grid of square regions ``(n, 4)`` half as tall as the frame's short side, neighbours sharing at
+    least ``overlap`` of a side, across the whole frame (a person far away stands anywhere in it): a
+    16:9 frame gets 15. None where such a tile would be under ``FINE_MIN_SIDE`` px (the graph's own 224 px
+    already see those frames' people at that size)."""
+    side = 0.5 * float(min(height, width))
+    if side < FINE_MIN_SIDE:
+        return np.zeros((0, 4))
+    step = (1.0 - overlap) * side
+    xs = np.linspace(side / 2.0, width - side / 2.0, int(np.ceil((width - side) / step)) + 1)
+    ys = np.linspace(side / 2.0, height - side / 2.0, int(np.ceil((height - side) / step)) + 1)
+    return np.array([[x, y, side, 0.0] for y in ys for x in xs])
 
 
 def load_detector(device: torch.device | str = "cpu") -> PoseDetector:

@@ -46,6 +46,7 @@ from .tracklet import Observation, Tracklet
 PIECE_HEIGHT = (0.5, 2.0)  # a moving piece's first reading: its body's height against the piece's
 PIECE_MIN_WIDTH = 0.15  # ... its width against its height (a person side on with the arms down: 0.2-0.25)
 PIECE_INSIDE = 0.5  # ... and the most of its box that may lie inside a followed person's
+FINE_EVERY = 2  # sweeps: the finer tiles on one in this many (0.64 s apart at 25 fps with detect_every 8)
 MOTION_MIN_S = 1.0  # seconds of readings a person found only by their motion needs to be kept
 
 
@@ -64,6 +65,7 @@ class Tracker:
         self.next_id = 0
         self.last_detect = -10 ** 9
         self.last_sweep = -10 ** 9
+        self.sweeps = 0
         self.force_detect = True
         self.max_missed = max(1, int(round(config.max_missed_s * fps)))
         self.reacquire = max(1, int(round(config.reacquire_s * fps)))
@@ -92,10 +94,15 @@ class Tracker:
             sel = torch.as_tensor(det_rows, device=frames.device)
             tiled = []
             for b in det_rows:  # the tiled sweep: at most one frame in every detect_every
-                tiled.append(cfg.detect_tiles and indices[b] - self.last_sweep >= cfg.detect_every)
-                if tiled[-1]:
+                swept = cfg.detect_tiles and indices[b] - self.last_sweep >= cfg.detect_every
+                if swept:
                     self.last_sweep = indices[b]
-            self.stats["tiled_frames"] = self.stats.get("tiled_frames", 0) + sum(tiled)
+                    self.sweeps += 1
+                # every FINE_EVERY-th sweep (the first included) adds the finer grid: people far away
+                fine = swept and cfg.detect_fine and (self.sweeps - 1) % FINE_EVERY == 0
+                tiled.append(2 if fine else int(swept))
+            self.stats["tiled_frames"] = self.stats.get("tiled_frames", 0) + sum(v > 0 for v in tiled)
+            self.stats["fine_frames"] = self.stats.get("fine_frames", 0) + sum(v > 1 for v in tiled)
             for b, d in zip(det_rows, self.det(frames.index_select(0, sel), tiled)):
                 dets[b] = d
             if self.motion is not None:
