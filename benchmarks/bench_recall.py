@@ -13,7 +13,8 @@ A person is *present* (issue 13's definition) when they are at least 120 px tall
   with a note): the ground truth's 2-D joints give each person's box per frame (head joint to ankles:
   about 85 % of their height, so 102 px of joints count as 120 px tall); a track belongs to the
   person whose boxes it overlaps best (mean IoU at least 0.3 over their common frames). A track on
-  someone too small to count is neither found nor false.
+  someone too small to count is neither found nor false; people in view for 1 s but under 120 px are
+  tallied on their own line (found / in view).
 
 Per clip: people found / present (Doppel, MediaPipe), the delay from a person's first visible frame to
 their first tracked one (s), the share of their visible frames that a track covers, and false people:
@@ -101,6 +102,8 @@ class ClipScore:
     delays: list = field(default_factory=list)  # seconds, per found person
     coverage: list = field(default_factory=list)  # share of visible frames tracked, per present person
     missed: list = field(default_factory=list)  # labels
+    smaller: int = 0  # people in view for at least MIN_SECONDS but under MIN_HEIGHT_PX (synthetic: from the truth)
+    smaller_found: int = 0  # ... of them with a track of their own
 
 
 def doppel_tracks(video: str) -> list[Track]:
@@ -139,10 +142,14 @@ def _score(name: str, owners: list, tracks: list[Track], spans: list, labels: li
     """Tally one clip: ``owners[k]`` is the person index track ``k`` belongs to (None: nobody);
     ``spans[p]``: the frames person ``p`` is present in, None for someone too small to count (their
     tracks are neither found people nor false ones)."""
-    sc = ClipScore(name, present=sum(s is not None for s in spans))
+    sc = ClipScore(name, present=sum(s is not None and len(s) > 0 for s in spans))
     for p, span in enumerate(spans):
         mine = [t for t, o in zip(tracks, owners) if o == p]
         if span is None:
+            continue
+        if len(span) == 0:  # in view long enough but too small to count: tallied on their own
+            sc.smaller += 1
+            sc.smaller_found += bool(mine)
             continue
         sc.coverage.append(_covered(span, mine))
         if not mine:
@@ -183,7 +190,9 @@ def score_synthetic(name: str, gt_people: list[dict], tracks: list[Track], fps: 
     for k, g in enumerate(gt_people):
         b = ev.boxes_from_points(g["joints_2d"])
         tall = (b[:, 3] - b[:, 1]) >= JOINT_SPAN * MIN_HEIGHT_PX
-        spans.append(np.asarray(g["frames"])[tall] if tall.sum() >= MIN_SECONDS * fps else None)
+        # under MIN_HEIGHT_PX but in view for MIN_SECONDS: an empty span, counted apart ("smaller people")
+        spans.append(np.asarray(g["frames"])[tall] if tall.sum() >= MIN_SECONDS * fps else
+                     np.zeros(0, int) if len(g["frames"]) >= MIN_SECONDS * fps else None)
         labels.append(f"person {k}")
         boxes.append((np.asarray(g["frames"]), b))
     owners = []
@@ -264,6 +273,11 @@ def main(argv=None) -> int:
         print(f"\nSynthetic suite ({args.split} clips; people from the ground truth):\n\n" + HEADER)
         print("\n".join(_line(d, m) for d, m in rows))
         print(_totals("synthetic suite", rows))
+        small = sum(d.smaller for d, _ in rows)
+        print(f"\nPeople in view for at least {MIN_SECONDS:.0f} s but under {MIN_HEIGHT_PX:.0f} px tall (not counted "
+              f"above): Doppel found {sum(d.smaller_found for d, _ in rows)} of {small}, MediaPipe "
+              f"{sum(m.smaller_found for _, m in rows)}"
+              + "".join(f"; {d.name}: {d.smaller_found} of {d.smaller}" for d, _ in rows if d.smaller))
         all_rows += rows
     if args.only is None and all_rows:
         print("\n" + HEADER.split("\n")[0] + "\n" + HEADER.split("\n")[1])
