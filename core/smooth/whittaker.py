@@ -49,8 +49,11 @@ def whittaker(x: np.ndarray, lam: float, weights: np.ndarray | None = None) -> n
 
 
 def smooth_rotations(R: np.ndarray, lam: float, weights: np.ndarray | None = None) -> np.ndarray:
-    """Smooth rotation matrices ``R (T, ..., 3, 3)`` along time without lag."""
+    """Smooth rotation matrices ``R (T, ..., 3, 3)`` along time without lag; ``lam`` 0 (smoothing off)
+    gives them back as they are (not re-projected, which moves them by a rounding error)."""
     R = np.asarray(R, dtype=np.float64)
+    if lam <= 0:
+        return R.copy()
     return project_to_rotation(whittaker(R, lam, weights))
 
 
