@@ -95,10 +95,11 @@ class PoseDetector:
         large (``fine_tiles``: people four times as large as in the whole frame of a 16:9 video)."""
         B, _, H, W = frames.shape
         level = [0] * B if tiled is None else [int(v) for v in tiled]
-        whole = letterbox_roi(H, W)[0][0]
-        parts = {1: list(tiles(H, W)) if max(level) >= 1 else []}
-        parts[2] = parts[1] + list(fine_tiles(H, W)) if max(level) >= 2 else []
-        views = [(b, r) for b in range(B) for r in [whole] + parts.get(min(level[b], 2), [])]
+        whole, top = letterbox_roi(H, W)[0][0], max(level, default=0)
+        coarse = list(tiles(H, W)) if top >= 1 else []
+        fine = list(fine_tiles(H, W)) if top >= 2 else []
+        views = [(b, r) for b in range(B)
+                 for r in [whole] + (coarse if level[b] >= 1 else []) + (fine if level[b] >= 2 else [])]
         fine_side = 0.5 * min(H, W)
         rois = torch.as_tensor(np.array([r for _, r in views]), dtype=torch.float32, device=frames.device)
         idx = torch.as_tensor([b for b, _ in views], device=frames.device)
